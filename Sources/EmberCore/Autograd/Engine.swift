@@ -1,0 +1,158 @@
+/// Runs backward passes: sort the graph once, walk it in reverse, reduce broadcast
+/// gradients to each input's shape, and commit leaves' gradients only when every
+/// derivative and hook has succeeded. The engine takes no lock and keeps no state
+/// between passes, so a thrown error can neither deadlock nor poison the next pass.
+enum Engine {
+    /// Gradients flowing into the graph from `roots`; returns the gradients of `capture`
+    /// (for `Autograd.grad`) or accumulates into leaves when `capture` is nil.
+    static func run(roots: [(Tensor, Tensor)], retainGraph: Bool, createGraph: Bool,
+                    capture: [Tensor]? = nil) throws -> [Tensor?] {
+        // Topological order of the nodes reachable from the roots (iterative DFS).
+        var order: [Node] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Node, Int)] = []
+        for (root, _) in roots {
+            guard let n = root.gradFn, visited.insert(ObjectIdentifier(n)).inserted else { continue }
+            stack.append((n, 0))
+            while let (node, i) = stack.last {
+                if node.released {
+                    throw EmberError.autograd(
+                        "Trying to backward through the graph a second time (or directly access saved tensors after they have already been freed) in \(node.name). Specify retainGraph: true if you need to backward through the graph a second time.")
+                }
+                if i < node.inputs.count {
+                    stack[stack.count - 1].1 += 1
+                    if let t = node.inputs[i], let child = t.gradFn, visited.insert(ObjectIdentifier(child)).inserted {
+                        stack.append((child, 0))
+                    }
+                } else {
+                    order.append(node)
+                    stack.removeLast()
+                }
+            }
+        }
+
+        var pending: [ObjectIdentifier: Tensor] = [:]
+        var leafOrder: [Tensor] = []
+        var leafPending: [ObjectIdentifier: Tensor] = [:]
+        var retained: [(Tensor, Tensor)] = []
+        let captureIDs = capture.map { Set($0.map { ObjectIdentifier($0) }) }
+        var captured: [ObjectIdentifier: Tensor] = [:]
+
+        func accumulate(_ t: Tensor, _ g: Tensor) {
+            var g = g
+            if g.shape != t.shape { g = g.sumTo(t.shape) }
+            if let node = t.gradFn {
+                let k = ObjectIdentifier(node)
+                pending[k] = pending[k].map { $0 + g } ?? g
+            } else {
+                let k = ObjectIdentifier(t)
+                if let prev = leafPending[k] { leafPending[k] = prev + g } else {
+                    leafPending[k] = g
+                    leafOrder.append(t)
+                }
+            }
+        }
+
+        try withGradMode(createGraph) {
+            for (root, g) in roots {
+                try require(root.requiresGrad, "backward: element 0 of tensors does not require grad and does not have a gradFn")
+                try require(g.shape == root.shape,
+                            "backward: gradient has shape \(fmt(g.shape)) but the output has shape \(fmt(root.shape))")
+                accumulate(root, g)
+            }
+            for node in order.reversed() {
+                guard var g = pending.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+                for (_, hook) in node.preHooks { if let r = try hook(g) { g = r } }
+                if let r = node.retainer { retained.append((r, g)) }
+                if let r = node.retainer, let ids = captureIDs, ids.contains(ObjectIdentifier(r)) {
+                    captured[ObjectIdentifier(r)] = g
+                }
+                for (t, v) in node.saved where t.storage.version != v {
+                    throw EmberError.autograd(
+                        "one of the variables needed for gradient computation has been modified by an inplace operation: [\(t.dtype) \(fmt(t.shape))], which is saved by \(node.name), is at version \(t.storage.version); expected version \(v) instead.")
+                }
+                guard let derivative = node.derivative else { continue }
+                let ctx = BackwardContext(grad: g, output: node.output, createGraph: createGraph,
+                                          needs: node.inputs.map { $0 != nil })
+                let grads = try derivative(ctx)
+                for (i, input) in node.inputs.enumerated() {
+                    guard let input, i < grads.count, let gi = grads[i] else { continue }
+                    accumulate(input, gi)
+                }
+            }
+            // Leaf hooks run on each leaf's total gradient.
+            for leaf in leafOrder {
+                let k = ObjectIdentifier(leaf)
+                var g = leafPending[k]!
+                for hook in leaf.leafHooks { if let r = try hook(g) { g = r } }
+                leafPending[k] = g
+            }
+        }
+
+        // Everything succeeded: commit.
+        var result: [Tensor?] = []
+        if let capture {
+            for t in capture {
+                result.append(t.gradFn == nil ? leafPending[ObjectIdentifier(t)] : captured[ObjectIdentifier(t)])
+            }
+        } else {
+            for leaf in leafOrder {
+                let g = leafPending.removeValue(forKey: ObjectIdentifier(leaf))!
+                commit(leaf, g, createGraph)
+            }
+            for (t, g) in retained { commit(t, g, createGraph) }
+        }
+        if !retainGraph { for node in order { node.release() } }
+        return result
+    }
+
+    /// `t.grad += g`, giving the leaf a gradient of its own (never an alias of another's).
+    private static func commit(_ t: Tensor, _ g: Tensor, _ createGraph: Bool) {
+        if let prev = t.grad {
+            t.grad = createGraph ? prev + g : withNoGrad { prev + g }
+        } else {
+            t.grad = createGraph ? g : withNoGrad { g.clone() }
+        }
+    }
+}
+
+extension Tensor {
+    /// Computes the gradient of this tensor with respect to the graph's leaves and adds it
+    /// to their `grad` (`Tensor.backward`).
+    ///
+    /// - Parameters:
+    ///   - gradient: the upstream gradient; may be omitted for a one-element tensor.
+    ///   - retainGraph: keep the graph for another backward (default: free it).
+    ///   - createGraph: record the backward pass itself, for higher-order derivatives.
+    /// - Throws: `EmberError.autograd` (freed graph, tensor modified in place…) or any
+    ///   error thrown by a custom function or hook. On error no `grad` is changed.
+    public func backward(gradient: Tensor? = nil, retainGraph: Bool = false, createGraph: Bool = false) throws {
+        let g: Tensor
+        if let gradient {
+            g = gradient
+        } else {
+            try require(count == 1, "backward: grad can be implicitly created only for scalar outputs (shape \(fmt(shape)))")
+            g = Tensor.onesLike(self)
+        }
+        _ = try Engine.run(roots: [(self, g)], retainGraph: retainGraph, createGraph: createGraph)
+    }
+}
+
+/// Functional autograd (`torch.autograd.grad`).
+public enum Autograd {
+    /// Gradients of `outputs` with respect to `inputs`, without touching any `grad`.
+    /// A `nil` entry means the output does not depend on that input.
+    public static func grad(of outputs: [Tensor], wrt inputs: [Tensor], gradOutputs: [Tensor]? = nil,
+                            retainGraph: Bool? = nil, createGraph: Bool = false) throws -> [Tensor?] {
+        var roots: [(Tensor, Tensor)] = []
+        for (i, o) in outputs.enumerated() {
+            if let go = gradOutputs?[i] { roots.append((o, go)) } else {
+                try require(o.count == 1, "grad: grad can be implicitly created only for scalar outputs")
+                roots.append((o, Tensor.onesLike(o)))
+            }
+        }
+        for t in inputs where t.gradFn != nil { t.gradFn!.retainer = t }
+        return try Engine.run(roots: roots, retainGraph: retainGraph ?? createGraph, createGraph: createGraph,
+                              capture: inputs)
+    }
+}

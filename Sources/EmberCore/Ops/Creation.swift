@@ -1,0 +1,271 @@
+import Foundation
+
+// MARK: - From Swift values
+
+extension Tensor {
+    /// A tensor from a flat array and a shape (default: 1-D).
+    ///
+    ///     let x = Tensor([1, 2, 3, 4] as [Float], shape: [2, 2])
+    ///
+    /// Swift `Double` values become float32 (the default dtype, as Python floats do in
+    /// `torch.tensor`) unless `dtype` says otherwise; `Int` becomes int64.
+    public convenience init<T: TensorScalar>(_ values: [T], shape: [Int]? = nil, dtype: DType? = nil,
+                                             device: Device = .cpu, requiresGrad: Bool = false) {
+        let shape = shape ?? [values.count]
+        let d = dtype ?? (T.self == Double.self ? .defaultFloat : T.dtype)
+        checked {
+            try require(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(fmt(shape))")
+            try require(shape.reduce(1, *) == values.count,
+                        "Tensor: shape \(fmt(shape)) is invalid for input of size \(values.count)")
+        }
+        let host = Tensor(uninitialized: shape, dtype: d, device: .cpu)
+        let base = host.storage.data
+        for (i, v) in values.enumerated() { v.store(to: base, at: i, as: d) }
+        if device == .cpu {
+            self.init(storage: host.storage, layout: host.layout, dtype: d)
+        } else {
+            let t = host.to(device)
+            self.init(storage: t.storage, layout: t.layout, dtype: d)
+        }
+        if requiresGrad { self.requiresGrad = true }
+    }
+
+    /// A 2-D tensor from nested arrays: `Tensor([[1, 2], [3, 4]] as [[Float]])`.
+    public convenience init<T: TensorScalar>(_ rows: [[T]], dtype: DType? = nil, device: Device = .cpu,
+                                             requiresGrad: Bool = false) {
+        let n = rows.first?.count ?? 0
+        checked { try require(rows.allSatisfy { $0.count == n }, "Tensor: nested arrays must be rectangular") }
+        self.init(rows.flatMap { $0 }, shape: [rows.count, n], dtype: dtype, device: device, requiresGrad: requiresGrad)
+    }
+
+    /// A 3-D tensor from nested arrays.
+    public convenience init<T: TensorScalar>(_ planes: [[[T]]], dtype: DType? = nil, device: Device = .cpu,
+                                             requiresGrad: Bool = false) {
+        let r = planes.first?.count ?? 0, c = planes.first?.first?.count ?? 0
+        checked {
+            try require(planes.allSatisfy { $0.count == r && $0.allSatisfy { $0.count == c } },
+                        "Tensor: nested arrays must be rectangular")
+        }
+        self.init(planes.flatMap { $0.flatMap { $0 } }, shape: [planes.count, r, c], dtype: dtype, device: device,
+                  requiresGrad: requiresGrad)
+    }
+
+    /// A zero-dimensional tensor holding `value`.
+    public convenience init<T: TensorScalar>(scalar value: T, dtype: DType? = nil, device: Device = .cpu,
+                                             requiresGrad: Bool = false) {
+        self.init([value], shape: [], dtype: dtype, device: device, requiresGrad: requiresGrad)
+    }
+
+    /// A Swift number taking part in an op: a 0-dim tensor that ranks lowest in promotion.
+    static func wrapped(_ v: Double, like t: Tensor) -> Tensor {
+        let s = Tensor(uninitialized: [], dtype: .float64, device: .cpu)
+        s.storage.data.storeBytes(of: v, as: Double.self)
+        s.isWrappedNumber = true
+        return t.device == .cpu ? s : s.to(t.device)
+    }
+
+    static func wrapped(_ v: Int, like t: Tensor) -> Tensor {
+        let s = Tensor(uninitialized: [], dtype: .int64, device: .cpu)
+        s.storage.data.storeBytes(of: Int64(v), as: Int64.self)
+        s.isWrappedNumber = true
+        return t.device == .cpu ? s : s.to(t.device)
+    }
+}
+
+// MARK: - Factories
+
+extension Tensor {
+    /// Uninitialised memory (`torch.empty`).
+    public static func empty(_ shape: [Int], dtype: DType = .defaultFloat, device: Device = .cpu) -> Tensor {
+        checked { try require(shape.allSatisfy { $0 >= 0 }, "empty: negative dimension in shape \(fmt(shape))") }
+        return Tensor(uninitialized: shape, dtype: dtype, device: device)
+    }
+
+    /// A tensor filled with `value` (`torch.full`).
+    public static func full(_ shape: [Int], _ value: Double, dtype: DType = .defaultFloat, device: Device = .cpu,
+                            requiresGrad: Bool = false) -> Tensor {
+        let t = empty(shape, dtype: dtype, device: device)
+        device.backend.fill(t, value)
+        if requiresGrad { t.requiresGrad = true }
+        return t
+    }
+
+    public static func zeros(_ shape: [Int], dtype: DType = .defaultFloat, device: Device = .cpu,
+                             requiresGrad: Bool = false) -> Tensor {
+        full(shape, 0, dtype: dtype, device: device, requiresGrad: requiresGrad)
+    }
+
+    public static func ones(_ shape: [Int], dtype: DType = .defaultFloat, device: Device = .cpu,
+                            requiresGrad: Bool = false) -> Tensor {
+        full(shape, 1, dtype: dtype, device: device, requiresGrad: requiresGrad)
+    }
+
+    public static func emptyLike(_ t: Tensor, dtype: DType? = nil) -> Tensor { empty(t.shape, dtype: dtype ?? t.dtype, device: t.device) }
+    public static func zerosLike(_ t: Tensor, dtype: DType? = nil) -> Tensor { zeros(t.shape, dtype: dtype ?? t.dtype, device: t.device) }
+    public static func onesLike(_ t: Tensor, dtype: DType? = nil) -> Tensor { ones(t.shape, dtype: dtype ?? t.dtype, device: t.device) }
+    public static func fullLike(_ t: Tensor, _ value: Double, dtype: DType? = nil) -> Tensor {
+        full(t.shape, value, dtype: dtype ?? t.dtype, device: t.device)
+    }
+
+    /// Values from `start` up to (not including) `end` by `step` (`torch.arange`).
+    /// Integer arguments give int64; otherwise the default float dtype.
+    public static func arange(_ start: Double, _ end: Double, step: Double = 1, dtype: DType? = nil,
+                              device: Device = .cpu) -> Tensor {
+        checked { try require(step != 0, "arange: step must be nonzero") }
+        let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
+        let isInt = start == start.rounded() && end == end.rounded() && step == step.rounded()
+        let d = dtype ?? (isInt ? .int64 : .defaultFloat)
+        let t = Tensor(uninitialized: [n], dtype: d, device: .cpu)
+        for i in 0..<n {
+            if d == .int64 { storeInt64(Int64(start) + Int64(i) * Int64(step), t.storage.data, i, d) } else {
+                storeDouble(start + Double(i) * step, t.storage.data, i, d)
+            }
+        }
+        return device == .cpu ? t : t.to(device)
+    }
+
+    /// `arange(0, end)`.
+    public static func arange(_ end: Int, dtype: DType? = nil, device: Device = .cpu) -> Tensor {
+        arange(0, Double(end), dtype: dtype ?? .int64, device: device)
+    }
+
+    /// `steps` evenly spaced values from `start` to `end` inclusive (`torch.linspace`).
+    public static func linspace(_ start: Double, _ end: Double, steps: Int, dtype: DType = .defaultFloat,
+                                device: Device = .cpu) -> Tensor {
+        checked { try require(steps >= 0, "linspace: number of steps must be non-negative") }
+        let t = Tensor(uninitialized: [steps], dtype: dtype, device: .cpu)
+        let step = steps > 1 ? (end - start) / Double(steps - 1) : 0
+        let half = steps / 2
+        for i in 0..<steps {
+            // Symmetric evaluation as PyTorch does: from the start for the first half, from the end after.
+            let v = i < half ? start + step * Double(i) : end - step * Double(steps - 1 - i)
+            storeDouble(v, t.storage.data, i, dtype)
+        }
+        return device == .cpu ? t : t.to(device)
+    }
+
+    /// The identity matrix `n × m` (`torch.eye`).
+    public static func eye(_ n: Int, _ m: Int? = nil, dtype: DType = .defaultFloat, device: Device = .cpu) -> Tensor {
+        let m = m ?? n
+        let t = zeros([n, m], dtype: dtype, device: .cpu)
+        for i in 0..<Swift.min(n, m) { storeDouble(1, t.storage.data, i * m + i, dtype) }
+        return device == .cpu ? t : t.to(device)
+    }
+}
+
+// MARK: - Reading values back
+
+extension Tensor {
+    /// Host copy of the elements in row-major order, converted to `T`.
+    public func toArray<T: TensorScalar>(_: T.Type = Float.self) -> [T] {
+        let c = (device == .cpu ? self : self.to(.cpu)).contiguous()
+        let base = UnsafeRawPointer(c.storage.data + c.layout.offset * c.dtype.itemSize)
+        return (0..<c.count).map { T.load(from: base, at: $0, as: c.dtype) }
+    }
+
+    /// The elements as `Float` (`tolist()` for float tensors).
+    public var scalars: [Float] { toArray(Float.self) }
+
+    /// The value of a one-element tensor as `Double`.
+    public func item() -> Double {
+        checked { try require(count == 1, "item: a Tensor with \(count) elements cannot be converted to Scalar") }
+        return toArray(Double.self)[0]
+    }
+
+    /// The value of a one-element tensor as `T`.
+    public func item<T: TensorScalar>(_: T.Type) -> T {
+        checked { try require(count == 1, "item: a Tensor with \(count) elements cannot be converted to Scalar") }
+        return toArray(T.self)[0]
+    }
+}
+
+// MARK: - Conversion, copies
+
+extension Tensor {
+    /// A copy in dtype `d` without autograd (kernels' upcasts); `self` when already `d`.
+    func cast(_ d: DType) -> Tensor {
+        if d == dtype { return self }
+        let out = Tensor(uninitialized: shape, dtype: d, device: device)
+        device.backend.copy(self, into: out)
+        return out
+    }
+
+    /// This tensor in dtype `d` (`tensor.to(dtype)`); differentiable between float dtypes.
+    public func to(_ d: DType) -> Tensor {
+        if d == dtype { return self }
+        let out = cast(d)
+        if d.isFloatingPoint && anyNeedsGrad(self) {
+            let src = dtype
+            record(out, "ToCopyBackward", [self]) { c in [c.grad.to(src)] }
+        }
+        return out
+    }
+
+    /// This tensor on `device` (`tensor.to(device)`); differentiable.
+    public func to(_ device: Device) -> Tensor {
+        if device == self.device { return self }
+        let src = contiguous()
+        let out = Tensor(uninitialized: shape, dtype: dtype, device: device)
+        // Host ↔ device transfers go through the non-CPU side's read/write primitives.
+        if device == .cpu {
+            src.device.backend.readBytes(src, into: out.storage.data)
+        } else if src.device == .cpu {
+            device.backend.writeBytes(out, from: src.storage.data + src.layout.offset * dtype.itemSize)
+        } else {
+            return src.to(.cpu).to(device)
+        }
+        if anyNeedsGrad(self) {
+            let from = self.device
+            record(out, "ToCopyBackward", [self]) { c in [c.grad.to(from)] }
+        }
+        return out
+    }
+
+    /// A contiguous tensor with the same values: `self` if already contiguous.
+    public func contiguous() -> Tensor {
+        if isContiguous { return self }
+        return clone()
+    }
+
+    /// A copy with storage of its own (`clone()`); differentiable.
+    public func clone() -> Tensor {
+        let out = Tensor(uninitialized: shape, dtype: dtype, device: device)
+        device.backend.copy(self, into: out)
+        if anyNeedsGrad(self) {
+            record(out, "CloneBackward", [self]) { c in [c.grad] }
+        }
+        return out
+    }
+}
+
+// MARK: - Printing
+
+extension Tensor: CustomStringConvertible {
+    /// PyTorch-style text: `tensor([[1., 2.], [3., 4.]])`.
+    public var description: String {
+        let values = toArray(Double.self)
+        let isFloat = dtype.isFloatingPoint
+        func f(_ v: Double) -> String {
+            if dtype == .bool { return v != 0 ? "True" : "False" }
+            if !isFloat { return String(Int64(v)) }
+            if v.isNaN { return "nan" }
+            if v.isInfinite { return v > 0 ? "inf" : "-inf" }
+            if v == v.rounded() && Swift.abs(v) < 1e16 { return String(Int64(v)) + "." }
+            return String(format: "%.4f", v)
+        }
+        var i = 0
+        func render(_ d: Int, _ indent: Int) -> String {
+            if d == rank { defer { i += 1 }; return f(values[i]) }
+            var parts: [String] = []
+            let limit = shape[d]
+            for _ in 0..<limit { parts.append(render(d + 1, indent + 1)) }
+            let sep = d == rank - 1 ? ", " : ",\n" + String(repeating: " ", count: indent + 1)
+            return "[" + parts.joined(separator: sep) + "]"
+        }
+        var s = "tensor(" + render(0, 7)
+        if dtype != .float32 && dtype != .int64 && dtype != .bool { s += ", dtype=\(dtype)" }
+        if device != .cpu { s += ", device='\(device)'" }
+        if gradFn != nil { s += ", gradFn=<\(gradFn!.name)>" } else if requiresGrad { s += ", requiresGrad=true" }
+        return s + ")"
+    }
+}

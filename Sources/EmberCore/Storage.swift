@@ -1,0 +1,36 @@
+import Foundation
+
+/// A device buffer shared by a tensor and its views, with the version counter that
+/// in-place operations bump (PyTorch's rule: backward refuses tensors that changed
+/// after autograd saved them).
+public final class Storage {
+    public let device: Device
+    public let byteCount: Int
+    public let data: UnsafeMutableRawPointer
+    /// Bumped by every in-place write.
+    public internal(set) var version: Int = 0
+    private let deallocator: ((UnsafeMutableRawPointer) -> Void)?
+
+    /// Allocates `byteCount` uninitialised bytes on the CPU, 64-byte aligned.
+    init(cpuBytes byteCount: Int) {
+        self.device = .cpu
+        self.byteCount = byteCount
+        self.data = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        self.deallocator = nil
+    }
+
+    /// Wraps memory owned elsewhere (device backends); `deallocator` runs on deinit.
+    public init(device: Device, data: UnsafeMutableRawPointer, byteCount: Int,
+                deallocator: @escaping (UnsafeMutableRawPointer) -> Void) {
+        self.device = device
+        self.data = data
+        self.byteCount = byteCount
+        self.deallocator = deallocator
+    }
+
+    deinit {
+        if let deallocator { deallocator(data) } else { data.deallocate() }
+    }
+
+    @inline(__always) func bumpVersion() { version &+= 1 }
+}
