@@ -115,12 +115,14 @@ public final class CPUBackend: Backend {
         case .square: map1(p, x, o) { T.mul($0, $0) }
         case .floor, .ceil, .round: map1(p, x, o) { $0 }
         case .clamp(let lo, let hi):
-            let l = lo.map { T(fromDouble: $0.rounded(.up)) }, h = hi.map { T(fromDouble: $0.rounded(.down)) }
+            // Compare in Int64 so that bounds outside the type's range never wrap.
+            let l = lo.map { Int64(Swift.max(Swift.min($0.rounded(.up), 9e18), -9e18)) }
+            let h = hi.map { Int64(Swift.max(Swift.min($0.rounded(.down), 9e18), -9e18)) }
             map1(p, x, o) { v in
-                var r = v
+                var r = v.asInt64
                 if let l, r < l { r = l }
                 if let h, r > h { r = h }
-                return r
+                return T(fromInt64: r)
             }
         default: fatalError("\(op): not defined for integer tensors")
         }

@@ -138,7 +138,7 @@ extension Tensor {
         let half = steps / 2
         for i in 0..<steps {
             // Symmetric evaluation as PyTorch does: from the start for the first half, from the end after.
-            let v = i < half ? start + step * Double(i) : end - step * Double(steps - 1 - i)
+            let v = steps == 1 ? start : (i < half ? start + step * Double(i) : end - step * Double(steps - 1 - i))
             storeDouble(v, t.storage.data, i, dtype)
         }
         return device == .cpu ? t : t.to(device)

@@ -145,14 +145,18 @@ extension Tensor {
     /// Rounds half to even, as PyTorch does.
     public func round() -> Tensor { unary(.round, "RoundBackward") { c, _ in Tensor.zerosLike(c.grad) } }
 
-    /// `self ** exponent` for a scalar exponent.
+    /// `self ** exponent` for a scalar exponent (a float exponent makes integer tensors float,
+    /// as in PyTorch; use `pow(_: Int)` to stay integral).
     public func pow(_ exponent: Double) -> Tensor {
-        if !dtype.isFloatingPoint && exponent == exponent.rounded() && exponent >= 0 {
-            return Tensor.binaryKernel(.pow, self, Tensor.wrapped(Int(exponent), like: self), "pow")
-        }
         return unary(.powScalar(exponent), "PowBackward") { c, x in
             exponent == 0 ? Tensor.zerosLike(c.grad) : c.grad * x.pow(exponent - 1) * exponent
         }
+    }
+
+    /// `self ** exponent` for an integer exponent; integer tensors stay integral.
+    public func pow(_ exponent: Int) -> Tensor {
+        if dtype.isFloatingPoint { return pow(Double(exponent)) }
+        return Tensor.binaryKernel(.pow, self, Tensor.wrapped(exponent, like: self), "pow")
     }
 
     /// Limits values to `[min, max]` (either bound may be nil).

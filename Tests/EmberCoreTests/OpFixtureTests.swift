@@ -1,0 +1,146 @@
+import XCTest
+@testable import EmberCore
+
+/// Every op against PyTorch: forward values and dtypes, the gradient of every input under
+/// a random upstream gradient, and (elementwise ops, matmul) second-order gradients.
+final class OpFixtureTests: XCTestCase {
+    /// Runs one case; returns failure messages.
+    static func run(_ c: OpCase) -> [String] {
+        var failures: [String] = []
+        guard let fn = opTable[c.op] else { return ["no Ember op for \(c.op)"] }
+        let built = c.inputs.map { $0.build() }
+        let outs = fn(built.map(\.view), c.params)
+        if outs.count != c.outputs.count { return ["\(outs.count) outputs, expected \(c.outputs.count)"] }
+        for (i, (o, want)) in zip(outs, c.outputs).enumerated() {
+            if o.shape != want.shape { failures.append("output \(i) shape \(o.shape) != \(want.shape)") }
+            if o.dtype != want.dtype { failures.append("output \(i) dtype \(o.dtype) != \(want.dtype)") }
+            if let m = mismatch(o.toArray(Double.self), want.data, want.dtype) { failures.append("output \(i): \(m)") }
+        }
+        guard let ups = c.upstream, let grads = c.grads else { return failures }
+        // loss = Σ sum(out_i * upstream_i)
+        var loss: Tensor? = nil
+        for (o, u) in zip(outs, ups) {
+            guard let u else { continue }
+            let term = (o * Tensor(u, shape: o.shape, dtype: o.dtype)).sum()
+            loss = loss.map { $0 + term } ?? term
+        }
+        guard let loss else { return failures + ["no differentiable output"] }
+        let leaves = built.compactMap(\.leaf)
+        let wantDouble = c.doubleGrads != nil
+        do {
+            let g = try Autograd.grad(of: [loss], wrt: leaves, createGraph: wantDouble)
+            var li = 0
+            for (k, input) in built.enumerated() {
+                guard input.leaf != nil else { continue }
+                defer { li += 1 }
+                guard let want = grads[k] else { continue }
+                let got = g[li]?.toArray(Double.self) ?? [Double](repeating: 0, count: want.count)
+                if let gg = g[li], gg.shape != c.inputs[k].baseShape {
+                    failures.append("grad \(k) shape \(gg.shape) != \(c.inputs[k].baseShape)")
+                }
+                if let m = mismatch(got, want, c.inputs[k].dtype, scale: 5) { failures.append("grad of input \(k): \(m)") }
+            }
+            if let dv = c.doubleV, let dg = c.doubleGrads {
+                var s: Tensor? = nil
+                for (gi, v) in zip(g, dv) {
+                    guard let gi, let v, gi.requiresGrad else { continue }
+                    let term = (gi * Tensor(v, shape: gi.shape, dtype: gi.dtype)).sum()
+                    s = s.map { $0 + term } ?? term
+                }
+                if let s {
+                    let gg = try Autograd.grad(of: [s], wrt: leaves)
+                    for (i, want) in dg.enumerated() {
+                        let got = gg[i]?.toArray(Double.self) ?? [Double](repeating: 0, count: want.count)
+                        if let m = mismatch(got, want, leaves[i].dtype, scale: 5) {
+                            failures.append("second-order grad of leaf \(i): \(m)")
+                        }
+                    }
+                } else {
+                    // The first gradients do not depend on the inputs: the second order is zero.
+                    for (i, want) in dg.enumerated() where want.contains(where: { $0 != 0 }) {
+                        failures.append("second-order grad of leaf \(i) is zero in Ember but not in PyTorch")
+                    }
+                }
+            }
+        } catch {
+            failures.append("backward threw \(error)")
+        }
+        return failures
+    }
+
+    func testEveryOpMatchesPyTorch() {
+        let cases = Fixtures.shared.cases
+        XCTAssertGreaterThan(cases.count, 600)
+        var failed = 0
+        for c in cases {
+            let f = OpFixtureTests.run(c)
+            if !f.isEmpty {
+                failed += 1
+                XCTFail("\(c.name): " + f.joined(separator: "; "))
+            }
+        }
+        XCTAssertEqual(failed, 0)
+    }
+
+    func testFixturesCoverEveryOpInTheTable() {
+        let used = Set(Fixtures.shared.cases.map(\.op))
+        XCTAssertEqual(used, Set(opTable.keys), "op table and fixtures disagree")
+    }
+
+    func testSecondOrderGradientsAreChecked() {
+        let withDouble = Fixtures.shared.cases.filter { $0.doubleGrads != nil }.map(\.op)
+        for op in ["exp", "tanh", "sigmoid", "mul", "div", "matmul", "linear", "gelu", "pow"] {
+            XCTAssertTrue(withDouble.contains(op), "no second-order fixture for \(op)")
+        }
+    }
+
+    func testTypePromotionMatchesPyTorch() {
+        for p in Fixtures.shared.promotion {
+            let a = dtypeNamed(p["a"] as! String)
+            let want = dtypeNamed(p["result"] as! String)
+            let ta = Tensor.ones([2], dtype: a)
+            let got: DType
+            switch p["kind"] as! String {
+            case "tensor": got = ResultType.of(ta, Tensor.ones([2], dtype: dtypeNamed(p["b"] as! String)))
+            case "zerodim": got = ResultType.of(ta, Tensor.ones([], dtype: dtypeNamed(p["b"] as! String)))
+            default:
+                let s: Tensor
+                switch p["b"] as! String {
+                case "int": s = Tensor.wrapped(2, like: ta)
+                case "float": s = Tensor.wrapped(2.5, like: ta)
+                default:
+                    s = Tensor(scalar: true)
+                    s.isWrappedNumber = true
+                }
+                got = ResultType.of(ta, s)
+            }
+            XCTAssertEqual(got, want, "promote \(a) with \(p["b"]!) (\(p["kind"]!))")
+        }
+    }
+
+    func testCreationMatchesPyTorch() {
+        let c = Fixtures.shared.creation
+        assertClose(Tensor.arange(5), numbers(c["arange_5"]), shape: [5])
+        XCTAssertEqual(Tensor.arange(5).dtype, .int64)
+        assertClose(Tensor.arange(1, 4, step: 0.5), numbers(c["arange_1_4_05"]))
+        XCTAssertEqual(Tensor.arange(1, 4, step: 0.5).dtype, .float32)
+        assertClose(Tensor.arange(5, -3, step: -2), numbers(c["arange_neg"]))
+        assertClose(Tensor.linspace(0, 1, steps: 5), numbers(c["linspace_0_1_5"]))
+        assertClose(Tensor.linspace(-3, 7, steps: 11), numbers(c["linspace_m3_7_11"]))
+        assertClose(Tensor.linspace(2, 5, steps: 1), numbers(c["linspace_1"]))
+        assertClose(Tensor.eye(3), numbers(c["eye_3"]), shape: [3, 3])
+        assertClose(Tensor.eye(2, 4), numbers(c["eye_2_4"]), shape: [2, 4])
+    }
+
+    func testHalfConversionsMatchPyTorch() {
+        let h = Fixtures.shared.halfs
+        let values = numbers(h["values"])
+        let src = Tensor(values, dtype: .float32)
+        // Compared as Float bit patterns (every expected value is exactly representable).
+        XCTAssertEqual(src.to(.float16).toArray(Float.self).map(\.bitPattern), numbers(h["float16"]).map { Float($0).bitPattern })
+        XCTAssertEqual(src.to(.bfloat16).toArray(Float.self).map(\.bitPattern), numbers(h["bfloat16"]).map { Float($0).bitPattern })
+        // Round trips are exact.
+        let back = src.to(.float16).to(.float32).to(.float16).to(.float32)
+        XCTAssertEqual(back.toArray(Float.self).map(\.bitPattern), numbers(h["float16"]).map { Float($0).bitPattern })
+    }
+}
