@@ -41,6 +41,7 @@ enum Engine {
         func accumulate(_ t: Tensor, _ g: Tensor) {
             var g = g
             if g.shape != t.shape { g = g.sumTo(t.shape) }
+            if g.dtype != t.dtype { g = g.to(t.dtype) }
             if let node = t.gradFn {
                 let k = ObjectIdentifier(node)
                 pending[k] = pending[k].map { $0 + g } ?? g

@@ -12,7 +12,7 @@ public enum CustomFunction {
         _ inputs: [Tensor], name: String = "CustomFunction",
         forward: ([Tensor]) throws -> Tensor,
         backward: @escaping (_ grad: Tensor, _ inputs: [Tensor], _ output: Tensor) throws -> [Tensor?]
-    ) rethrows -> Tensor {
+    ) throws -> Tensor {
         let detached = inputs.map { $0.detach() }
         let out = try withNoGrad { try forward(detached) }.detach()
         if anyNeedsGrad(inputs) {

@@ -195,7 +195,7 @@ extension Tensor {
     fileprivate func registeringGradMask(row: Int) -> Tensor {
         let n = shape[0]
         let keep = Tensor.arange(n).ne(Double(row)).unsqueeze(1)
-        return CustomFunction.apply([self], name: "EmbeddingPaddingBackward", forward: { $0[0] },
+        return try! CustomFunction.apply([self], name: "EmbeddingPaddingBackward", forward: { $0[0] },
                                     backward: { g, _, _ in [g * keep] })
     }
 }
