@@ -181,7 +181,7 @@ extension Tensor {
     static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: String,
                        save: (Tensor, Tensor) -> [Tensor] = { _, _ in [] },
                        _ derivative: @escaping (BackwardContext, Tensor, Tensor) -> [Tensor?]) -> Tensor {
-        let out = binaryKernel(op, a, b, name)
+        let out = binaryKernel(op, a, b, "\(op)")
         if out.dtype.isFloatingPoint && anyNeedsGrad(a, b) {
             record(out, name, [a, b], save: save(a, b)) { c in derivative(c, a, b) }
         }

@@ -1,0 +1,52 @@
+import XCTest
+@testable import EmberCore
+
+/// A second device whose memory is host memory: proves that dispatch goes through the
+/// `Backend` protocol (storage tagged with the device, transfers, device checks).
+final class HostMemoryDevice: Backend {
+    let device: Device
+    let cpu = CPUBackend.shared
+    init(_ device: Device) { self.device = device }
+    func allocate(bytes: Int, device: Device) -> Storage {
+        Storage(device: device, data: .allocate(byteCount: max(bytes, 1), alignment: 64), byteCount: bytes) { $0.deallocate() }
+    }
+    func fill(_ out: Tensor, _ value: Double) { cpu.fill(out, value) }
+    func copy(_ src: Tensor, into dst: Tensor) { cpu.copy(src, into: dst) }
+    func unary(_ op: UnaryOp, _ x: Tensor, _ out: Tensor) { cpu.unary(op, x, out) }
+    func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) { cpu.binary(op, a, b, out) }
+    func select(_ c: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) { cpu.select(c, a, b, out) }
+    func reduce(_ op: ReduceOp, _ x: Tensor, dims: [Int], _ out: Tensor) { cpu.reduce(op, x, dims: dims, out) }
+    func matmul(_ a: Tensor, _ b: Tensor, _ out: Tensor) { cpu.matmul(a, b, out) }
+    func indexSelect(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor) { cpu.indexSelect(x, dim: dim, index, out) }
+    func indexAdd(_ out: Tensor, dim: Int, _ index: Tensor, _ src: Tensor) { cpu.indexAdd(out, dim: dim, index, src) }
+    func gather(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor) { cpu.gather(x, dim: dim, index, out) }
+    func scatter(_ out: Tensor, dim: Int, _ index: Tensor, _ src: Tensor, accumulate: Bool) {
+        cpu.scatter(out, dim: dim, index, src, accumulate: accumulate)
+    }
+    func maskedSelect(_ x: Tensor, _ mask: Tensor) -> Tensor { cpu.maskedSelect(x, mask).to(device) }
+    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) { cpu.readBytes(t, into: into) }
+    func writeBytes(_ t: Tensor, from: UnsafeRawPointer) { cpu.writeBytes(t, from: from) }
+}
+
+final class DeviceTests: XCTestCase {
+    override class func setUp() {
+        BackendRegistry.register(HostMemoryDevice(.cuda(7)), for: .cuda(7))
+    }
+
+    func testOpsRunOnTheTensorsDevice() throws {
+        let dev = Device.cuda(7)
+        let x = Tensor([1, 2, 3] as [Float], device: dev, requiresGrad: true)
+        XCTAssertEqual(x.device, dev)
+        let y = (x * x + 1).exp().log().sum()
+        XCTAssertEqual(y.device, dev)
+        try y.backward()
+        XCTAssertEqual(x.grad!.device, dev)
+        assertClose(x.grad!, [2, 4, 6])
+        let moved = Tensor.randn([4, 3], requiresGrad: true)
+        let z = moved.to(dev).matmul(Tensor.ones([3, 2], device: dev)).sum()
+        try z.backward()
+        XCTAssertEqual(moved.grad!.device, .cpu)
+        assertClose(moved.grad!, [Double](repeating: 2, count: 12))
+        XCTAssertEqual(Tensor.zeros([2], device: dev).to(.cpu).scalars, [0, 0])
+    }
+}

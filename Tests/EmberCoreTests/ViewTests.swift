@@ -1,0 +1,152 @@
+import XCTest
+@testable import EmberCore
+
+final class ViewTests: XCTestCase {
+    func testWritesThroughViewsReachTheBase() {
+        let base = Tensor.zeros([3, 4])
+        base[1].fill_(5)
+        base.t()[2].add_(1)  // column 2
+        base.narrow(1, start: 0, length: 2).mul_(2)
+        base[2, 3] = Tensor(scalar: Float(9))
+        XCTAssertEqual(base.scalars, [0, 0, 1, 0, 10, 10, 6, 5, 0, 0, 1, 9])
+        let r = base.reshape([12])
+        XCTAssertTrue(r.storage === base.storage)
+        r[0..<2] = Tensor([7, 8] as [Float])
+        XCTAssertEqual(base[0].scalars, [7, 8, 1, 0])
+        base[.all, .range(nil, nil, step: 2)] = Tensor.full([3, 2], -1)
+        XCTAssertEqual(base.scalars, [-1, 8, -1, 0, -1, 10, -1, 5, -1, 0, -1, 9])
+    }
+
+    func testViewsShareStorageAndCopiesDoNot() {
+        let x = Tensor.arange(0, 24, dtype: .float32).reshape([2, 3, 4])
+        for v in [x.permute(2, 0, 1), x.transpose(0, 1), x.select(1, 2), x.narrow(2, start: 1, length: 2),
+                  x.unsqueeze(0), x.flatten(), x[1], x[.ellipsis, 0], x.split(2, dim: 2)[1], x.chunk(3, dim: 1)[2]] {
+            XCTAssertTrue(v.storage === x.storage)
+        }
+        XCTAssertFalse(x.permute(2, 0, 1).contiguous().storage === x.storage)
+        XCTAssertTrue(x.contiguous() === x)
+        XCTAssertEqual(x[.ellipsis, 0].scalars, [0, 4, 8, 12, 16, 20])
+        XCTAssertEqual(x[.newAxis].shape, [1, 2, 3, 4])
+        XCTAssertEqual(x[1, 2].scalars, [20, 21, 22, 23])
+        XCTAssertEqual(x[0, 1..<3, 2...].scalars, [6, 7, 10, 11])
+        XCTAssertEqual(x[0, ..<1, ...1].scalars, [0, 1])
+        XCTAssertEqual(x.permute(2, 0, 1).contiguous().reshape([4, 6])[1].scalars, [1, 5, 9, 13, 17, 21])
+    }
+
+    func testExpandIsStrideZeroAndReshapeOfNonContiguousCopies() {
+        let a = Tensor([1, 2, 3] as [Float]).reshape([3, 1])
+        let e = a.expand([3, 4])
+        XCTAssertEqual(e.strides, [1, 0])
+        XCTAssertEqual(e.sum(dim: 1).scalars, [4, 8, 12])
+        let t = Tensor.arange(0, 6, dtype: .float32).reshape([2, 3]).t()
+        let r = t.reshape([6])
+        XCTAssertFalse(r.storage === t.storage)
+        XCTAssertEqual(r.scalars, [0, 3, 1, 4, 2, 5])
+    }
+
+    func testJoinsAndSplits() {
+        let a = Tensor([[1, 2], [3, 4]] as [[Float]]), b = Tensor([[5, 6]] as [[Float]])
+        XCTAssertEqual(Tensor.cat([a, b]).scalars, [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(Tensor.cat([a, a], dim: 1).shape, [2, 4])
+        XCTAssertEqual(Tensor.stack([a, a], dim: 2).shape, [2, 2, 2])
+        let parts = Tensor.arange(0, 7, dtype: .float32).split(3)
+        XCTAssertEqual(parts.map(\.shape), [[3], [3], [1]])
+        XCTAssertEqual(Tensor.arange(0, 7, dtype: .float32).split(sizes: [2, 5]).map(\.count), [2, 5])
+        XCTAssertEqual(Tensor.arange(0, 6, dtype: .float32).chunk(4).map(\.count), [2, 2, 2])
+    }
+
+    func testCreationFromSwiftValues() {
+        let x = Tensor([[1, 2, 3], [4, 5, 6]] as [[Double]])
+        XCTAssertEqual(x.dtype, .float32)  // like Python floats in torch.tensor
+        XCTAssertEqual(Tensor([1, 2] as [Int]).dtype, .int64)
+        XCTAssertEqual(Tensor([true, false]).dtype, .bool)
+        XCTAssertEqual(Tensor([[[1, 2]], [[3, 4]]] as [[[Float]]]).shape, [2, 1, 2])
+        XCTAssertEqual(Tensor(scalar: 3.5, dtype: .float64).item(), 3.5)
+        XCTAssertEqual(Tensor.full([2], 7, dtype: .int32).toArray(Int32.self), [7, 7])
+        XCTAssertEqual(Tensor.onesLike(x, dtype: .uint8).toArray(UInt8.self), [1, 1, 1, 1, 1, 1])
+        XCTAssertEqual(Tensor.zerosLike(x).shape, [2, 3])
+        XCTAssertEqual(Tensor.fullLike(x, 2).sum().item(), 12)
+        XCTAssertEqual(Tensor.emptyLike(x).shape, [2, 3])
+        XCTAssertEqual(Tensor([Int64.max, Int64.min + 1]).toArray(Int64.self), [Int64.max, Int64.min + 1])
+        XCTAssertEqual("\(Tensor([[1, 2], [3, 4]] as [[Float]]))", "tensor([[1., 2.],\n        [3., 4.]])")
+    }
+}
+
+final class RandomTests: XCTestCase {
+    func testSeedsReproduceAndGeneratorsAreIndependent() {
+        Ember.manualSeed(42)
+        let a = Tensor.randn([100])
+        Ember.manualSeed(42)
+        XCTAssertEqual(Tensor.randn([100]).scalars, a.scalars)
+        let g1 = Generator(seed: 7), g2 = Generator(seed: 7)
+        _ = Tensor.rand([5])  // the default generator does not disturb explicit ones
+        XCTAssertEqual(Tensor.rand([10], generator: g1).scalars, Tensor.rand([10], generator: g2).scalars)
+        XCTAssertNotEqual(Tensor.rand([10], generator: Generator(seed: 8)).scalars, Tensor.rand([10], generator: Generator(seed: 9)).scalars)
+    }
+
+    func testDistributions() {
+        let g = Generator(seed: 1)
+        let u = Tensor.rand([100_000], dtype: .float64, generator: g)
+        XCTAssertGreaterThanOrEqual(u.min().item(), 0)
+        XCTAssertLessThan(u.max().item(), 1)
+        XCTAssertEqual(u.mean().item(), 0.5, accuracy: 0.01)
+        let n = Tensor.randn([100_000], dtype: .float64, generator: g)
+        XCTAssertEqual(n.mean().item(), 0, accuracy: 0.02)
+        XCTAssertEqual(n.std().item(), 1, accuracy: 0.02)
+        let r = Tensor.randint(-3, 4, [10_000], generator: g)
+        XCTAssertEqual(r.dtype, .int64)
+        XCTAssertEqual(Set(r.toArray(Int.self)), Set(-3...3))
+        let p = Tensor.randperm(50, generator: g).toArray(Int.self)
+        XCTAssertEqual(p.sorted(), Array(0..<50))
+        XCTAssertNotEqual(p, Array(0..<50))
+        let b = Tensor.bernoulli([20_000], p: 0.3, generator: g)
+        XCTAssertEqual(b.mean().item(), 0.3, accuracy: 0.02)
+        let probs = Tensor([0, 1, 0.5] as [Float]).expand([10_000, 3]).contiguous()
+        let s = probs.bernoulli(generator: g).mean(dim: 0).scalars
+        XCTAssertEqual(s[0], 0)
+        XCTAssertEqual(s[1], 1)
+        XCTAssertEqual(s[2], 0.5, accuracy: 0.03)
+    }
+}
+
+final class GEMMTests: XCTestCase {
+    /// The packed kernel against a float64 triple loop: edge tiles, k and n blocking
+    /// boundaries, transposed operands read in place, one thread and all threads.
+    func testPackedGEMMAgainstReference() {
+        let shapes = [(1, 1, 1), (7, 13, 5), (6, 8, 1), (37, 70, 45), (100, 129, 257), (13, 3100, 9), (200, 150, 600)]
+        for (m, n, k) in shapes {
+            for transA in [false, true] {
+                for threads in [1, 4] {
+                    let a = Tensor.randn(transA ? [k, m] : [m, k]), b = Tensor.randn([k, n])
+                    let av = transA ? a.t() : a
+                    let ref = av.to(.float64).toArray(Double.self), rb = b.to(.float64).toArray(Double.self)
+                    var want = [Double](repeating: 0, count: m * n)
+                    for i in 0..<m { for p in 0..<k { let x = ref[i * k + p]; for j in 0..<n { want[i * n + j] += x * rb[p * n + j] } } }
+                    let saved = Ember.numThreads
+                    Ember.numThreads = threads
+                    let got = av.matmul(b)
+                    Ember.numThreads = saved
+                    XCTAssertNil(mismatch(got.toArray(Double.self), want, .float32, scale: Double(k).squareRoot()),
+                                 "\(m)x\(n)x\(k) transA=\(transA) threads=\(threads)")
+                    let d = av.to(.float64).matmul(b.to(.float64))
+                    XCTAssertNil(mismatch(d.toArray(Double.self), want, .float64, scale: 10))
+                }
+            }
+        }
+    }
+
+    func testAccumulateAndBatched() {
+        var a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 0, 0, 1], c: [Float] = [10, 10, 10, 10]
+        EmberCPU.GEMM.sgemm(m: 2, n: 2, k: 2, a: &a, rowStrideA: 2, colStrideA: 1, b: &b, rowStrideB: 2, colStrideB: 1,
+                             c: &c, ldc: 2, accumulate: true)
+        XCTAssertEqual(c, [11, 12, 13, 14])
+        // Many small products run one per thread.
+        let x = Tensor.randn([64, 5, 6], dtype: .float64), y = Tensor.randn([64, 6, 3], dtype: .float64)
+        let z = x.bmm(y)
+        for i in [0, 31, 63] {
+            assertClose(z[i], x[i].matmul(y[i]).toArray(Double.self))
+        }
+    }
+}
+
+import EmberCPU
