@@ -22,7 +22,7 @@ public enum CPUThreads {
 
 /// Splits `0..<n` into at most `CPUThreads.count` contiguous chunks of at least `grain`
 /// items and runs `body` on each, in parallel when there is more than one chunk.
-@inlinable
+@inlinable @inline(__always)
 public func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
     if n <= 0 { return }
     let chunks = min(CPUThreads.count, (n + max(grain, 1) - 1) / max(grain, 1))

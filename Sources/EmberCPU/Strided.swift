@@ -86,138 +86,64 @@ public struct StridedPlan {
     }
 }
 
-/// `r[i] = f(a[i])` over a plan whose operands are (r, a).
+/// Calls `body(offsets, n)` for every run of `n` consecutive inner elements, splitting the
+/// work across threads. `offsets[k]` is operand `k`'s element offset at the start of the run;
+/// within a run operand `k` advances by `plan.innerStride(k)`. A contiguous plan is cut into
+/// flat chunks (every offset equal), so the body's unit-stride loop vectorizes.
+///
+/// Kernels write their element loop inside `body` (not as a closure passed in), so each
+/// loop is compiled for its concrete op and element type.
 @inlinable
-public func map1<A, R>(_ p: StridedPlan, _ a: UnsafePointer<A>, _ r: UnsafeMutablePointer<R>, _ f: (A) -> R) {
+public func forEachRun(_ p: StridedPlan, grain: Int = elementwiseGrain, _ body: (UnsafePointer<Int>, Int) -> Void) {
+    let k = p.strides.count
     if p.isContiguous {
-        parallelFor(p.count, grain: elementwiseGrain) { range in
-            for i in range { r[i] = f(a[i]) }
-        }
-        return
-    }
-    let sr = p.innerStride(0), sa = p.innerStride(1), n = p.inner
-    parallelFor(p.rows, grain: max(1, elementwiseGrain / max(n, 1))) { rows in
-        p.forEachRow(rows) { off in
-            var pr = r + off[0], pa = a + off[1]
-            for _ in 0..<n { pr.pointee = f(pa.pointee); pr += sr; pa += sa }
-        }
-    }
-}
-
-/// `r[i] = f(a[i], b[i])` over a plan whose operands are (r, a, b).
-@inlinable
-public func map2<A, B, R>(
-    _ p: StridedPlan, _ a: UnsafePointer<A>, _ b: UnsafePointer<B>, _ r: UnsafeMutablePointer<R>,
-    _ f: (A, B) -> R
-) {
-    if p.isContiguous {
-        parallelFor(p.count, grain: elementwiseGrain) { range in
-            for i in range { r[i] = f(a[i], b[i]) }
-        }
-        return
-    }
-    let sr = p.innerStride(0), sa = p.innerStride(1), sb = p.innerStride(2), n = p.inner
-    if sr == 1 && sa == 1 && sb == 0 {  // tensor ⊕ broadcast scalar row
-        parallelFor(p.rows, grain: max(1, elementwiseGrain / max(n, 1))) { rows in
-            p.forEachRow(rows) { off in
-                let pr = r + off[0], pa = a + off[1], bv = b[off[2]]
-                for i in 0..<n { pr[i] = f(pa[i], bv) }
+        parallelFor(p.count, grain: grain) { range in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: k) { off in
+                for j in 0..<k { off[j] = range.lowerBound }
+                body(UnsafePointer(off.baseAddress!), range.count)
             }
         }
         return
     }
-    parallelFor(p.rows, grain: max(1, elementwiseGrain / max(n, 1))) { rows in
-        p.forEachRow(rows) { off in
-            var pr = r + off[0], pa = a + off[1], pb = b + off[2]
-            for _ in 0..<n { pr.pointee = f(pa.pointee, pb.pointee); pr += sr; pa += sa; pb += sb }
-        }
-    }
-}
-
-/// `r[i] = f(a[i], b[i], c[i])` over a plan whose operands are (r, a, b, c).
-@inlinable
-public func map3<A, B, C, R>(
-    _ p: StridedPlan, _ a: UnsafePointer<A>, _ b: UnsafePointer<B>, _ c: UnsafePointer<C>,
-    _ r: UnsafeMutablePointer<R>, _ f: (A, B, C) -> R
-) {
-    let sr = p.innerStride(0), sa = p.innerStride(1), sb = p.innerStride(2), sc = p.innerStride(3)
     let n = p.inner
-    parallelFor(p.rows, grain: max(1, elementwiseGrain / max(n, 1))) { rows in
-        p.forEachRow(rows) { off in
-            var pr = r + off[0], pa = a + off[1], pb = b + off[2], pc = c + off[3]
-            for _ in 0..<n {
-                pr.pointee = f(pa.pointee, pb.pointee, pc.pointee)
-                pr += sr; pa += sa; pb += sb; pc += sc
-            }
-        }
+    parallelFor(p.rows, grain: Swift.max(1, grain / Swift.max(n, 1))) { rows in
+        p.forEachRow(rows) { off in body(UnsafePointer(off), n) }
     }
 }
 
-/// A reduction: for every output element (an index of the kept dimensions), folds the
-/// input over the reduced dimensions. `combine` receives the element and its row-major
-/// position inside the reduced space; `merge` (when given) joins partial results so that a
-/// large reduction into few outputs can run on several threads.
-@inlinable
-public func reduceStrided<A, Acc, R>(
-    keptShape: [Int], outStrides: [Int], inKeptStrides: [Int],
-    reducedShape: [Int], inReducedStrides: [Int],
-    _ a: UnsafePointer<A>, _ r: UnsafeMutablePointer<R>,
-    initial: Acc, combine: (inout Acc, A, Int) -> Void, merge: ((inout Acc, Acc) -> Void)?,
-    finish: (Acc) -> R
-) {
-    let kept = StridedPlan(shape: keptShape, strides: [outStrides, inKeptStrides])
-    let red = StridedPlan(shape: reducedShape, strides: [inReducedStrides])
-    let redCount = red.count
-    let n = red.inner, s = red.innerStride(0)
+/// The iteration space of a reduction: kept dimensions (operands: output, input) and the
+/// reduced dimensions (operand: input).
+public struct ReductionPlan {
+    public let kept: StridedPlan
+    public let reduced: StridedPlan
 
-    // Folds reduced rows `rows` starting at input offset `base`.
-    @inline(__always) func fold(_ acc: inout Acc, base: Int, rows: Range<Int>) {
-        var j = rows.lowerBound * n
-        red.forEachRow(rows) { off in
-            var pa = a + base + off[0]
-            if s == 1 {
-                for i in 0..<n { combine(&acc, pa[i], j + i) }
-            } else {
-                for i in 0..<n { combine(&acc, pa.pointee, j + i); pa += s }
+    public init(keptShape: [Int], outStrides: [Int], inKeptStrides: [Int], reducedShape: [Int], inReducedStrides: [Int]) {
+        kept = StridedPlan(shape: keptShape, strides: [outStrides, inKeptStrides])
+        reduced = StridedPlan(shape: reducedShape, strides: [inReducedStrides])
+    }
+
+    /// Calls `body(outOffset, inBase)` for every output element, in parallel.
+    @inlinable
+    public func forEachOutput(_ body: (Int, Int) -> Void) {
+        let so = kept.innerStride(0), si = kept.innerStride(1), kn = kept.inner
+        let work = Swift.max(reduced.count * kn, 1)
+        parallelFor(kept.rows, grain: Swift.max(1, elementwiseGrain / work)) { rows in
+            kept.forEachRow(rows) { off in
+                for e in 0..<kn { body(off[0] + e * so, off[1] + e * si) }
             }
+        }
+    }
+
+    /// Calls `row(offset, n, stride, firstIndex)` for each reduced row starting at input
+    /// offset `base`; `firstIndex` is the row-major position of the row's first element in
+    /// the reduced space.
+    @inlinable
+    public func forEachReducedRow(base: Int, _ row: (Int, Int, Int, Int) -> Void) {
+        let n = reduced.inner, s = reduced.innerStride(0)
+        var j = 0
+        reduced.forEachRow(0..<reduced.rows) { off in
+            row(base + off[0], n, s, j)
             j += n
-        }
-    }
-
-    let outCount = kept.count
-    if let merge, outCount < CPUThreads.count, redCount >= 2 * elementwiseGrain, red.rows >= CPUThreads.count {
-        // Few outputs, large reduction: split the reduced rows across threads.
-        let chunks = CPUThreads.count
-        let per = (red.rows + chunks - 1) / chunks
-        var partials = [Acc](repeating: initial, count: chunks * outCount)
-        kept.forEachRow(0..<kept.rows) { koff in
-            let ko = koff[0], ki = koff[1]
-            let so = kept.innerStride(0), si = kept.innerStride(1)
-            for e in 0..<kept.inner {
-                let outOff = ko + e * so, base = ki + e * si
-                let slot = outOff  // outputs are dense: offsets are slots
-                partials.withUnsafeMutableBufferPointer { pbuf in
-                    let pp = pbuf.baseAddress!
-                    parallelTasks(chunks) { c in
-                        let lo = c * per, hi = min(red.rows, lo + per)
-                        if lo < hi { fold(&pp[c * outCount + slot], base: base, rows: lo..<hi) }
-                    }
-                }
-                var acc = partials[slot]
-                for c in 1..<chunks { merge(&acc, partials[c * outCount + slot]) }
-                r[outOff] = finish(acc)
-            }
-        }
-        return
-    }
-    let so = kept.innerStride(0), si = kept.innerStride(1), kn = kept.inner
-    parallelFor(kept.rows, grain: max(1, elementwiseGrain / max(redCount * kn, 1))) { rows in
-        kept.forEachRow(rows) { koff in
-            for e in 0..<kn {
-                var acc = initial
-                fold(&acc, base: koff[1] + e * si, rows: 0..<red.rows)
-                r[koff[0] + e * so] = finish(acc)
-            }
         }
     }
 }

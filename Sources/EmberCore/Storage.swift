@@ -1,3 +1,4 @@
+import EmberCPU
 import Foundation
 
 /// A device buffer shared by a tensor and its views, with the version counter that
@@ -11,11 +12,15 @@ public final class Storage {
     public internal(set) var version: Int = 0
     private let deallocator: ((UnsafeMutableRawPointer) -> Void)?
 
-    /// Allocates `byteCount` uninitialised bytes on the CPU, 64-byte aligned.
+    private let cachedCapacity: Int
+
+    /// `byteCount` uninitialised bytes on the CPU, 64-byte aligned, from the caching allocator.
     init(cpuBytes byteCount: Int) {
         self.device = .cpu
         self.byteCount = byteCount
-        self.data = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        let block = CPUAllocator.shared.allocate(byteCount)
+        self.data = block.pointer
+        self.cachedCapacity = block.capacity
         self.deallocator = nil
     }
 
@@ -26,10 +31,11 @@ public final class Storage {
         self.data = data
         self.byteCount = byteCount
         self.deallocator = deallocator
+        self.cachedCapacity = 0
     }
 
     deinit {
-        if let deallocator { deallocator(data) } else { data.deallocate() }
+        if let deallocator { deallocator(data) } else { CPUAllocator.shared.free(data, capacity: cachedCapacity) }
     }
 
     @inline(__always) func bumpVersion() { version &+= 1 }

@@ -9,30 +9,19 @@ extension Tensor {
     }
 }
 
-/// Calls `body` with the Swift element type of a dtype that has arithmetic.
-@inline(__always)
-private func numeric(_ d: DType, _ op: String, _ body: (any CPUNumber.Type) -> Void) {
-    switch d {
-    case .float32: body(Float.self)
-    case .float64: body(Double.self)
-    case .int64: body(Int64.self)
-    case .int32: body(Int32.self)
-    case .uint8: body(UInt8.self)
-    case .bool: body(Bool.self)
-    case .float16, .bfloat16: fatalError("\(op): \(d) must be upcast to float32 before the CPU kernel")
-    }
+/// Kernels are generic over the element type; each call site switches on the dtype with
+/// concrete types so that the optimizer compiles one specialised loop per type (an
+/// existential `any CPUNumber.Type` would leave every element access dynamic).
+private func unsupported(_ op: String, _ d: DType) -> Never {
+    fatalError("\(op): \(d) must be upcast to float32 before the CPU kernel")
 }
 
-private func elementType(_ d: DType) -> any CPUElement.Type {
-    switch d {
-    case .float32: Float.self
-    case .float64: Double.self
-    case .int64: Int64.self
-    case .int32: Int32.self
-    case .uint8: UInt8.self
-    case .bool: Bool.self
-    case .float16: HalfBits.self
-    case .bfloat16: BFloatBits.self
+/// One run of a unary kernel: `callAsFunction(f)` applies `f` to its elements.
+struct Run1<A, R> {
+    let x: UnsafePointer<A>, o: UnsafeMutablePointer<R>, n: Int, sx: Int, so: Int
+
+    @inline(__always) func callAsFunction(_ f: (A) -> R) {
+        if so == 1 && sx == 1 { for i in 0..<n { o[i] = f(x[i]) } } else { for i in 0..<n { o[i * so] = f(x[i * sx]) } }
     }
 }
 
@@ -45,244 +34,365 @@ public final class CPUBackend: Backend {
     }
 
     public func fill(_ out: Tensor, _ value: Double) {
-        func run<T: CPUElement>(_: T.Type) {
-            let v = T(fromDouble: value)
-            let p = StridedPlan(shape: out.shape, strides: [out.strides, out.strides])
+        let p = StridedPlan(shape: out.shape, strides: [out.strides])
+        let s = p.innerStride(0)
+        func run<T>(_ v: T) {
             let o = out.ptr(T.self)
-            map1(p, UnsafePointer(o), o) { _ in v }
+            forEachRun(p) { off, n in
+                let po = o + off[0]
+                if s == 1 { for i in 0..<n { po[i] = v } } else { for i in 0..<n { po[i * s] = v } }
+            }
         }
-        if out.dtype == .int64 && abs(value) > 9e15 {  // keep every bit of large integers
-            let v = Int64(value)
-            let p = StridedPlan(shape: out.shape, strides: [out.strides, out.strides])
-            map1(p, UnsafePointer(out.ptr(Int64.self)), out.ptr(Int64.self)) { _ in v }
-            return
+        switch out.dtype {
+        case .float32: run(Float(value))
+        case .float64: run(value)
+        case .int64: run(Swift.abs(value) > 9e18 ? (value > 0 ? Int64.max : Int64.min) : Int64(value))
+        case .int32: run(Int32(fromDouble: value))
+        case .uint8: run(UInt8(fromDouble: value))
+        case .bool: run(value != 0)
+        case .float16: run(HalfConversion.floatToHalf(Float(value)))
+        case .bfloat16: run(HalfConversion.floatToBFloat(Float(value)))
         }
-        run(elementType(out.dtype))
     }
 
     public func copy(_ src: Tensor, into dst: Tensor) {
         let p = StridedPlan(shape: dst.shape, strides: [dst.strides, src.strides])
-        if src.dtype == dst.dtype || (src.dtype.itemSize == dst.dtype.itemSize && src.dtype == .bool && dst.dtype == .uint8) {
-            switch dst.dtype.itemSize {
-            case 1: map1(p, src.ptr(UInt8.self), dst.ptr(UInt8.self)) { $0 }
-            case 2: map1(p, src.ptr(UInt16.self), dst.ptr(UInt16.self)) { $0 }
-            case 4: map1(p, src.ptr(UInt32.self), dst.ptr(UInt32.self)) { $0 }
-            default: map1(p, src.ptr(UInt64.self), dst.ptr(UInt64.self)) { $0 }
+        let sd = p.innerStride(0), ss = p.innerStride(1)
+        let same = src.dtype == dst.dtype
+        forEachRun(p) { off, n in
+            /// `dst[i] = f(src[i])` over this run (one specialised loop per type pair).
+            @inline(__always) func convert<S, D>(_: S.Type, _: D.Type, _ f: (S) -> D) {
+                let a = src.ptr(S.self) + off[1], r = dst.ptr(D.self) + off[0]
+                if sd == 1 && ss == 1 { for i in 0..<n { r[i] = f(a[i]) } } else { for i in 0..<n { r[i * sd] = f(a[i * ss]) } }
             }
-            return
-        }
-        func from<S: CPUElement>(_: S.Type) {
-            func to<D: CPUElement>(_: D.Type) {
-                if D.self == Bool.self {
-                    map1(p, src.ptr(S.self), dst.ptr(D.self)) { D(fromDouble: $0.asDouble != 0 || $0.asDouble.isNaN ? 1 : 0) }
-                } else if S.isIntegral && D.isIntegral {
-                    map1(p, src.ptr(S.self), dst.ptr(D.self)) { D(fromInt64: $0.asInt64) }
-                } else {
-                    map1(p, src.ptr(S.self), dst.ptr(D.self)) { D(fromDouble: $0.asDouble) }
+            if same {
+                switch dst.dtype.itemSize {
+                case 1: convert(UInt8.self, UInt8.self) { $0 }
+                case 2: convert(UInt16.self, UInt16.self) { $0 }
+                case 4: convert(UInt32.self, UInt32.self) { $0 }
+                default: convert(UInt64.self, UInt64.self) { $0 }
+                }
+                return
+            }
+            switch (src.dtype, dst.dtype) {
+            case (.float32, .float64): convert(Float.self, Double.self) { Double($0) }
+            case (.float64, .float32): convert(Double.self, Float.self) { Float($0) }
+            case (.float16, .float32): convert(UInt16.self, Float.self) { HalfConversion.halfToFloat($0) }
+            case (.float32, .float16): convert(Float.self, UInt16.self) { HalfConversion.floatToHalf($0) }
+            case (.bfloat16, .float32): convert(UInt16.self, Float.self) { HalfConversion.bfloatToFloat($0) }
+            case (.float32, .bfloat16): convert(Float.self, UInt16.self) { HalfConversion.floatToBFloat($0) }
+            case (.bool, .float32): convert(Bool.self, Float.self) { $0 ? 1 : 0 }
+            case (.bool, .float64): convert(Bool.self, Double.self) { $0 ? 1 : 0 }
+            case (.int64, .float32): convert(Int64.self, Float.self) { Float($0) }
+            case (.uint8, .float32): convert(UInt8.self, Float.self) { Float($0) }
+            case (.float32, .int64): convert(Float.self, Int64.self) { Int64(fromDouble: Double($0)) }
+            default:
+                // Every other pair goes through Int64 (both integral) or Double.
+                func from<S: CPUElement>(_: S.Type) {
+                    func to<D: CPUElement>(_: D.Type) {
+                        if D.self == Bool.self {
+                            convert(S.self, D.self) { D(fromDouble: $0.asDouble != 0 || $0.asDouble.isNaN ? 1 : 0) }
+                        } else if S.isIntegral && D.isIntegral {
+                            convert(S.self, D.self) { D(fromInt64: $0.asInt64) }
+                        } else {
+                            convert(S.self, D.self) { D(fromDouble: $0.asDouble) }
+                        }
+                    }
+                    switch dst.dtype {
+                    case .float32: to(Float.self)
+                    case .float64: to(Double.self)
+                    case .int64: to(Int64.self)
+                    case .int32: to(Int32.self)
+                    case .uint8: to(UInt8.self)
+                    case .bool: to(Bool.self)
+                    case .float16: to(HalfBits.self)
+                    case .bfloat16: to(BFloatBits.self)
+                    }
+                }
+                switch src.dtype {
+                case .float32: from(Float.self)
+                case .float64: from(Double.self)
+                case .int64: from(Int64.self)
+                case .int32: from(Int32.self)
+                case .uint8: from(UInt8.self)
+                case .bool: from(Bool.self)
+                case .float16: from(HalfBits.self)
+                case .bfloat16: from(BFloatBits.self)
                 }
             }
-            to(elementType(dst.dtype))
         }
-        from(elementType(src.dtype))
     }
 
     public func unary(_ op: UnaryOp, _ x: Tensor, _ out: Tensor) {
         let p = StridedPlan(shape: out.shape, strides: [out.strides, x.strides])
-        if op == .logicalNot {
-            func run<T: CPUNumber>(_: T.Type) {
-                map1(p, x.ptr(T.self), out.ptr(Bool.self)) { $0 == T.zero }
-            }
-            numeric(x.dtype, "logicalNot") { run($0) }
-            return
-        }
         switch x.dtype {
-        case .float32: floatUnary(op, p, x.ptr(Float.self), out.ptr(Float.self))
-        case .float64: floatUnary(op, p, x.ptr(Double.self), out.ptr(Double.self))
-        default:
-            func run<T: CPUNumber>(_: T.Type) {
-                intUnary(op, p, x.ptr(T.self), out.ptr(T.self))
-            }
-            numeric(x.dtype, "\(op)") { run($0) }
+        case .float32 where op != .logicalNot: floatUnary(op, p, x.ptr(Float.self), out.ptr(Float.self))
+        case .float64 where op != .logicalNot: floatUnary(op, p, x.ptr(Double.self), out.ptr(Double.self))
+        case .float32: logicalNot(p, x.ptr(Float.self), out.ptr(Bool.self))
+        case .float64: logicalNot(p, x.ptr(Double.self), out.ptr(Bool.self))
+        case .int64: op == .logicalNot ? logicalNot(p, x.ptr(Int64.self), out.ptr(Bool.self)) : intUnary(op, p, x.ptr(Int64.self), out.ptr(Int64.self))
+        case .int32: op == .logicalNot ? logicalNot(p, x.ptr(Int32.self), out.ptr(Bool.self)) : intUnary(op, p, x.ptr(Int32.self), out.ptr(Int32.self))
+        case .uint8: op == .logicalNot ? logicalNot(p, x.ptr(UInt8.self), out.ptr(Bool.self)) : intUnary(op, p, x.ptr(UInt8.self), out.ptr(UInt8.self))
+        case .bool: op == .logicalNot ? logicalNot(p, x.ptr(Bool.self), out.ptr(Bool.self)) : intUnary(op, p, x.ptr(Bool.self), out.ptr(Bool.self))
+        case .float16, .bfloat16: unsupported("\(op)", x.dtype)
         }
     }
 
+    /// Runs `body(run)` for every run of plan `p` (operands: o, x); `run(f)` applies `f`
+    /// over the run. Callers write `body` as a closure literal so that `f` is inlined.
+    @inline(__always)
+    private func apply1<A, R>(_ p: StridedPlan, _ x: UnsafePointer<A>, _ o: UnsafeMutablePointer<R>,
+                              _ body: (_ run: Run1<A, R>) -> Void) {
+        let so = p.innerStride(0), sx = p.innerStride(1)
+        forEachRun(p) { off, n in body(Run1(x: x + off[1], o: o + off[0], n: n, sx: sx, so: so)) }
+    }
+
+    private func logicalNot<T: CPUNumber>(_ p: StridedPlan, _ x: UnsafePointer<T>, _ o: UnsafeMutablePointer<Bool>) {
+        apply1(p, x, o) { run in run { $0 == T.zero } }
+    }
+
     private func intUnary<T: CPUNumber>(_ op: UnaryOp, _ p: StridedPlan, _ x: UnsafePointer<T>, _ o: UnsafeMutablePointer<T>) {
-        switch op {
-        case .neg: map1(p, x, o) { T.sub(T.zero, $0) }
-        case .abs: map1(p, x, o) { $0 < T.zero ? T.sub(T.zero, $0) : $0 }
-        case .sign: map1(p, x, o) { $0 > T.zero ? T.one : ($0 < T.zero ? T.sub(T.zero, T.one) : T.zero) }
-        case .relu: map1(p, x, o) { $0 > T.zero ? $0 : T.zero }
-        case .square: map1(p, x, o) { T.mul($0, $0) }
-        case .floor, .ceil, .round: map1(p, x, o) { $0 }
-        case .clamp(let lo, let hi):
-            // Compare in Int64 so that bounds outside the type's range never wrap.
-            let l = lo.map { Int64(Swift.max(Swift.min($0.rounded(.up), 9e18), -9e18)) }
-            let h = hi.map { Int64(Swift.max(Swift.min($0.rounded(.down), 9e18), -9e18)) }
-            map1(p, x, o) { v in
-                var r = v.asInt64
-                if let l, r < l { r = l }
-                if let h, r > h { r = h }
-                return T(fromInt64: r)
+        apply1(p, x, o) { run in
+            switch op {
+            case .neg: run { T.sub(T.zero, $0) }
+            case .abs: run { $0 < T.zero ? T.sub(T.zero, $0) : $0 }
+            case .sign: run { $0 > T.zero ? T.one : ($0 < T.zero ? T.sub(T.zero, T.one) : T.zero) }
+            case .relu: run { $0 > T.zero ? $0 : T.zero }
+            case .square: run { T.mul($0, $0) }
+            case .floor, .ceil, .round: run { $0 }
+            case .clamp(let lo, let hi):
+                // Compare in Int64 so that bounds outside the type's range never wrap.
+                let l = lo.map { Int64(Swift.max(Swift.min($0.rounded(.up), 9e18), -9e18)) }
+                let h = hi.map { Int64(Swift.max(Swift.min($0.rounded(.down), 9e18), -9e18)) }
+                run { v in
+                    var r = v.asInt64
+                    if let l, r < l { r = l }
+                    if let h, r > h { r = h }
+                    return T(fromInt64: r)
+                }
+            default: fatalError("\(op): not defined for integer tensors")
             }
-        default: fatalError("\(op): not defined for integer tensors")
         }
     }
 
     private func floatUnary<T: BinaryFloatingPoint & Real & CPUNumber>(
         _ op: UnaryOp, _ p: StridedPlan, _ x: UnsafePointer<T>, _ o: UnsafeMutablePointer<T>
     ) {
-        switch op {
-        case .neg: map1(p, x, o) { -$0 }
-        case .abs: map1(p, x, o) { Swift.abs($0) }
-        case .sign: map1(p, x, o) { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0.isNaN ? $0 : 0)) }
-        case .exp: map1(p, x, o) { T.exp($0) }
-        case .log: map1(p, x, o) { T.log($0) }
-        case .log1p: map1(p, x, o) { T.log(onePlus: $0) }
-        case .expm1: map1(p, x, o) { T.expMinusOne($0) }
-        case .sqrt: map1(p, x, o) { $0.squareRoot() }
-        case .rsqrt: map1(p, x, o) { 1 / $0.squareRoot() }
-        case .sin: map1(p, x, o) { T.sin($0) }
-        case .cos: map1(p, x, o) { T.cos($0) }
-        case .tanh: map1(p, x, o) { T.tanh($0) }
-        case .sigmoid: map1(p, x, o) { 1 / (1 + T.exp(-$0)) }
-        case .relu: map1(p, x, o) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
-        case .gelu: map1(p, x, o) { 0.5 * $0 * (1 + T.erf($0 * T(0.7071067811865476))) }
-        case .geluTanh:
-            map1(p, x, o) { v in
-                let inner = T(0.7978845608028654) * (v + T(0.044715) * v * v * v)
-                return 0.5 * v * (1 + T.tanh(inner))
+        apply1(p, x, o) { run in
+            switch op {
+            case .neg: run { -$0 }
+            case .abs: run { Swift.abs($0) }
+            case .sign: run { $0 > 0 ? 1 : ($0 < 0 ? -1 : ($0.isNaN ? $0 : 0)) }
+            case .exp: run { T.exp($0) }
+            case .log: run { T.log($0) }
+            case .log1p: run { T.log(onePlus: $0) }
+            case .expm1: run { T.expMinusOne($0) }
+            case .sqrt: run { $0.squareRoot() }
+            case .rsqrt: run { 1 / $0.squareRoot() }
+            case .sin: run { T.sin($0) }
+            case .cos: run { T.cos($0) }
+            case .tanh: run { T.tanh($0) }
+            case .sigmoid: run { 1 / (1 + T.exp(-$0)) }
+            case .relu: run { $0 < 0 ? 0 : $0 }  // NaN stays NaN; compiles to a select, not a branch
+            case .gelu: run { 0.5 * $0 * (1 + T.erf($0 * T(0.7071067811865476))) }
+            case .geluTanh:
+                run { v in
+                    let inner = T(0.7978845608028654) * (v + T(0.044715) * v * v * v)
+                    return 0.5 * v * (1 + T.tanh(inner))
+                }
+            case .silu: run { $0 / (1 + T.exp(-$0)) }
+            case .erf: run { T.erf($0) }
+            case .reciprocal: run { 1 / $0 }
+            case .square: run { $0 * $0 }
+            case .floor: run { $0.rounded(.down) }
+            case .ceil: run { $0.rounded(.up) }
+            case .round: run { $0.rounded(.toNearestOrEven) }
+            case .softplus(let beta, let threshold):
+                let b = T(beta), th = T(threshold)
+                run { v in v * b > th ? v : T.log(onePlus: T.exp(v * b)) / b }
+            case .leakyRelu(let slope):
+                let s = T(slope)
+                run { $0 > 0 ? $0 : $0 * s }
+            case .powScalar(let e):
+                let te = T(e)
+                if e == 2 { run { $0 * $0 } } else if e == 0.5 { run { $0.squareRoot() } } else if e == 1 { run { $0 } } else {
+                    run { T.power($0, te) }
+                }
+            case .clamp(let lo, let hi):
+                let l = lo.map { T($0) } ?? -T.infinity, h = hi.map { T($0) } ?? T.infinity
+                run { v in v.isNaN ? v : (v < l ? l : (v > h ? h : v)) }
+            case .logicalNot: fatalError("unreachable")
             }
-        case .silu: map1(p, x, o) { $0 / (1 + T.exp(-$0)) }
-        case .erf: map1(p, x, o) { T.erf($0) }
-        case .reciprocal: map1(p, x, o) { 1 / $0 }
-        case .square: map1(p, x, o) { $0 * $0 }
-        case .floor: map1(p, x, o) { $0.rounded(.down) }
-        case .ceil: map1(p, x, o) { $0.rounded(.up) }
-        case .round: map1(p, x, o) { $0.rounded(.toNearestOrEven) }
-        case .softplus(let beta, let threshold):
-            let b = T(beta), th = T(threshold)
-            map1(p, x, o) { v in v * b > th ? v : T.log(onePlus: T.exp(v * b)) / b }
-        case .leakyRelu(let slope):
-            let s = T(slope)
-            map1(p, x, o) { $0 > 0 ? $0 : $0 * s }
-        case .powScalar(let e):
-            let te = T(e)
-            if e == 2 { map1(p, x, o) { $0 * $0 } } else if e == 0.5 { map1(p, x, o) { $0.squareRoot() } } else if e == 1 {
-                map1(p, x, o) { $0 }
-            } else { map1(p, x, o) { T.power($0, te) } }
-        case .clamp(let lo, let hi):
-            let l = lo.map { T($0) }, h = hi.map { T($0) }
-            map1(p, x, o) { v in
-                if v.isNaN { return v }
-                var r = v
-                if let l, r < l { r = l }
-                if let h, r > h { r = h }
-                return r
-            }
-        case .logicalNot: fatalError("unreachable")
         }
     }
 
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
         let p = StridedPlan(shape: out.shape, strides: [out.strides, a.strides, b.strides])
-        func run<T: CPUNumber>(_: T.Type) {
+        let so = p.innerStride(0), sa = p.innerStride(1), sb = p.innerStride(2)
+        func typed<T: CPUNumber>(_: T.Type) {
             let pa = UnsafePointer(a.ptr(T.self)), pb = UnsafePointer(b.ptr(T.self))
-            if op.isPredicate {
-                let o = out.ptr(Bool.self)
-                switch op {
-                case .eq: map2(p, pa, pb, o) { $0 == $1 }
-                case .ne: map2(p, pa, pb, o) { $0 != $1 }
-                case .lt: map2(p, pa, pb, o) { $0 < $1 }
-                case .le: map2(p, pa, pb, o) { $0 <= $1 }
-                case .gt: map2(p, pa, pb, o) { $0 > $1 }
-                case .ge: map2(p, pa, pb, o) { $0 >= $1 }
-                case .logicalAnd: map2(p, pa, pb, o) { $0 != T.zero && $1 != T.zero }
-                case .logicalOr: map2(p, pa, pb, o) { $0 != T.zero || $1 != T.zero }
-                default: fatalError("unreachable")
+            let o = out.ptr(T.self), ob = out.ptr(Bool.self)
+            forEachRun(p) { off, n in
+                let x = pa + off[1], y = pb + off[2]
+                /// `r[i] = f(x[i], y[i])` with unit-stride and scalar-operand fast loops.
+                @inline(__always) func apply<R>(_ o: UnsafeMutablePointer<R>, _ f: (T, T) -> R) {
+                    let r = o + off[0]
+                    if so == 1 && sa == 1 && sb == 1 {
+                        for i in 0..<n { r[i] = f(x[i], y[i]) }
+                    } else if so == 1 && sa == 1 && sb == 0 {
+                        let v = y[0]
+                        for i in 0..<n { r[i] = f(x[i], v) }
+                    } else if so == 1 && sa == 0 && sb == 1 {
+                        let v = x[0]
+                        for i in 0..<n { r[i] = f(v, y[i]) }
+                    } else {
+                        for i in 0..<n { r[i * so] = f(x[i * sa], y[i * sb]) }
+                    }
                 }
-                return
-            }
-            let o = out.ptr(T.self)
-            switch op {
-            case .add: map2(p, pa, pb, o) { T.add($0, $1) }
-            case .sub: map2(p, pa, pb, o) { T.sub($0, $1) }
-            case .mul: map2(p, pa, pb, o) { T.mul($0, $1) }
-            case .div: map2(p, pa, pb, o) { T.div($0, $1) }
-            case .pow: map2(p, pa, pb, o) { T.power($0, $1) }
-            case .maximum: map2(p, pa, pb, o) { T.maxP($0, $1) }
-            case .minimum: map2(p, pa, pb, o) { T.minP($0, $1) }
-            default: fatalError("unreachable")
+                switch op {
+                case .add: apply(o) { T.add($0, $1) }
+                case .sub: apply(o) { T.sub($0, $1) }
+                case .mul: apply(o) { T.mul($0, $1) }
+                case .div: apply(o) { T.div($0, $1) }
+                case .pow: apply(o) { T.power($0, $1) }
+                case .maximum: apply(o) { T.maxP($0, $1) }
+                case .minimum: apply(o) { T.minP($0, $1) }
+                case .eq: apply(ob) { $0 == $1 }
+                case .ne: apply(ob) { $0 != $1 }
+                case .lt: apply(ob) { $0 < $1 }
+                case .le: apply(ob) { $0 <= $1 }
+                case .gt: apply(ob) { $0 > $1 }
+                case .ge: apply(ob) { $0 >= $1 }
+                case .logicalAnd: apply(ob) { $0 != T.zero && $1 != T.zero }
+                case .logicalOr: apply(ob) { $0 != T.zero || $1 != T.zero }
+                }
             }
         }
-        numeric(a.dtype, "\(op)") { run($0) }
+        switch a.dtype {
+        case .float32: typed(Float.self)
+        case .float64: typed(Double.self)
+        case .int64: typed(Int64.self)
+        case .int32: typed(Int32.self)
+        case .uint8: typed(UInt8.self)
+        case .bool: typed(Bool.self)
+        case .float16, .bfloat16: unsupported("\(op)", a.dtype)
+        }
     }
 
     public func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
         let p = StridedPlan(shape: out.shape, strides: [out.strides, cond.strides, a.strides, b.strides])
+        let so = p.innerStride(0), sc = p.innerStride(1), sa = p.innerStride(2), sb = p.innerStride(3)
         let c = cond.ptr(Bool.self)
+        func run<T>(_: T.Type) {
+            let pa = a.ptr(T.self), pb = b.ptr(T.self), po = out.ptr(T.self)
+            forEachRun(p) { off, n in
+                let r = po + off[0], k = c + off[1], x = pa + off[2], y = pb + off[3]
+                for i in 0..<n { r[i * so] = k[i * sc] ? x[i * sa] : y[i * sb] }
+            }
+        }
         switch out.dtype.itemSize {
-        case 1: map3(p, c, a.ptr(UInt8.self), b.ptr(UInt8.self), out.ptr(UInt8.self)) { $0 ? $1 : $2 }
-        case 2: map3(p, c, a.ptr(UInt16.self), b.ptr(UInt16.self), out.ptr(UInt16.self)) { $0 ? $1 : $2 }
-        case 4: map3(p, c, a.ptr(UInt32.self), b.ptr(UInt32.self), out.ptr(UInt32.self)) { $0 ? $1 : $2 }
-        default: map3(p, c, a.ptr(UInt64.self), b.ptr(UInt64.self), out.ptr(UInt64.self)) { $0 ? $1 : $2 }
+        case 1: run(UInt8.self)
+        case 2: run(UInt16.self)
+        case 4: run(UInt32.self)
+        default: run(UInt64.self)
         }
     }
 
     public func reduce(_ op: ReduceOp, _ x: Tensor, dims: [Int], _ out: Tensor) {
         var keptShape = x.shape
         for d in dims { keptShape[d] = 1 }
-        let redShape = dims.map { x.shape[$0] }
-        let redStrides = dims.map { x.strides[$0] }
-        func go<A, Acc, R>(_ a: UnsafePointer<A>, _ r: UnsafeMutablePointer<R>, _ initial: Acc,
-                           _ combine: (inout Acc, A, Int) -> Void, _ merge: ((inout Acc, Acc) -> Void)?,
-                           _ finish: (Acc) -> R) {
-            reduceStrided(keptShape: keptShape, outStrides: out.strides, inKeptStrides: x.strides,
-                          reducedShape: redShape, inReducedStrides: redStrides, a, r,
-                          initial: initial, combine: combine, merge: merge, finish: finish)
-        }
-        func run<T: CPUNumber>(_: T.Type) {
-            let a = UnsafePointer(x.ptr(T.self))
+        let plan = ReductionPlan(keptShape: keptShape, outStrides: out.strides, inKeptStrides: x.strides,
+                                 reducedShape: dims.map { x.shape[$0] }, inReducedStrides: dims.map { x.strides[$0] })
+        func typed<T: CPUNumber>(_: T.Type) {
+            let a = x.ptr(T.self)
             switch op {
             case .sum:
                 if T.self == Float.self {
-                    go(x.ptr(Float.self), out.ptr(Float.self), 0.0 as Double, { acc, v, _ in acc += Double(v) }, { $0 += $1 }, { Float($0) })
+                    // float32 sums accumulate in float64 (8 lanes) and round once.
+                    let o = out.ptr(Float.self), af = x.ptr(Float.self)
+                    plan.forEachOutput { outOff, base in
+                        var acc = SIMD8<Double>(), tail = 0.0
+                        plan.forEachReducedRow(base: base) { off, n, s, _ in
+                            let pa = af + off
+                            var i = 0
+                            if s == 1 {
+                                while i + 8 <= n {
+                                    acc += SIMD8<Double>(SIMD8<Float>(UnsafeBufferPointer(start: pa + i, count: 8)))
+                                    i += 8
+                                }
+                            }
+                            while i < n { tail += Double(pa[i * s]); i += 1 }
+                        }
+                        o[outOff] = Float(acc.sum() + tail)
+                    }
                 } else if T.isIntegral {
-                    go(a, out.ptr(Int64.self), Int64(0), { acc, v, _ in acc &+= v.asInt64 }, { $0 &+= $1 }, { $0 })
+                    let o = out.ptr(Int64.self)
+                    plan.forEachOutput { outOff, base in
+                        var acc: Int64 = 0
+                        plan.forEachReducedRow(base: base) { off, n, s, _ in for i in 0..<n { acc &+= a[off + i * s].asInt64 } }
+                        o[outOff] = acc
+                    }
                 } else {
-                    go(a, out.ptr(T.self), T.zero, { acc, v, _ in acc = T.add(acc, v) }, { $0 = T.add($0, $1) }, { $0 })
+                    let o = out.ptr(T.self)
+                    plan.forEachOutput { outOff, base in
+                        var acc = T.zero
+                        plan.forEachReducedRow(base: base) { off, n, s, _ in for i in 0..<n { acc = T.add(acc, a[off + i * s]) } }
+                        o[outOff] = acc
+                    }
                 }
             case .prod:
                 if T.isIntegral {
-                    go(a, out.ptr(Int64.self), Int64(1), { acc, v, _ in acc &*= v.asInt64 }, { $0 &*= $1 }, { $0 })
+                    let o = out.ptr(Int64.self)
+                    plan.forEachOutput { outOff, base in
+                        var acc: Int64 = 1
+                        plan.forEachReducedRow(base: base) { off, n, s, _ in for i in 0..<n { acc &*= a[off + i * s].asInt64 } }
+                        o[outOff] = acc
+                    }
                 } else {
-                    go(a, out.ptr(T.self), 1.0 as Double, { acc, v, _ in acc *= v.asDouble }, { $0 *= $1 }, { T(fromDouble: $0) })
+                    let o = out.ptr(T.self)
+                    plan.forEachOutput { outOff, base in
+                        var acc = 1.0
+                        plan.forEachReducedRow(base: base) { off, n, s, _ in for i in 0..<n { acc *= a[off + i * s].asDouble } }
+                        o[outOff] = T(fromDouble: acc)
+                    }
                 }
             case .max, .min:
-                let isMax = op == .max
-                go(a, out.ptr(T.self), (T.zero, false), { acc, v, _ in
-                    if !acc.1 { acc = (v, true); return }
-                    acc.0 = isMax ? T.maxP(acc.0, v) : T.minP(acc.0, v)
-                }, { acc, other in
-                    if !other.1 { return }
-                    if !acc.1 { acc = other; return }
-                    acc.0 = isMax ? T.maxP(acc.0, other.0) : T.minP(acc.0, other.0)
-                }, { $0.0 })
+                let o = out.ptr(T.self), isMax = op == .max
+                plan.forEachOutput { outOff, base in
+                    var acc = a[base]
+                    plan.forEachReducedRow(base: base) { off, n, s, _ in
+                        if isMax { for i in 0..<n { acc = T.maxP(acc, a[off + i * s]) } } else {
+                            for i in 0..<n { acc = T.minP(acc, a[off + i * s]) }
+                        }
+                    }
+                    o[outOff] = acc
+                }
             case .argmax, .argmin:
-                let isMax = op == .argmax
-                // (value, index, seen); first occurrence wins, NaN counts as the extreme.
-                go(a, out.ptr(Int64.self), (T.zero, 0, false), { acc, v, i in
-                    if !acc.2 { acc = (v, i, true); return }
-                    if acc.0.isNaNValue { return }
-                    if v.isNaNValue || (isMax ? v > acc.0 : v < acc.0) { acc = (v, i, true) }
-                }, { acc, o in
-                    if !o.2 { return }
-                    if !acc.2 { acc = o; return }
-                    if acc.0.isNaNValue { return }
-                    if o.0.isNaNValue || (isMax ? o.0 > acc.0 : o.0 < acc.0) { acc = o }
-                }, { Int64($0.1) })
+                // First occurrence wins; NaN counts as the extreme (as PyTorch).
+                let o = out.ptr(Int64.self), isMax = op == .argmax
+                plan.forEachOutput { outOff, base in
+                    var best = a[base], index = 0
+                    plan.forEachReducedRow(base: base) { off, n, s, j in
+                        if best.isNaNValue { return }
+                        for i in 0..<n {
+                            let v = a[off + i * s]
+                            if v.isNaNValue { best = v; index = j + i; return }
+                            if isMax ? v > best : v < best { best = v; index = j + i }
+                        }
+                    }
+                    o[outOff] = Int64(index)
+                }
             }
         }
-        numeric(x.dtype, "\(op)") { run($0) }
+        switch x.dtype {
+        case .float32: typed(Float.self)
+        case .float64: typed(Double.self)
+        case .int64: typed(Int64.self)
+        case .int32: typed(Int32.self)
+        case .uint8: typed(UInt8.self)
+        case .bool: typed(Bool.self)
+        case .float16, .bfloat16: unsupported("\(op)", x.dtype)
+        }
     }
 
     public func matmul(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
@@ -324,7 +434,15 @@ public final class CPUBackend: Backend {
                     }
                 }
             }
-            numeric(out.dtype, "matmul") { run($0) }
+            switch out.dtype {
+            case .float32: run(Float.self)
+            case .float64: run(Double.self)
+            case .int64: run(Int64.self)
+            case .int32: run(Int32.self)
+            case .uint8: run(UInt8.self)
+            case .bool: run(Bool.self)
+            case .float16, .bfloat16: unsupported("matmul", out.dtype)
+            }
         }
     }
 
@@ -362,7 +480,15 @@ public final class CPUBackend: Backend {
                 }
             }
         }
-        numeric(out.dtype, "indexAdd") { run($0) }
+        switch out.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        case .int64: run(Int64.self)
+        case .int32: run(Int32.self)
+        case .uint8: run(UInt8.self)
+        case .bool: run(Bool.self)
+        case .float16, .bfloat16: unsupported("indexAdd", out.dtype)
+        }
         out.storage.bumpVersion()
     }
 
@@ -407,7 +533,15 @@ public final class CPUBackend: Backend {
         }
         if accumulate {
             func add<T: CPUNumber>(_: T.Type) { run(T.self) { T.add($0, $1) } }
-            numeric(out.dtype, "scatterAdd") { add($0) }
+            switch out.dtype {
+            case .float32: add(Float.self)
+            case .float64: add(Double.self)
+            case .int64: add(Int64.self)
+            case .int32: add(Int32.self)
+            case .uint8: add(UInt8.self)
+            case .bool: add(Bool.self)
+            case .float16, .bfloat16: unsupported("scatterAdd", out.dtype)
+            }
         } else {
             switch out.dtype.itemSize {
             case 1: run(UInt8.self) { $1 }

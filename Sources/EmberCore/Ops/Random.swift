@@ -74,6 +74,12 @@ public enum Ember {
         set { CPUThreads.count = newValue }
     }
 
+    /// The CPU caching allocator's counters.
+    public static var cpuMemoryStats: CPUAllocator.Stats { CPUAllocator.shared.statistics }
+
+    /// Returns the CPU allocator's cached blocks to the OS.
+    public static func emptyCPUCache() { CPUAllocator.shared.emptyCache() }
+
     /// Sets the number of threads CPU kernels use (`torch.set_num_threads`).
     public static func setNumThreads(_ n: Int) { CPUThreads.count = n }
 }
