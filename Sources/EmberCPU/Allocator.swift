@@ -22,9 +22,9 @@ public final class CPUAllocator: @unchecked Sendable {
         public var osAllocations = 0
     }
 
-    private var freeLists: [[UnsafeMutableRawPointer]]
-    private var stats = Stats()
-    private var mutex = pthread_mutex_t()
+    @exclusivity(unchecked) private var freeLists: [[UnsafeMutableRawPointer]]
+    @exclusivity(unchecked) private var stats = Stats()
+    @exclusivity(unchecked) private var mutex = pthread_mutex_t()
     /// The most bytes kept in the cache (default 2 GiB, `EMBER_CPU_CACHE_MB` to change; 0 disables).
     public var cacheLimit: Int
 

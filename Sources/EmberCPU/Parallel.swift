@@ -5,7 +5,7 @@ import Foundation
 ///
 /// The default is the number of active cores (never more), or `EMBER_NUM_THREADS` when set.
 public enum CPUThreads {
-    nonisolated(unsafe) static var _count: Int = {
+    @exclusivity(unchecked) nonisolated(unsafe) static var _count: Int = {
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         if let s = ProcessInfo.processInfo.environment["EMBER_NUM_THREADS"], let n = Int(s), n > 0 {
             return n

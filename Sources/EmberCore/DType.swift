@@ -86,6 +86,16 @@ struct ResultType {
 
     var result: DType { ResultType.combine(dim, ResultType.combine(zero, wrapped))! }
 
+    /// The result dtype of a binary op (no array for the common case).
+    @inline(__always)
+    static func of2(_ a: Tensor, _ b: Tensor) -> DType {
+        if a.dtype == b.dtype { return a.dtype }
+        var r = ResultType()
+        r.add(a)
+        r.add(b)
+        return r.result
+    }
+
     static func of(_ ts: Tensor...) -> DType {
         var r = ResultType()
         for t in ts { r.add(t) }

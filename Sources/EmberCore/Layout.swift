@@ -47,6 +47,18 @@ public struct Layout: Equatable, Sendable {
         return true
     }
 
+    /// Exactly the strides `Layout(contiguous: shape)` would have (size-1 dims included).
+    var hasRowMajorStrides: Bool {
+        var expected = 1
+        var d = shape.count - 1
+        while d >= 0 {
+            if strides[d] != expected { return false }
+            expected *= Swift.max(shape[d], 1)
+            d -= 1
+        }
+        return true
+    }
+
     /// This layout broadcast to `target` (PyTorch rules: align right; size 1 stretches with stride 0).
     func broadcast(to target: [Int]) -> Layout? {
         let extra = target.count - shape.count

@@ -9,7 +9,7 @@ public final class Storage {
     public let byteCount: Int
     public let data: UnsafeMutableRawPointer
     /// Bumped by every in-place write.
-    public internal(set) var version: Int = 0
+    @exclusivity(unchecked) public internal(set) var version: Int = 0
     private let deallocator: ((UnsafeMutableRawPointer) -> Void)?
 
     private let cachedCapacity: Int

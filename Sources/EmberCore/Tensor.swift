@@ -9,22 +9,22 @@
 /// accumulates on the same object, and in-place ops update it where it stands.
 public final class Tensor {
     /// The buffer this tensor views.
-    public internal(set) var storage: Storage
+    @exclusivity(unchecked) public internal(set) var storage: Storage
     /// Shape, strides and offset over `storage`.
-    public internal(set) var layout: Layout
+    @exclusivity(unchecked) public internal(set) var layout: Layout
     public let dtype: DType
 
     /// The node that produced this tensor (nil for leaves and tensors outside the graph).
-    public internal(set) var gradFn: Node?
+    @exclusivity(unchecked) public internal(set) var gradFn: Node?
     /// The accumulated gradient of a leaf (or of a tensor that called `retainGrad()`).
-    public var grad: Tensor?
-    var leafRequiresGrad = false
+    @exclusivity(unchecked) public var grad: Tensor?
+    @exclusivity(unchecked) var leafRequiresGrad = false
     /// Hooks that see (and may replace) the gradient of this leaf before it accumulates.
     var leafHooks: [(Tensor) throws -> Tensor?] = []
     /// A Swift scalar wrapped as a tensor (ranks lowest in type promotion).
-    var isWrappedNumber = false
+    @exclusivity(unchecked) var isWrappedNumber = false
     /// The tensor this one is a view of, if any.
-    var viewBase: Tensor?
+    @exclusivity(unchecked) var viewBase: Tensor?
 
     init(storage: Storage, layout: Layout, dtype: DType) {
         self.storage = storage
@@ -32,12 +32,17 @@ public final class Tensor {
         self.dtype = dtype
     }
 
-    /// An uninitialised contiguous tensor.
-    init(uninitialized shape: [Int], dtype: DType, device: Device = .cpu) {
+    /// An uninitialised contiguous tensor. `like`, when it is a contiguous layout of the
+    /// same shape, lends its strides array (saves an allocation on the hot path).
+    init(uninitialized shape: [Int], dtype: DType, device: Device = .cpu, like: Layout? = nil) {
         var n = 1
         for s in shape { n *= s }
         self.storage = device.backend.allocate(bytes: n * dtype.itemSize, device: device)
-        self.layout = Layout(contiguous: shape)
+        if let like, like.shape == shape, like.hasRowMajorStrides {
+            self.layout = Layout(shape: shape, strides: like.strides, offset: 0)
+        } else {
+            self.layout = Layout(contiguous: shape)
+        }
         self.dtype = dtype
     }
 

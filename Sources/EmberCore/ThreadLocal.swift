@@ -15,7 +15,7 @@ final class Lock: @unchecked Sendable {
 /// Per-thread state: grad mode. Stored in native thread-local storage so that
 /// `withNoGrad` on one thread never affects another.
 final class ThreadState {
-    var gradEnabled = true
+    @exclusivity(unchecked) var gradEnabled = true
 
     #if os(Windows)
     private static let key: DWORD = FlsAlloc { p in

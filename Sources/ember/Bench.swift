@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
         print("threads: \(Ember.numThreads)")
         print(pad("case", 34) + pad("ember", 12) + pad("torch", 12) + "ratio (ember/torch; < 1 = Ember faster)")
         for c in cases() where only.map({ c.name.contains($0) }) ?? true {
-            let e = measure(c.iterations, c.body)
+            let e = measure(c.iterations, c.setup())
             let t = twin?.time(c.name, iterations: c.iterations, repeats: repeats)
             let ratio = t.map { String(format: "%.2f", e.median / $0) } ?? "-"
             print(pad(c.name, 34) + pad(fmt(e.median), 12) + pad(t.map(fmt) ?? "-", 12) + ratio
@@ -35,31 +35,42 @@ struct Bench: ParsableCommand {
     struct Case {
         let name: String
         let iterations: Int
-        let body: () -> Void
+        /// Builds the inputs and returns the timed body (built only when the case runs).
+        let setup: () -> () -> Void
         var extra: ((Double) -> String)? = nil
     }
 
     func cases() -> [Case] {
         var list: [Case] = []
-        let a4 = Tensor.randn([4]), b4 = Tensor.randn([4])
-        list.append(Case(name: "add_4 (alloc + 4-element add)", iterations: 20000) { _ = a4 + b4 })
-        let a = Tensor.randn([4], requiresGrad: true), b = Tensor.randn([4], requiresGrad: true), c = Tensor.randn([4], requiresGrad: true)
-        list.append(Case(name: "fwd+bwd (a*b+c).sum()", iterations: 5000, body: {
-            try! (a * b + c).sum().backward()
+        list.append(Case(name: "add_4 (alloc + 4-element add)", iterations: 20000, setup: {
+            let a = Tensor.randn([4]), b = Tensor.randn([4])
+            return { _ = a + b }
+        }))
+        list.append(Case(name: "fwd+bwd (a*b+c).sum()", iterations: 5000, setup: {
+            let a = Tensor.randn([4], requiresGrad: true), b = Tensor.randn([4], requiresGrad: true)
+            let c = Tensor.randn([4], requiresGrad: true)
+            return { try! (a * b + c).sum().backward() }
         }, extra: { String(format: "%.2f µs per op (3 ops)", $0 * 1e6 / 3) }))
         for n in [1 << 20, 1 << 24] {
-            let x = Tensor.randn([n]), y = Tensor.randn([n])
-            let gb = { (s: Double) in String(format: "%.1f GB/s", Double(3 * 4 * n) / s / 1e9) }
-            list.append(Case(name: "add_\(n >> 20)M", iterations: n > 1 << 20 ? 5 : 50, body: { _ = x + y }, extra: gb))
-            list.append(Case(name: "relu_\(n >> 20)M", iterations: n > 1 << 20 ? 5 : 50, body: { _ = x.relu() },
-                             extra: { String(format: "%.1f GB/s", Double(2 * 4 * n) / $0 / 1e9) }))
+            let iterations = n > 1 << 20 ? 5 : 50
+            list.append(Case(name: "add_\(n >> 20)M", iterations: iterations, setup: {
+                let x = Tensor.randn([n]), y = Tensor.randn([n])
+                return { _ = x + y }
+            }, extra: { String(format: "%.1f GB/s", Double(3 * 4 * n) / $0 / 1e9) }))
+            list.append(Case(name: "relu_\(n >> 20)M", iterations: iterations, setup: {
+                let x = Tensor.randn([n])
+                return { _ = x.relu() }
+            }, extra: { String(format: "%.1f GB/s", Double(2 * 4 * n) / $0 / 1e9) }))
         }
-        let logits = Tensor.randn([64, 1000])
-        list.append(Case(name: "softmax_64x1000", iterations: 200) { _ = logits.softmax(dim: 1) })
+        list.append(Case(name: "softmax_64x1000", iterations: 200, setup: {
+            let logits = Tensor.randn([64, 1000])
+            return { _ = logits.softmax(dim: 1) }
+        }))
         for n in [128, 256, 512, 1024] {
-            let x = Tensor.randn([n, n]), y = Tensor.randn([n, n])
-            list.append(Case(name: "sgemm_\(n)", iterations: max(2, 200_000_000 / (n * n * n)), body: { _ = x.matmul(y) },
-                             extra: { String(format: "%.1f GFLOPS", 2 * Double(n * n * n) / $0 / 1e9) }))
+            list.append(Case(name: "sgemm_\(n)", iterations: max(2, 200_000_000 / (n * n * n)), setup: {
+                let x = Tensor.randn([n, n]), y = Tensor.randn([n, n])
+                return { _ = x.matmul(y) }
+            }, extra: { String(format: "%.1f GFLOPS", 2 * Double(n * n * n) / $0 / 1e9) }))
         }
         return list
     }

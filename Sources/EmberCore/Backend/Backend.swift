@@ -23,6 +23,27 @@ public enum BinaryOp: Equatable, Sendable {
     case eq, ne, lt, le, gt, ge
     case logicalAnd, logicalOr
 
+    /// The op's name in messages (a static string: no formatting on the hot path).
+    var name: String {
+        switch self {
+        case .add: "add"
+        case .sub: "sub"
+        case .mul: "mul"
+        case .div: "div"
+        case .pow: "pow"
+        case .maximum: "maximum"
+        case .minimum: "minimum"
+        case .eq: "eq"
+        case .ne: "ne"
+        case .lt: "lt"
+        case .le: "le"
+        case .gt: "gt"
+        case .ge: "ge"
+        case .logicalAnd: "logicalAnd"
+        case .logicalOr: "logicalOr"
+        }
+    }
+
     /// Ops whose result is a bool tensor.
     var isPredicate: Bool {
         switch self {

@@ -34,7 +34,7 @@ public final class CPUBackend: Backend {
     }
 
     public func fill(_ out: Tensor, _ value: Double) {
-        let p = StridedPlan(shape: out.shape, strides: [out.strides])
+        let p = StridedPlan(shape: out.shape, out.strides)
         let s = p.innerStride(0)
         func run<T>(_ v: T) {
             let o = out.ptr(T.self)
@@ -56,7 +56,7 @@ public final class CPUBackend: Backend {
     }
 
     public func copy(_ src: Tensor, into dst: Tensor) {
-        let p = StridedPlan(shape: dst.shape, strides: [dst.strides, src.strides])
+        let p = StridedPlan(shape: dst.shape, dst.strides, src.strides)
         let sd = p.innerStride(0), ss = p.innerStride(1)
         let same = src.dtype == dst.dtype
         forEachRun(p) { off, n in
@@ -124,7 +124,7 @@ public final class CPUBackend: Backend {
     }
 
     public func unary(_ op: UnaryOp, _ x: Tensor, _ out: Tensor) {
-        let p = StridedPlan(shape: out.shape, strides: [out.strides, x.strides])
+        let p = StridedPlan(shape: out.shape, out.strides, x.strides)
         switch x.dtype {
         case .float32 where op != .logicalNot: floatUnary(op, p, x.ptr(Float.self), out.ptr(Float.self))
         case .float64 where op != .logicalNot: floatUnary(op, p, x.ptr(Double.self), out.ptr(Double.self))
@@ -227,7 +227,7 @@ public final class CPUBackend: Backend {
     }
 
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
-        let p = StridedPlan(shape: out.shape, strides: [out.strides, a.strides, b.strides])
+        let p = StridedPlan(shape: out.shape, out.strides, a.strides, b.strides)
         let so = p.innerStride(0), sa = p.innerStride(1), sb = p.innerStride(2)
         func typed<T: CPUNumber>(_: T.Type) {
             let pa = UnsafePointer(a.ptr(T.self)), pb = UnsafePointer(b.ptr(T.self))
@@ -280,7 +280,7 @@ public final class CPUBackend: Backend {
     }
 
     public func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
-        let p = StridedPlan(shape: out.shape, strides: [out.strides, cond.strides, a.strides, b.strides])
+        let p = StridedPlan(shape: out.shape, out.strides, cond.strides, a.strides, b.strides)
         let so = p.innerStride(0), sc = p.innerStride(1), sa = p.innerStride(2), sb = p.innerStride(3)
         let c = cond.ptr(Bool.self)
         func run<T>(_: T.Type) {
@@ -496,7 +496,7 @@ public final class CPUBackend: Backend {
         var xs = x.strides
         let dimStride = xs[dim]
         xs[dim] = 0
-        let p = StridedPlan(shape: index.shape, strides: [out.strides, index.strides, xs])
+        let p = StridedPlan(shape: index.shape, out.strides, index.strides, xs)
         let idx = index.ptr(Int64.self)
         func run<T>(_: T.Type) {
             let o = out.ptr(T.self), s = x.ptr(T.self)
@@ -519,7 +519,7 @@ public final class CPUBackend: Backend {
         var os = out.strides
         let dimStride = os[dim]
         os[dim] = 0
-        let p = StridedPlan(shape: index.shape, strides: [index.strides, src.strides, os])
+        let p = StridedPlan(shape: index.shape, index.strides, src.strides, os)
         let idx = index.ptr(Int64.self)
         let si = p.innerStride(0), ss = p.innerStride(1), so = p.innerStride(2), n = p.inner
         func run<T>(_: T.Type, _ combine: (T, T) -> T) {
@@ -554,7 +554,7 @@ public final class CPUBackend: Backend {
     }
 
     public func maskedSelect(_ x: Tensor, _ mask: Tensor) -> Tensor {
-        let p = StridedPlan(shape: x.shape, strides: [x.strides, mask.strides])
+        let p = StridedPlan(shape: x.shape, x.strides, mask.strides)
         let m = mask.ptr(Bool.self)
         var count = 0
         let sm = p.innerStride(1), n = p.inner

@@ -8,27 +8,28 @@ extension Tensor {
     func unaryKernel(_ op: UnaryOp) -> Tensor {
         let resultType = op.needsFloat ? dtype.floatResult : dtype
         let x = cast(resultType.computeType)
-        let out = Tensor(uninitialized: shape, dtype: op == .logicalNot ? .bool : x.dtype, device: device)
+        let out = Tensor(uninitialized: shape, dtype: op == .logicalNot ? .bool : x.dtype, device: device, like: layout)
         device.backend.unary(op, x, out)
         return op == .logicalNot ? out : out.cast(resultType)
     }
 
     /// Runs a binary primitive on broadcast views in the promoted dtype.
-    static func binaryKernel(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: String) -> Tensor {
-        let shape = checked { () throws -> [Int] in
-            try require(a.device == b.device || a.isWrappedNumber || b.isWrappedNumber,
-                        "\(name): expected all tensors to be on the same device, but found \(a.device) and \(b.device)")
-            return try broadcastShapes(a.shape, b.shape, op: name)
+    static func binaryKernel(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: @autoclosure () -> String) -> Tensor {
+        let shape = a.shape == b.shape ? a.shape : checked { try broadcastShapes(a.shape, b.shape, op: name()) }
+        if a.device != b.device && !a.isWrappedNumber && !b.isWrappedNumber {
+            misuse(EmberError.invalidArgument(
+                "\(name()): expected all tensors to be on the same device, but found \(a.device) and \(b.device)"))
         }
-        var common = ResultType.of(a, b)
+        var common = ResultType.of2(a, b)
         if op == .div || op == .pow && common == .bool { common = common.floatResult }
         if common == .bool && op == .sub {
-            misuse(EmberError.invalidArgument("\(name): subtraction with two bool tensors is not supported; use logicalXor or ne"))
+            misuse(EmberError.invalidArgument("\(name()): subtraction with two bool tensors is not supported; use logicalXor or ne"))
         }
         let compute = common.computeType
         let device = a.isWrappedNumber ? b.device : a.device
         let av = a.cast(compute), bv = b.cast(compute)
-        let out = Tensor(uninitialized: shape, dtype: op.isPredicate ? .bool : compute, device: device)
+        let out = Tensor(uninitialized: shape, dtype: op.isPredicate ? .bool : compute, device: device,
+                         like: av.shape == shape ? av.layout : bv.layout)
         device.backend.binary(op, av.broadcastView(shape), bv.broadcastView(shape), out)
         return op.isPredicate ? out : out.cast(common)
     }
@@ -181,7 +182,7 @@ extension Tensor {
     static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: String,
                        save: (Tensor, Tensor) -> [Tensor] = { _, _ in [] },
                        _ derivative: @escaping (BackwardContext, Tensor, Tensor) -> [Tensor?]) -> Tensor {
-        let out = binaryKernel(op, a, b, "\(op)")
+        let out = binaryKernel(op, a, b, op.name)
         if out.dtype.isFloatingPoint && anyNeedsGrad(a, b) {
             record(out, name, [a, b], save: save(a, b)) { c in derivative(c, a, b) }
         }
