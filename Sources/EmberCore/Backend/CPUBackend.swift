@@ -9,6 +9,22 @@ extension Tensor {
     }
 }
 
+/// Calls the closure for dtype `d`; each closure calls a generic kernel with a concrete
+/// element type, so every kernel is compiled once per type (no dynamic dispatch).
+@inline(__always)
+private func numericSwitch(_ d: DType, _ op: @autoclosure () -> String, _ f32: () -> Void, _ f64: () -> Void,
+                           _ i64: () -> Void, _ i32: () -> Void, _ u8: () -> Void, _ b: () -> Void) {
+    switch d {
+    case .float32: f32()
+    case .float64: f64()
+    case .int64: i64()
+    case .int32: i32()
+    case .uint8: u8()
+    case .bool: b()
+    case .float16, .bfloat16: unsupported(op(), d)
+    }
+}
+
 /// Kernels are generic over the element type; each call site switches on the dtype with
 /// concrete types so that the optimizer compiles one specialised loop per type (an
 /// existential `any CPUNumber.Type` would leave every element access dynamic).
@@ -268,15 +284,8 @@ public final class CPUBackend: Backend {
                 }
             }
         }
-        switch a.dtype {
-        case .float32: typed(Float.self)
-        case .float64: typed(Double.self)
-        case .int64: typed(Int64.self)
-        case .int32: typed(Int32.self)
-        case .uint8: typed(UInt8.self)
-        case .bool: typed(Bool.self)
-        case .float16, .bfloat16: unsupported("\(op)", a.dtype)
-        }
+        numericSwitch(a.dtype, op.name, { typed(Float.self) }, { typed(Double.self) }, { typed(Int64.self) },
+                      { typed(Int32.self) }, { typed(UInt8.self) }, { typed(Bool.self) })
     }
 
     public func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
@@ -384,15 +393,8 @@ public final class CPUBackend: Backend {
                 }
             }
         }
-        switch x.dtype {
-        case .float32: typed(Float.self)
-        case .float64: typed(Double.self)
-        case .int64: typed(Int64.self)
-        case .int32: typed(Int32.self)
-        case .uint8: typed(UInt8.self)
-        case .bool: typed(Bool.self)
-        case .float16, .bfloat16: unsupported("\(op)", x.dtype)
-        }
+        numericSwitch(x.dtype, "\(op)", { typed(Float.self) }, { typed(Double.self) }, { typed(Int64.self) },
+                      { typed(Int32.self) }, { typed(UInt8.self) }, { typed(Bool.self) })
     }
 
     public func matmul(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
@@ -434,15 +436,8 @@ public final class CPUBackend: Backend {
                     }
                 }
             }
-            switch out.dtype {
-            case .float32: run(Float.self)
-            case .float64: run(Double.self)
-            case .int64: run(Int64.self)
-            case .int32: run(Int32.self)
-            case .uint8: run(UInt8.self)
-            case .bool: run(Bool.self)
-            case .float16, .bfloat16: unsupported("matmul", out.dtype)
-            }
+            numericSwitch(out.dtype, "matmul", { run(Float.self) }, { run(Double.self) }, { run(Int64.self) },
+                          { run(Int32.self) }, { run(UInt8.self) }, { run(Bool.self) })
         }
     }
 
@@ -480,15 +475,8 @@ public final class CPUBackend: Backend {
                 }
             }
         }
-        switch out.dtype {
-        case .float32: run(Float.self)
-        case .float64: run(Double.self)
-        case .int64: run(Int64.self)
-        case .int32: run(Int32.self)
-        case .uint8: run(UInt8.self)
-        case .bool: run(Bool.self)
-        case .float16, .bfloat16: unsupported("indexAdd", out.dtype)
-        }
+        numericSwitch(out.dtype, "indexAdd", { run(Float.self) }, { run(Double.self) }, { run(Int64.self) },
+                      { run(Int32.self) }, { run(UInt8.self) }, { run(Bool.self) })
         out.storage.bumpVersion()
     }
 
@@ -533,15 +521,8 @@ public final class CPUBackend: Backend {
         }
         if accumulate {
             func add<T: CPUNumber>(_: T.Type) { run(T.self) { T.add($0, $1) } }
-            switch out.dtype {
-            case .float32: add(Float.self)
-            case .float64: add(Double.self)
-            case .int64: add(Int64.self)
-            case .int32: add(Int32.self)
-            case .uint8: add(UInt8.self)
-            case .bool: add(Bool.self)
-            case .float16, .bfloat16: unsupported("scatterAdd", out.dtype)
-            }
+            numericSwitch(out.dtype, "scatterAdd", { add(Float.self) }, { add(Double.self) }, { add(Int64.self) },
+                          { add(Int32.self) }, { add(UInt8.self) }, { add(Bool.self) })
         } else {
             switch out.dtype.itemSize {
             case 1: run(UInt8.self) { $1 }

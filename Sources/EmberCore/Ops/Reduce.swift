@@ -69,7 +69,7 @@ extension Tensor {
     public func prod(dim: Int? = nil, keepdim: Bool = false) -> Tensor {
         let d = reductionDims(dim.map { [$0] }, op: "prod")
         let kept = reduceKernel(.prod, d)
-        let out = keepdim || dim == nil && false ? kept : dropDims(kept, d)
+        let out = keepdim ? kept : dropDims(kept, d)
         if anyNeedsGrad(self) {
             let x = self, keptShape = kept.shape
             record(out, "ProdBackward", [self], save: [self]) { c in
