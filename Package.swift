@@ -22,12 +22,22 @@ let package = Package(
         .target(
             name: "EmberCore",
             dependencies: ["EmberCPU", .product(name: "RealModule", package: "swift-numerics")]),
+        // Module, layers, losses, initialisation.
+        .target(name: "EmberNN", dependencies: ["EmberCore"]),
+        // Optimizers, learning-rate schedulers, gradient clipping.
+        .target(name: "EmberOptim", dependencies: ["EmberCore", "EmberNN"]),
+        // Datasets, IDX/gzip readers, batching; safetensors checkpoints.
+        .target(name: "EmberData", dependencies: ["EmberCore", "EmberNN", "EmberOptim"]),
         // The umbrella module users import.
-        .target(name: "Ember", dependencies: ["EmberCore"]),
+        .target(name: "Ember", dependencies: ["EmberCore", "EmberNN", "EmberOptim", "EmberData"]),
         // The command-line tool.
         .executableTarget(
             name: "ember",
             dependencies: ["Ember", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(
+            name: "EmberNNTests",
+            dependencies: ["Ember", "EmberNN", "EmberOptim", "EmberData"],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EmberCoreTests",
             dependencies: ["Ember", "EmberCore", "EmberCPU"],

@@ -1,1 +1,4 @@
 @_exported import EmberCore
+@_exported import EmberData
+@_exported import EmberNN
+@_exported import EmberOptim

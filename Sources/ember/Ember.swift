@@ -6,8 +6,8 @@ struct EmberTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ember",
         abstract: "Ember: deep learning in Swift.",
-        subcommands: [Demo.self, Info.self, Bench.self],
-        defaultSubcommand: Demo.self)
+        subcommands: [Train.self, Demo.self, Info.self, Bench.self],
+        defaultSubcommand: Train.self)
 }
 
 struct Info: ParsableCommand {

@@ -24,6 +24,8 @@ final class HostMemoryDevice: Backend {
         cpu.scatter(out, dim: dim, index, src, accumulate: accumulate)
     }
     func maskedSelect(_ x: Tensor, _ mask: Tensor) -> Tensor { cpu.maskedSelect(x, mask).to(device) }
+    func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor) { cpu.im2col(x, g, padValue: padValue, out) }
+    func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor) { cpu.col2im(cols, g, out) }
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) { cpu.readBytes(t, into: into) }
     func writeBytes(_ t: Tensor, from: UnsafeRawPointer) { cpu.writeBytes(t, from: from) }
 }

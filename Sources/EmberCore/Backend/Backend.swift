@@ -57,6 +57,32 @@ public enum ReduceOp: Equatable, Sendable {
     case sum, prod, max, min, argmax, argmin
 }
 
+/// The geometry of 2-D sliding windows (convolution, pooling, unfold/fold).
+public struct WindowGeometry: Equatable, Sendable {
+    public var channels: Int, height: Int, width: Int
+    public var kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
+
+    public init(channels: Int, height: Int, width: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
+                padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+    }
+
+    public var outHeight: Int { (height + 2 * padding.0 - dilation.0 * (kernel.0 - 1) - 1) / stride.0 + 1 }
+    public var outWidth: Int { (width + 2 * padding.1 - dilation.1 * (kernel.1 - 1) - 1) / stride.1 + 1 }
+    public var columnRows: Int { channels * kernel.0 * kernel.1 }
+
+    public static func == (a: WindowGeometry, b: WindowGeometry) -> Bool {
+        a.channels == b.channels && a.height == b.height && a.width == b.width && a.kernel == b.kernel
+            && a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation
+    }
+}
+
 /// A device backend. Every tensor handed to a primitive lives on the backend's device.
 /// Outputs are freshly allocated contiguous tensors unless the primitive says "in place".
 /// Inputs may have any strides (stride 0 = broadcast) and already have the dtype the
@@ -87,6 +113,13 @@ public protocol Backend: AnyObject {
     func scatter(_ out: Tensor, dim: Int, _ index: Tensor, _ src: Tensor, accumulate: Bool)
     /// The elements of `x` where `mask` (same shape) is true, as a 1-D tensor.
     func maskedSelect(_ x: Tensor, _ mask: Tensor) -> Tensor
+    /// Sliding windows of a contiguous `[N, C, H, W]` tensor as columns (im2col):
+    /// `out[n, (c·kh + i)·kw + j, y·Wo + x] = in[n, c, y·sh − ph + i·dh, x·sw − pw + j·dw]`,
+    /// `padValue` outside the input.
+    func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor)
+    /// The adjoint of `im2col`: adds each column entry into its input position (`out` is
+    /// a zero-filled contiguous `[N, C, H, W]`).
+    func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor)
     /// Copies the whole of a contiguous tensor to host memory.
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer)
     /// Copies host bytes into a contiguous tensor.

@@ -556,6 +556,84 @@ public final class CPUBackend: Backend {
         return out
     }
 
+    public func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor) {
+        let n = x.shape[0], (C, H, W) = (g.channels, g.height, g.width)
+        let (kh, kw) = g.kernel, (sh, sw) = g.stride, (ph, pw) = g.padding, (dh, dw) = g.dilation
+        let Ho = g.outHeight, Wo = g.outWidth, L = Ho * Wo
+        func run<T: BinaryFloatingPoint>(_: T.Type) {
+            let src = x.ptr(T.self), dst = out.ptr(T.self), pad = T(padValue)
+            // One task per (image, channel): writes kh·kw rows of L columns.
+            parallelFor(n * C, grain: Swift.max(1, 4096 / Swift.max(kh * kw * L, 1))) { range in
+                for t in range {
+                    let plane = src + t * H * W
+                    let rows = dst + t * kh * kw * L  // (n·C + c)·kh·kw·L: columns are contiguous per image
+                    for i in 0..<kh {
+                        for j in 0..<kw {
+                            let row = rows + (i * kw + j) * L
+                            for y in 0..<Ho {
+                                let iy = y * sh - ph + i * dh
+                                let r = row + y * Wo
+                                if iy < 0 || iy >= H {
+                                    for xo in 0..<Wo { r[xo] = pad }
+                                    continue
+                                }
+                                let line = plane + iy * W
+                                let x0 = j * dw - pw
+                                if sw == 1 && x0 >= 0 && x0 + Wo <= W {
+                                    for xo in 0..<Wo { r[xo] = line[x0 + xo] }
+                                } else {
+                                    for xo in 0..<Wo {
+                                        let ix = xo * sw + x0
+                                        r[xo] = (ix >= 0 && ix < W) ? line[ix] : pad
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        switch x.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        default: unsupported("im2col", x.dtype)
+        }
+    }
+
+    public func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor) {
+        let n = out.shape[0], (C, H, W) = (g.channels, g.height, g.width)
+        let (kh, kw) = g.kernel, (sh, sw) = g.stride, (ph, pw) = g.padding, (dh, dw) = g.dilation
+        let Ho = g.outHeight, Wo = g.outWidth, L = Ho * Wo
+        func run<T: BinaryFloatingPoint>(_: T.Type) {
+            let src = cols.ptr(T.self), dst = out.ptr(T.self)
+            parallelFor(n * C, grain: Swift.max(1, 4096 / Swift.max(kh * kw * L, 1))) { range in
+                for t in range {  // each (image, channel) plane is written by one task only
+                    let plane = dst + t * H * W
+                    let rows = src + t * kh * kw * L
+                    for i in 0..<kh {
+                        for j in 0..<kw {
+                            let row = rows + (i * kw + j) * L
+                            for y in 0..<Ho {
+                                let iy = y * sh - ph + i * dh
+                                if iy < 0 || iy >= H { continue }
+                                let line = plane + iy * W, r = row + y * Wo
+                                for xo in 0..<Wo {
+                                    let ix = xo * sw - pw + j * dw
+                                    if ix >= 0 && ix < W { line[ix] += r[xo] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        switch out.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        default: unsupported("col2im", out.dtype)
+        }
+    }
+
     public func readBytes(_ t: Tensor, into dst: UnsafeMutableRawPointer) {
         memcpy(dst, t.storage.data + t.layout.offset * t.dtype.itemSize, t.count * t.dtype.itemSize)
     }

@@ -1,0 +1,69 @@
+import EmberCore
+
+/// `softmax(q·kᵀ·scale + mask)·v` (`scaled_dot_product_attention`). `attnMask` is either
+/// bool (true = attend) or additive float; `isCausal` masks future positions.
+public func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, attnMask: Tensor? = nil,
+                                      isCausal: Bool = false, scale: Double? = nil) -> Tensor {
+    attention(q, k, v, attnMask: attnMask, isCausal: isCausal, scale: scale).output
+}
+
+func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, attnMask: Tensor?, isCausal: Bool, scale: Double?)
+    -> (output: Tensor, weights: Tensor) {
+    let (l, s) = (q.shape[q.rank - 2], k.shape[k.rank - 2])
+    let sc = scale ?? 1 / Double(q.shape[q.rank - 1]).squareRoot()
+    var scores = q.matmul(k.mT) * sc
+    if isCausal {
+        let causal = Tensor.arange(l).unsqueeze(1).ge(Tensor.arange(s).unsqueeze(0))
+        scores = scores.maskedFill(causal.logicalNot(), -Double.infinity)
+    }
+    if let m = attnMask {
+        scores = m.dtype == .bool ? scores.maskedFill(m.logicalNot(), -Double.infinity) : scores + m
+    }
+    let w = scores.softmax(dim: -1)
+    return (w.matmul(v), w)
+}
+
+/// Multi-head attention (`nn.MultiheadAttention`) with PyTorch's parameters: `in_proj_weight
+/// [3E, E]` (xavier-uniform), `in_proj_bias` (zeros) and `out_proj` (a Linear with zero bias).
+public final class MultiheadAttention: Module {
+    @Parameter public var inProjWeight: Tensor
+    @Parameter public var inProjBias: Tensor?
+    public let outProj: Linear
+    public let embedDim: Int, numHeads: Int, batchFirst: Bool
+
+    public init(embedDim: Int, numHeads: Int, bias: Bool = true, batchFirst: Bool = false) {
+        precondition(embedDim % numHeads == 0, "MultiheadAttention: embed_dim must be divisible by num_heads")
+        self.embedDim = embedDim
+        self.numHeads = numHeads
+        self.batchFirst = batchFirst
+        inProjWeight = Init.xavierUniform(Tensor.empty([3 * embedDim, embedDim]))
+        inProjBias = bias ? Tensor.zeros([3 * embedDim]) : nil
+        outProj = Linear(embedDim, embedDim, bias: bias)
+        if let b = outProj.bias { Init.zeros(b) }
+        super.init()
+    }
+
+    /// Attends `query [L, N, E]` to `key`/`value [S, N, E]` (`[N, L, E]` with `batchFirst`).
+    /// `keyPaddingMask [N, S]` is true where a key is padding. Returns the output and, with
+    /// `needWeights`, the attention weights `[N, L, S]` averaged over heads.
+    public func forward(_ query: Tensor, _ key: Tensor, _ value: Tensor, keyPaddingMask: Tensor? = nil,
+                        attnMask: Tensor? = nil, needWeights: Bool = true, isCausal: Bool = false) -> (output: Tensor, weights: Tensor?) {
+        var (q, k, v) = batchFirst ? (query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)) : (query, key, value)
+        let (l, n, e) = (q.shape[0], q.shape[1], q.shape[2]), s = k.shape[0]
+        let h = numHeads, d = e / h
+        let w = inProjWeight.chunk(3, dim: 0), b = inProjBias?.chunk(3, dim: 0)
+        q = linear(q, w[0], b?[0]); k = linear(k, w[1], b?[1]); v = linear(v, w[2], b?[2])
+        // [L, N, E] → [N, H, L, d]
+        func heads(_ t: Tensor, _ len: Int) -> Tensor { t.reshape([len, n, h, d]).permute(1, 2, 0, 3) }
+        var mask: Tensor? = nil
+        if let m = attnMask { mask = m.dtype == .bool ? Tensor.where(m, 0.0, -Double.infinity, like: q) : m }
+        if let kp = keyPaddingMask {
+            let add = Tensor.where(kp, -Double.infinity, 0.0, like: q).reshape([n, 1, 1, s])
+            mask = mask.map { $0 + add } ?? add
+        }
+        let (o, weights) = attention(heads(q, l), heads(k, s), heads(v, s), attnMask: mask, isCausal: isCausal, scale: nil)
+        var out = outProj(o.permute(2, 0, 1, 3).reshape([l, n, e]))
+        if batchFirst { out = out.transpose(0, 1) }
+        return (out, needWeights ? weights.mean(dim: 1) : nil)
+    }
+}

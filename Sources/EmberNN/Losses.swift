@@ -1,0 +1,151 @@
+import EmberCore
+
+/// How a loss combines per-element values.
+public enum Reduction: String, Sendable {
+    case mean, sum, none
+    /// `kl_div`'s recommended mode: sum divided by the batch size.
+    case batchMean
+}
+
+private func reduce(_ l: Tensor, _ r: Reduction) -> Tensor {
+    switch r {
+    case .mean: return l.mean()
+    case .sum: return l.sum()
+    case .none: return l
+    case .batchMean: return l.sum() / Double(Swift.max(l.shape.first ?? 1, 1))
+    }
+}
+
+/// Moves the class dimension (1) last and flattens: `[N, C, d…]` → `[N·d…, C]`.
+private func classesLast(_ x: Tensor) -> Tensor {
+    if x.rank <= 2 { return x }
+    var perm = [0] + Array(2..<x.rank)
+    perm.append(1)
+    return x.permute(perm).reshape([-1, x.shape[1]])
+}
+
+/// Negative log-likelihood of class indices under log-probabilities `[N, C, d…]` (`nll_loss`).
+/// Targets equal to `ignoreIndex` contribute nothing; `mean` divides by the summed weights
+/// of the counted targets.
+public func nllLoss(_ logProbs: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
+                    reduction: Reduction = .mean) -> Tensor {
+    precondition(target.dtype == .int64 || target.dtype == .int32,
+                 "nllLoss: expected class indices of dtype int64, got \(target.dtype)")
+    precondition(logProbs.rank >= 1 && (logProbs.rank == 1 ? target.rank == 0 : target.count * logProbs.shape[1] == logProbs.count),
+                 "nllLoss: input shape \(logProbs.shape) and target shape \(target.shape) do not match")
+    let lp = logProbs.rank == 1 ? logProbs.unsqueeze(0) : classesLast(logProbs)
+    let t = target.reshape([-1]).to(.int64)
+    let valid = t.ne(Double(ignoreIndex))
+    let safe = Tensor.where(valid, t, Tensor.zerosLike(t))
+    let picked = lp.gather(1, safe.unsqueeze(1)).squeeze(1)
+    var w = valid.to(lp.dtype)
+    if let weight { w = w * weight.indexSelect(0, safe) }
+    let losses = -(picked * w)
+    switch reduction {
+    case .mean: return losses.sum() / w.sum()
+    case .none: return losses.reshape(target.shape)
+    default: return losses.sum()
+    }
+}
+
+/// Cross-entropy between logits `[N, C, d…]` and class indices `[N, d…]` or class
+/// probabilities `[N, C, d…]` (`cross_entropy`), with class weights, `ignoreIndex` and
+/// label smoothing, computed through a stable log-softmax.
+public func crossEntropy(_ logits: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
+                         reduction: Reduction = .mean, labelSmoothing: Double = 0) -> Tensor {
+    precondition(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
+    let classDim = logits.rank == 1 ? 0 : 1
+    let c = logits.shape[classDim]
+    let logp = logits.logSoftmax(dim: classDim)
+    if target.dtype.isFloatingPoint {
+        // Class probabilities.
+        precondition(target.shape == logits.shape, "crossEntropy: probability target shape \(target.shape) must equal input shape \(logits.shape)")
+        var t = target
+        if labelSmoothing > 0 { t = t * (1 - labelSmoothing) + labelSmoothing / Double(c) }
+        var prod = logp * t
+        if let weight {
+            var shape = [Int](repeating: 1, count: logits.rank)
+            shape[classDim] = c
+            prod = prod * weight.reshape(shape)
+        }
+        let losses = -prod.sum(dim: classDim)
+        return reduce(losses, reduction == .batchMean ? .mean : reduction)
+    }
+    let nll = nllLoss(logp, target, weight: weight, ignoreIndex: ignoreIndex, reduction: reduction)
+    if labelSmoothing == 0 { return nll }
+    let lp = logp.rank == 1 ? logp.unsqueeze(0) : classesLast(logp)
+    let t = target.reshape([-1]).to(.int64)
+    let valid = t.ne(Double(ignoreIndex))
+    var smooth = -(weight.map { lp * $0 } ?? lp).sum(dim: 1)
+    smooth = Tensor.where(valid, smooth, Tensor.zerosLike(smooth))
+    let smoothReduced: Tensor
+    switch reduction {
+    case .mean:
+        if let weight {
+            smoothReduced = smooth.sum() / (weight.indexSelect(0, Tensor.where(valid, t, Tensor.zerosLike(t))) * valid.to(lp.dtype)).sum()
+        } else {
+            smoothReduced = smooth.sum() / valid.to(lp.dtype).sum()
+        }
+    case .none: smoothReduced = smooth.reshape(target.shape)
+    default: smoothReduced = smooth.sum()
+    }
+    return nll * (1 - labelSmoothing) + smoothReduced * (labelSmoothing / Double(c))
+}
+
+public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    let d = input - target
+    return reduce(d * d, reduction)
+}
+
+public func l1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    reduce((input - target).abs(), reduction)
+}
+
+/// Quadratic below `beta`, linear above (`smooth_l1_loss`).
+public func smoothL1Loss(_ input: Tensor, _ target: Tensor, beta: Double = 1, reduction: Reduction = .mean) -> Tensor {
+    let d = (input - target).abs()
+    if beta == 0 { return reduce(d, reduction) }
+    return reduce(Tensor.where(d.lt(beta), d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+}
+
+/// `huber_loss`: `smoothL1Loss · delta`.
+public func huberLoss(_ input: Tensor, _ target: Tensor, delta: Double = 1, reduction: Reduction = .mean) -> Tensor {
+    let d = (input - target).abs()
+    return reduce(Tensor.where(d.lt(delta), d * d * 0.5, (d - 0.5 * delta) * delta), reduction)
+}
+
+/// Binary cross-entropy on probabilities; logs are clamped at -100 as in PyTorch.
+public func binaryCrossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, reduction: Reduction = .mean) -> Tensor {
+    var l = -(target * input.log().clamp(min: -100) + (1 - target) * (1 - input).log().clamp(min: -100))
+    if let weight { l = l * weight }
+    return reduce(l, reduction)
+}
+
+/// Binary cross-entropy on logits, computed stably; `posWeight` scales the positive term.
+public func binaryCrossEntropyWithLogits(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, posWeight: Tensor? = nil,
+                                         reduction: Reduction = .mean) -> Tensor {
+    // log(1 + exp(-|x|)) + max(-x, 0) = -log σ(x)
+    let logSigNeg = (-input.abs()).exp().log1p() + (-input).clamp(min: 0)
+    var l: Tensor
+    if let posWeight {
+        let lw = (posWeight - 1) * target + 1
+        l = (1 - target) * input + lw * logSigNeg
+    } else {
+        l = (1 - target) * input + logSigNeg
+    }
+    if let weight { l = l * weight }
+    return reduce(l, reduction)
+}
+
+/// Kullback–Leibler divergence with `input` as log-probabilities (`kl_div`).
+public func klDiv(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean, logTarget: Bool = false) -> Tensor {
+    let l: Tensor
+    if logTarget {
+        l = target.exp() * (target - input)
+    } else {
+        // xlogy: 0 where target == 0.
+        let safe = Tensor.where(target.gt(0), target, Tensor.onesLike(target))
+        l = Tensor.where(target.gt(0), target * (safe.log() - input), Tensor.zerosLike(target) - 0 * input)
+    }
+    return reduce(l, reduction)
+}

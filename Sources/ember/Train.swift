@@ -1,0 +1,163 @@
+import ArgumentParser
+import Dispatch
+import Ember
+import Foundation
+
+/// Trains the MLP or the CNN on Fashion-MNIST and prints the test accuracy.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a model on Fashion-MNIST and print test accuracy.")
+
+    @Option(help: "mlp or cnn.") var model = "mlp"
+    @Option(help: "Epochs.") var epochs = 5
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 64
+    @Option(help: "adam or sgd (momentum 0.9).") var optimizer = "adam"
+    @Option(help: "Learning rate (default: 1e-3 for adam, 0.05 for sgd).") var lr: Double?
+    @Option(help: "Learning-rate schedule: none, cosine, step (×0.5 every 2 epochs), onecycle.") var schedule = "none"
+    @Option(help: "Directory with the four Fashion-MNIST IDX files (.gz or raw).") var data = FashionMNIST.debianRoot
+    @Option(help: "Save a checkpoint here after every epoch (atomically).") var checkpoint: String?
+    @Flag(help: "Continue from --checkpoint: same weights, optimizer state and schedule.") var resume = false
+    @Option(help: "Use only the first N training images.") var limit: Int?
+    @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test images.") var testLimit: Int?
+    @Option(help: "Random seed (initialisation and shuffling).") var seed: UInt64 = 0
+    @Option(help: "CPU threads (default: all cores).") var threads: Int?
+    @Flag(help: "No progress bar.") var quiet = false
+
+    func validate() throws {
+        guard ["mlp", "cnn"].contains(model) else { throw ValidationError("--model must be mlp or cnn") }
+        guard ["adam", "sgd"].contains(optimizer) else { throw ValidationError("--optimizer must be adam or sgd") }
+        guard ["none", "cosine", "step", "onecycle"].contains(schedule) else { throw ValidationError("unknown --schedule \(schedule)") }
+        guard !resume || checkpoint != nil else { throw ValidationError("--resume needs --checkpoint PATH") }
+        guard epochs > 0, batchSize > 0 else { throw ValidationError("--epochs and --batch-size must be positive") }
+    }
+
+    func run() throws {
+        if let threads { Ember.setNumThreads(threads) }
+        let train: FashionMNIST, test: FashionMNIST
+        do {
+            train = try FashionMNIST(root: data, train: true)
+            test = try FashionMNIST(root: data, train: false)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let n = min(limit ?? train.count, train.count)
+        let trainImages = train.images.narrow(0, start: 0, length: n), trainLabels = train.labels.narrow(0, start: 0, length: n)
+        let nt = min(testLimit ?? test.count, test.count)
+
+        Ember.manualSeed(seed)
+        let net = model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
+        let opt: Optimizer = optimizer == "adam"
+            ? Adam(net.parameters(), lr: lr ?? 1e-3)
+            : SGD(net.parameters(), lr: lr ?? 0.05, momentum: 0.9)
+        let stepsPerEpoch = (n + batchSize - 1) / batchSize
+        let scheduler: LRScheduler?
+        switch schedule {
+        case "cosine": scheduler = CosineAnnealingLR(opt, tMax: epochs)
+        case "step": scheduler = StepLR(opt, stepSize: 2, gamma: 0.5)
+        case "onecycle": scheduler = OneCycleLR(opt, maxLR: (lr ?? (optimizer == "adam" ? 1e-3 : 0.05)) * 4, totalSteps: epochs * stepsPerEpoch)
+        default: scheduler = nil
+        }
+
+        var startEpoch = 0
+        if resume, let path = checkpoint, FileManager.default.fileExists(atPath: path) {
+            let ck = try Checkpoint.load(path)
+            guard ck.values["model"] == model else {
+                throw ValidationError("checkpoint \(path) holds a \(ck.values["model"] ?? "?") model, not \(model)")
+            }
+            try net.loadStateDict(ck.model)
+            if let o = ck.optimizer { try opt.loadStateDict(o) }
+            startEpoch = Int(ck.values["epoch"] ?? "0") ?? 0
+            if let s = ck.values["scheduler_step"].flatMap(Int.init) { scheduler?.setEpoch(s) }
+            print("resumed from \(path) after epoch \(startEpoch)")
+        }
+        print("model \(model): \(net.parameterCount) parameters; \(n) training images, \(nt) test images; "
+              + "\(optimizer) lr \(opt.paramGroups[0].lr), batch \(batchSize), threads \(Ember.numThreads)")
+
+        let mean = 0.2860, std = 0.3530
+        func batch(_ images: Tensor, _ idx: Tensor) -> Tensor {
+            var x = (images.indexSelect(0, idx).to(.float32) / 255 - mean) / std
+            if model == "cnn" { x = x.unsqueeze(1) }
+            return x
+        }
+
+        if startEpoch >= epochs { print("nothing to do: the checkpoint is already at epoch \(startEpoch)") }
+        for epoch in startEpoch..<epochs {
+            net.train()
+            let perm = Tensor.randperm(n, generator: Generator(seed: seed &+ UInt64(epoch) &+ 1))
+            let bar = Progress(total: stepsPerEpoch, label: "epoch \(epoch + 1)/\(epochs)", quiet: quiet)
+            var seen = 0
+            for step in 0..<stepsPerEpoch {
+                let idx = perm.narrow(0, start: step * batchSize, length: min(batchSize, n - step * batchSize))
+                let x = batch(trainImages, idx), y = trainLabels.indexSelect(0, idx)
+                let loss = crossEntropy(net(x), y)
+                opt.zeroGrad()
+                try loss.backward()
+                opt.step()
+                if schedule == "onecycle" { scheduler?.step() }
+                seen += idx.count
+                bar.update(step + 1, loss: loss.item(), samples: seen)
+            }
+            if schedule != "onecycle" { scheduler?.step() }
+            bar.finish()
+            let acc = evaluate(net, test, nt, batch)
+            print(String(format: "epoch %d: test accuracy %.2f%%", epoch + 1, acc * 100))
+            if let path = checkpoint {
+                try Checkpoint(model: net.stateDict(), optimizer: opt.stateDict(),
+                               values: ["model": model, "epoch": "\(epoch + 1)", "scheduler_step": "\(scheduler?.lastEpoch ?? 0)"])
+                    .save(to: path)
+            }
+        }
+        let acc = evaluate(net, test, nt, batch)
+        print(String(format: "test accuracy: %.4f (%.2f%%)", acc, acc * 100))
+    }
+
+    func evaluate(_ net: Module, _ test: FashionMNIST, _ count: Int, _ batch: (Tensor, Tensor) -> Tensor) -> Double {
+        net.eval()
+        defer { net.train() }
+        var correct = 0
+        withNoGrad {
+            var i = 0
+            while i < count {
+                let m = min(1000, count - i)
+                let idx = Tensor.arange(Double(i), Double(i + m), dtype: .int64)
+                let pred = net(batch(test.images, idx)).argmax(dim: 1)
+                correct += Int(pred.eq(test.labels.indexSelect(0, idx)).sum().item())
+                i += m
+            }
+        }
+        return Double(correct) / Double(max(count, 1))
+    }
+}
+
+/// A one-line progress bar on stderr: step, loss, samples/s, ETA.
+final class Progress {
+    let total: Int, label: String, quiet: Bool
+    let start = DispatchTime.now().uptimeNanoseconds
+    var lastDraw: UInt64 = 0
+    var lossAvg: Double?
+
+    init(total: Int, label: String, quiet: Bool) {
+        self.total = total
+        self.label = label
+        self.quiet = quiet
+    }
+
+    func update(_ step: Int, loss: Double, samples: Int) {
+        lossAvg = lossAvg.map { 0.98 * $0 + 0.02 * loss } ?? loss
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard !quiet, now - lastDraw > 100_000_000 || step == total else { return }
+        lastDraw = now
+        let elapsed = Double(now - start) / 1e9
+        let rate = Double(samples) / max(elapsed, 1e-9)
+        let eta = elapsed / Double(step) * Double(total - step)
+        let width = 24, filled = width * step / max(total, 1)
+        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
+        let line = String(format: "\r%@ [%@] %d/%d loss %.4f %.0f samples/s ETA %.0fs   ", label, bar, step, total, lossAvg!, rate, eta)
+        FileHandle.standardError.write(line.data(using: .utf8)!)
+    }
+
+    func finish() {
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if !quiet { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+        print(String(format: "%@: %.1fs, mean loss (smoothed) %.4f", label, elapsed, lossAvg ?? .nan))
+    }
+}
