@@ -14,10 +14,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
+        // Instruction-set-specific micro-kernels (AVX2+FMA, AVX-512), chosen at run time.
+        .target(name: "CEmberKernels"),
         // CPU kernels on raw buffers and strides: no tensor type, no autograd.
         .target(
             name: "EmberCPU",
-            dependencies: [.product(name: "RealModule", package: "swift-numerics")]),
+            dependencies: ["CEmberKernels", .product(name: "RealModule", package: "swift-numerics")]),
         // Tensor, dtypes, layouts, storage, devices, the op table, autograd, the backend protocol.
         .target(
             name: "EmberCore",

@@ -1,18 +1,59 @@
+import CEmberKernels
+import Foundation
+
+/// Instruction-set levels with dedicated kernels.
+public enum CPUISA: Int, Comparable, Sendable, CustomStringConvertible {
+    case baseline = 0, avx2 = 1, avx512 = 2
+    public static func < (a: CPUISA, b: CPUISA) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { ["baseline", "avx2+fma", "avx512"][rawValue] }
+}
+
+/// What the processor supports, detected once with CPUID (and the OS's saved-state mask),
+/// and the level kernels use: the detected one, or lower when `EMBER_CPU_ISA`
+/// (baseline | avx2 | avx512) or `CPUFeatures.active` asks for it. The default is AVX2
+/// where available (measured faster than AVX-512 here); AVX-512 is opt-in. The baseline path uses
+/// only SSE2 instructions (the x86-64 minimum), so the binary runs on any x86-64 CPU.
+public enum CPUFeatures {
+    public static let detected: CPUISA = {
+        let f = ember_cpu_features()
+        if f & Int32(EMBER_ISA_AVX512) != 0 { return .avx512 }
+        if f & Int32(EMBER_ISA_AVX2_FMA) != 0 { return .avx2 }
+        return .baseline
+    }()
+
+    @exclusivity(unchecked) nonisolated(unsafe) private static var _active: CPUISA = {
+        switch ProcessInfo.processInfo.environment["EMBER_CPU_ISA"]?.lowercased() {
+        case "baseline", "sse2": return .baseline
+        case "avx512": return detected
+        // AVX2 by default: on the Xeon this was tuned on, the AVX2 6×16 kernel beat the
+        // AVX-512 12×32 one (170 vs 141 GFLOPS at n = 1024); AVX-512 is opt-in.
+        default: return Swift.min(.avx2, detected)
+        }
+    }()
+
+    /// The level in use; setting it above `detected` is clamped.
+    public static var active: CPUISA {
+        get { _active }
+        set { _active = Swift.min(newValue, detected) }
+    }
+}
+
 /// A packed, cache-blocked, register-tiled, multi-threaded GEMM.
 ///
 /// `C[m×n] = A[m×k] · B[k×n]` (or `+=` with `accumulate`). A and B are read through any
 /// element strides (row stride, column stride), so transposed operands need no copy: the
 /// packing step reads them in place. C has unit column stride and row stride `ldc`.
 ///
-/// Structure (BLIS-style): for each `KC` slice of k, B is packed into `NR`-wide panels and
-/// A into `MR`-tall panels; the C matrix is cut into tiles (row blocks × column blocks)
-/// which threads take independently, so both cores share one packed B panel. The 6×NR
-/// micro-kernel keeps its accumulators in SIMD registers.
+/// Structure (BLIS-style): for each `KC` slice of k, B is packed into `nr`-wide panels and
+/// A into `mr`-tall panels; C is cut into tiles (row blocks × column groups) that threads
+/// take independently, so all cores share one packed B. The micro-kernel is chosen at run
+/// time: AVX-512 12×32, AVX2+FMA 6×16 (C, per-function target attributes), or the portable
+/// Swift SIMD 6×8 kernel.
 public enum GEMM {
-    @usableFromInline static let MR = 6
-    @usableFromInline static let KC = 256
-    @usableFromInline static let MC = 96
-    @usableFromInline static let NC = 3072
+    static let KC = 256
+    static let NC = 3072
+
+    typealias Kernel<T> = (Int, UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>, Int, Bool) -> Void
 
     /// Single-precision GEMM. `threads` caps parallelism (nil = `CPUThreads.count`).
     public static func sgemm(
@@ -21,36 +62,49 @@ public enum GEMM {
         b: UnsafePointer<Float>, rowStrideB: Int, colStrideB: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false, threads: Int? = nil
     ) {
-        gemm(SIMD8<Float>.self, m, n, k, a, rowStrideA, colStrideA, b, rowStrideB, colStrideB, c, ldc,
-             accumulate, threads ?? CPUThreads.count)
+        let t = threads ?? CPUThreads.count
+        switch CPUFeatures.active {
+        case .avx512:
+            driver(m, n, k, a, rowStrideA, colStrideA, b, rowStrideB, colStrideB, c, ldc, accumulate, t, mr: 12, nr: 32) {
+                ember_sgemm_12x32_avx512($0, $1, $2, $3, $4, $5 ? 1 : 0)
+            }
+        case .avx2:
+            driver(m, n, k, a, rowStrideA, colStrideA, b, rowStrideB, colStrideB, c, ldc, accumulate, t, mr: 6, nr: 16) {
+                ember_sgemm_6x16_avx2($0, $1, $2, $3, $4, $5 ? 1 : 0)
+            }
+        case .baseline:
+            driver(m, n, k, a, rowStrideA, colStrideA, b, rowStrideB, colStrideB, c, ldc, accumulate, t, mr: 6, nr: 8) {
+                microKernel(SIMD8<Float>.self, $0, $1, $2, $3, $4, $5)
+            }
+        }
     }
 
-    /// Double-precision GEMM.
+    /// Double-precision GEMM (portable SIMD kernel).
     public static func dgemm(
         m: Int, n: Int, k: Int,
         a: UnsafePointer<Double>, rowStrideA: Int, colStrideA: Int,
         b: UnsafePointer<Double>, rowStrideB: Int, colStrideB: Int,
         c: UnsafeMutablePointer<Double>, ldc: Int, accumulate: Bool = false, threads: Int? = nil
     ) {
-        gemm(SIMD4<Double>.self, m, n, k, a, rowStrideA, colStrideA, b, rowStrideB, colStrideB, c, ldc,
-             accumulate, threads ?? CPUThreads.count)
+        driver(m, n, k, a, rowStrideA, colStrideA, b, rowStrideB, colStrideB, c, ldc, accumulate, threads ?? CPUThreads.count,
+               mr: 6, nr: 4) { microKernel(SIMD4<Double>.self, $0, $1, $2, $3, $4, $5) }
     }
 
-    static func gemm<V: SIMD>(
-        _: V.Type, _ m: Int, _ n: Int, _ k: Int,
-        _ a: UnsafePointer<V.Scalar>, _ rsA: Int, _ csA: Int,
-        _ b: UnsafePointer<V.Scalar>, _ rsB: Int, _ csB: Int,
-        _ c: UnsafeMutablePointer<V.Scalar>, _ ldc: Int, _ accumulate: Bool, _ maxThreads: Int
-    ) where V.Scalar: BinaryFloatingPoint {
-        typealias T = V.Scalar
+    static func driver<T: BinaryFloatingPoint>(
+        _ m: Int, _ n: Int, _ k: Int,
+        _ a: UnsafePointer<T>, _ rsA: Int, _ csA: Int,
+        _ b: UnsafePointer<T>, _ rsB: Int, _ csB: Int,
+        _ c: UnsafeMutablePointer<T>, _ ldc: Int, _ accumulate: Bool, _ maxThreads: Int,
+        mr MR: Int, nr NR: Int, kernel: Kernel<T>
+    ) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
         }
-        let NR = V.scalarCount
-        let threads = (m * n * k >= 48 * 48 * 48) ? max(1, maxThreads) : 1
-        let kcMax = min(KC, k), ncMax = min(NC, n)
+        let MC = MR * (MR >= 12 ? 8 : 16)
+        let threads = (m * n * k >= 48 * 48 * 48) ? Swift.max(1, maxThreads) : 1
+        let kcMax = Swift.min(KC, k), ncMax = Swift.min(NC, n)
         let mPanels = (m + MR - 1) / MR
         let packA = UnsafeMutablePointer<T>.allocate(capacity: mPanels * MR * kcMax)
         let packB = UnsafeMutablePointer<T>.allocate(capacity: ((ncMax + NR - 1) / NR) * NR * kcMax)
@@ -62,56 +116,44 @@ public enum GEMM {
 
         var jc = 0
         while jc < n {
-            let nc = min(NC, n - jc)
+            let nc = Swift.min(NC, n - jc)
             let nPanels = (nc + NR - 1) / NR
             var pc = 0
             while pc < k {
-                let kc = min(KC, k - pc)
+                let kc = Swift.min(KC, k - pc)
                 let first = pc == 0 && !accumulate
                 // Pack B[pc..<pc+kc, jc..<jc+nc] into NR-wide panels (zero-padded).
-                let bGroups = min(nPanels, threads * 2)
+                let bGroups = Swift.min(nPanels, threads * 2)
                 run(bGroups) { g in
-                    var jp = g * nPanels / bGroups
-                    let jEnd = (g + 1) * nPanels / bGroups
-                    while jp < jEnd {
+                    for jp in (g * nPanels / bGroups)..<((g + 1) * nPanels / bGroups) {
                         let dst = packB + jp * NR * kc
                         let j0 = jc + jp * NR
-                        let w = min(NR, n - j0)
+                        let w = Swift.min(NR, n - j0)
                         for kk in 0..<kc {
                             let src = b + (pc + kk) * rsB + j0 * csB
                             let d = dst + kk * NR
-                            if csB == 1 {
-                                for cc in 0..<w { d[cc] = src[cc] }
-                            } else {
-                                for cc in 0..<w { d[cc] = src[cc * csB] }
-                            }
+                            if csB == 1 { for cc in 0..<w { d[cc] = src[cc] } } else { for cc in 0..<w { d[cc] = src[cc * csB] } }
                             for cc in w..<NR { d[cc] = 0 }
                         }
-                        jp += 1
                     }
                 }
                 // Pack A[0..<m, pc..<pc+kc] into MR-tall panels (zero-padded).
-                let aGroups = min(mPanels, threads * 2)
+                let aGroups = Swift.min(mPanels, threads * 2)
                 run(aGroups) { g in
-                    var ip = g * mPanels / aGroups
-                    let iEnd = (g + 1) * mPanels / aGroups
-                    while ip < iEnd {
+                    for ip in (g * mPanels / aGroups)..<((g + 1) * mPanels / aGroups) {
                         let dst = packA + ip * MR * kc
                         let i0 = ip * MR
-                        let h = min(MR, m - i0)
+                        let h = Swift.min(MR, m - i0)
                         for r in 0..<MR {
                             if r < h {
                                 let src = a + (i0 + r) * rsA + pc * csA
-                                if csA == 1 {
-                                    for kk in 0..<kc { dst[kk * MR + r] = src[kk] }
-                                } else {
+                                if csA == 1 { for kk in 0..<kc { dst[kk * MR + r] = src[kk] } } else {
                                     for kk in 0..<kc { dst[kk * MR + r] = src[kk * csA] }
                                 }
                             } else {
                                 for kk in 0..<kc { dst[kk * MR + r] = 0 }
                             }
                         }
-                        ip += 1
                     }
                 }
                 // Tiles: row blocks of MC × column groups, split so every thread has work.
@@ -123,16 +165,29 @@ public enum GEMM {
                 }
                 run(rowBlocks * colGroups) { t in
                     let rb = t / colGroups, cg = t % colGroups
-                    let ipStart = rb * mcPanels, ipEnd = min(mPanels, ipStart + mcPanels)
-                    let jpStart = cg * nPanels / colGroups, jpEnd = (cg + 1) * nPanels / colGroups
-                    for jp in jpStart..<jpEnd {
-                        let j0 = jc + jp * NR
-                        let nr = min(NR, n - j0)
-                        for ip in ipStart..<ipEnd {
-                            let i0 = ip * MR
-                            let mr = min(MR, m - i0)
-                            microKernel(V.self, kc, packA + ip * MR * kc, packB + jp * NR * kc,
-                                        c + i0 * ldc + j0, ldc, mr, nr, !first)
+                    let ipStart = rb * mcPanels, ipEnd = Swift.min(mPanels, ipStart + mcPanels)
+                    withUnsafeTemporaryAllocation(of: T.self, capacity: MR * NR) { scratch in
+                        let tile = scratch.baseAddress!
+                        for jp in (cg * nPanels / colGroups)..<((cg + 1) * nPanels / colGroups) {
+                            let j0 = jc + jp * NR
+                            let nr = Swift.min(NR, n - j0)
+                            for ip in ipStart..<ipEnd {
+                                let i0 = ip * MR
+                                let mr = Swift.min(MR, m - i0)
+                                let ap = UnsafePointer(packA + ip * MR * kc), bp = UnsafePointer(packB + jp * NR * kc)
+                                let cp = c + i0 * ldc + j0
+                                if mr == MR && nr == NR {
+                                    kernel(kc, ap, bp, cp, ldc, !first)
+                                } else {
+                                    // Edge tile: compute the full tile aside, then write the valid part.
+                                    kernel(kc, ap, bp, tile, NR, false)
+                                    for i in 0..<mr {
+                                        for j in 0..<nr {
+                                            cp[i * ldc + j] = first ? tile[i * NR + j] : cp[i * ldc + j] + tile[i * NR + j]
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -142,10 +197,12 @@ public enum GEMM {
         }
     }
 
+    /// The portable 6×(lanes of V) kernel: plain SIMD multiply and add (no fused multiply-add,
+    /// which would become a library call without an FMA-capable compile target).
     @inline(__always)
     static func microKernel<V: SIMD>(
         _: V.Type, _ kc: Int, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>,
-        _ c: UnsafeMutablePointer<V.Scalar>, _ ldc: Int, _ mr: Int, _ nr: Int, _ load: Bool
+        _ c: UnsafeMutablePointer<V.Scalar>, _ ldc: Int, _ load: Bool
     ) where V.Scalar: BinaryFloatingPoint {
         var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
         var pa = a
@@ -162,24 +219,12 @@ public enum GEMM {
             pa += 6
             pb += step
         }
-        let NR = V.scalarCount
-        if mr == 6 && nr == NR {
-            @inline(__always) func put(_ v: V, _ row: Int) {
-                let p = UnsafeMutableRawPointer(c + row * ldc)
-                var x = v
-                if load { x += p.loadUnaligned(as: V.self) }
-                p.storeBytes(of: x, as: V.self)
-            }
-            put(c0, 0); put(c1, 1); put(c2, 2); put(c3, 3); put(c4, 4); put(c5, 5)
-            return
+        @inline(__always) func put(_ v: V, _ row: Int) {
+            let p = UnsafeMutableRawPointer(c + row * ldc)
+            var x = v
+            if load { x += p.loadUnaligned(as: V.self) }
+            p.storeBytes(of: x, as: V.self)
         }
-        let rows = [c0, c1, c2, c3, c4, c5]
-        for i in 0..<mr {
-            let p = c + i * ldc
-            let v = rows[i]
-            for j in 0..<nr {
-                p[j] = load ? p[j] + v[j] : v[j]
-            }
-        }
+        put(c0, 0); put(c1, 1); put(c2, 2); put(c3, 3); put(c4, 4); put(c5, 5)
     }
 }

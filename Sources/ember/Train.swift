@@ -12,7 +12,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 64
     @Option(help: "adam or sgd (momentum 0.9).") var optimizer = "adam"
     @Option(help: "Learning rate (default: 1e-3 for adam, 0.05 for sgd).") var lr: Double?
-    @Option(help: "Learning-rate schedule: none, cosine, step (×0.5 every 2 epochs), onecycle.") var schedule = "none"
+    @Option(help: "Learning-rate schedule: cosine (default), none, step (×0.5 every 2 epochs), onecycle.") var schedule = "cosine"
     @Option(help: "Directory with the four Fashion-MNIST IDX files (.gz or raw).") var data = FashionMNIST.debianRoot
     @Option(help: "Save a checkpoint here after every epoch (atomically).") var checkpoint: String?
     @Flag(help: "Continue from --checkpoint: same weights, optimizer state and schedule.") var resume = false

@@ -135,6 +135,21 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Every instruction-set level gives the reference result (forcing the baseline proves
+    /// the portable path computes correctly with no AVX kernel involved).
+    func testEveryISALevel() {
+        let saved = CPUFeatures.active
+        defer { CPUFeatures.active = saved }
+        let a = Tensor.randn([45, 67]), b = Tensor.randn([67, 53])
+        let want = a.to(.float64).matmul(b.to(.float64)).toArray(Double.self)
+        for isa in [CPUISA.baseline, .avx2, .avx512] where isa <= CPUFeatures.detected {
+            CPUFeatures.active = isa
+            XCTAssertEqual(CPUFeatures.active, isa)
+            XCTAssertNil(mismatch(a.matmul(b).toArray(Double.self), want, .float32, scale: 10), "\(isa)")
+            XCTAssertNil(mismatch(a.t().contiguous().t().matmul(b).toArray(Double.self), want, .float32, scale: 10), "\(isa) transposed")
+        }
+    }
+
     func testAccumulateAndBatched() {
         var a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 0, 0, 1], c: [Float] = [10, 10, 10, 10]
         EmberCPU.GEMM.sgemm(m: 2, n: 2, k: 2, a: &a, rowStrideA: 2, colStrideA: 1, b: &b, rowStrideB: 2, colStrideB: 1,

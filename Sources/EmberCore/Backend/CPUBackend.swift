@@ -312,6 +312,14 @@ public final class CPUBackend: Backend {
         for d in dims { keptShape[d] = 1 }
         let plan = ReductionPlan(keptShape: keptShape, outStrides: out.strides, inKeptStrides: x.strides,
                                  reducedShape: dims.map { x.shape[$0] }, inReducedStrides: dims.map { x.strides[$0] })
+        // Reducing outer dimensions of rows that stay contiguous (bias gradients, pooling):
+        // accumulate whole rows so that the inner loop vectorizes.
+        let kept = plan.kept, red = plan.reduced
+        if kept.innerStride(0) == 1 && kept.innerStride(1) == 1
+            && kept.inner >= 16 && red.count > 1 && (x.dtype == .float32 || x.dtype == .float64) {
+            rowwiseReduce(op, x, out, kept, red)
+            return
+        }
         func typed<T: CPUNumber>(_: T.Type) {
             let a = x.ptr(T.self)
             switch op {
@@ -395,6 +403,71 @@ public final class CPUBackend: Backend {
         }
         numericSwitch(x.dtype, "\(op)", { typed(Float.self) }, { typed(Double.self) }, { typed(Int64.self) },
                       { typed(Int32.self) }, { typed(UInt8.self) }, { typed(Bool.self) })
+    }
+
+    /// `out[row] = ⊕ over reduced offsets r of x[row + r]` with contiguous rows of `kept.inner`.
+    private func rowwiseReduce(_ op: ReduceOp, _ x: Tensor, _ out: Tensor, _ kept: StridedPlan, _ red: StridedPlan) {
+        let kn = kept.inner
+        let chunks = Swift.max(1, Swift.min(CPUThreads.count, kn / 2048))
+        let per = (kn + chunks - 1) / chunks
+        func run<T: BinaryFloatingPoint & CPUNumber>(_: T.Type) {
+            let src = x.ptr(T.self), dst = out.ptr(T.self)
+            let rs = red.innerStride(0), rn = red.inner
+            parallelFor(kept.rows * chunks, grain: 1) { tasks in
+                for task in tasks {
+                    let row = task / chunks, c0 = (task % chunks) * per, c1 = Swift.min(kn, c0 + per)
+                    if c0 >= c1 { continue }
+                    kept.forEachRow(row..<(row + 1)) { koff in
+                        let o = dst + koff[0] + c0, base = src + koff[1] + c0, w = c1 - c0
+                        if op == .argmax || op == .argmin {
+                            // Best value per column with the first position where it occurs (NaN wins).
+                            let idx = out.ptr(Int64.self) + koff[0] + c0, isMax = op == .argmax
+                            withUnsafeTemporaryAllocation(of: T.self, capacity: w) { bestBuf in
+                                let best = bestBuf.baseAddress!
+                                var pos: Int64 = 0
+                                red.forEachRow(0..<red.rows) { roff in
+                                    for e in 0..<rn {
+                                        let p = base + roff[0] + e * rs
+                                        if pos == 0 {
+                                            for j in 0..<w { best[j] = p[j]; idx[j] = 0 }
+                                        } else {
+                                            for j in 0..<w {
+                                                let v = p[j], b = best[j]
+                                                let better = !b.isNaN && (v.isNaN || (isMax ? v > b : v < b))
+                                                best[j] = better ? v : b
+                                                idx[j] = better ? pos : idx[j]
+                                            }
+                                        }
+                                        pos += 1
+                                    }
+                                }
+                            }
+                            return
+                        }
+                        withUnsafeTemporaryAllocation(of: Double.self, capacity: op == .sum ? w : 0) { accBuf in
+                            var first = true
+                            red.forEachRow(0..<red.rows) { roff in
+                                for e in 0..<rn {
+                                    let p = base + roff[0] + e * rs
+                                    switch op {
+                                    case .sum:
+                                        let acc = accBuf.baseAddress!
+                                        if first { for j in 0..<w { acc[j] = Double(p[j]) } } else { for j in 0..<w { acc[j] += Double(p[j]) } }
+                                    case .max, .argmax:
+                                        if first { for j in 0..<w { o[j] = p[j] } } else { for j in 0..<w { o[j] = T.maxP(o[j], p[j]) } }
+                                    default:
+                                        if first { for j in 0..<w { o[j] = p[j] } } else { for j in 0..<w { o[j] = T.minP(o[j], p[j]) } }
+                                    }
+                                    first = false
+                                }
+                            }
+                            if op == .sum { let acc = accBuf.baseAddress!; for j in 0..<w { o[j] = T(acc[j]) } }
+                        }
+                    }
+                }
+            }
+        }
+        if x.dtype == .float32 { run(Float.self) } else { run(Double.self) }
     }
 
     public func matmul(_ a: Tensor, _ b: Tensor, _ out: Tensor) {

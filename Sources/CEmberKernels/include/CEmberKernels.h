@@ -1,0 +1,25 @@
+#ifndef CEMBER_KERNELS_H
+#define CEMBER_KERNELS_H
+
+// Hot CPU kernels compiled for several instruction sets in one portable binary: each
+// function carries its own target attribute and is called only after CPUID says the
+// processor (and the OS) supports it. No global -march flag is used.
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Bit set of the instruction sets this CPU and OS support (see EMBER_ISA_*).
+int ember_cpu_features(void);
+#define EMBER_ISA_AVX2_FMA 1
+#define EMBER_ISA_AVX512 2
+
+/// C[6x16] (+)= A[kc x 6 packed] * B[kc x 16 packed]; C rows are ldc floats apart.
+void ember_sgemm_6x16_avx2(long kc, const float *a, const float *b, float *c, long ldc, int accumulate);
+/// C[12x32] (+)= A[kc x 12 packed] * B[kc x 32 packed].
+void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c, long ldc, int accumulate);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
