@@ -36,13 +36,15 @@ let package = Package(
         .executableTarget(
             name: "ember",
             dependencies: ["Ember", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // Helpers shared by the test targets (fixture loading, tolerances).
+        .target(name: "EmberTestSupport", dependencies: ["EmberCore"], path: "Tests/EmberTestSupport"),
         .testTarget(
             name: "EmberNNTests",
-            dependencies: ["Ember", "EmberNN", "EmberOptim", "EmberData"],
+            dependencies: ["Ember", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EmberCoreTests",
-            dependencies: ["Ember", "EmberCore", "EmberCPU"],
+            dependencies: ["Ember", "EmberCore", "EmberCPU", "EmberTestSupport"],
             resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import EmberCore
+import EmberTestSupport
 
 struct Boom: Error, Equatable { let n: Int }
 

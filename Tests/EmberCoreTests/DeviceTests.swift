@@ -1,5 +1,6 @@
 import XCTest
 @testable import EmberCore
+import EmberTestSupport
 
 /// A second device whose memory is host memory: proves that dispatch goes through the
 /// `Backend` protocol (storage tagged with the device, transfers, device checks).

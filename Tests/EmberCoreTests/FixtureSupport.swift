@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import EmberCore
+import EmberTestSupport
 
 /// PyTorch reference fixtures written by `Scripts/make_fixtures.py`.
 struct Fixtures {
@@ -19,14 +20,6 @@ struct Fixtures {
     var creation: [String: Any] { root["creation"] as! [String: Any] }
     var halfs: [String: Any] { root["halfs"] as! [String: Any] }
 }
-
-/// A JSON number, or "inf"/"-inf"/"nan".
-func number(_ v: Any) -> Double {
-    if let s = v as? String { return s == "nan" ? .nan : (s == "inf" ? .infinity : -.infinity) }
-    if let b = v as? Bool { return b ? 1 : 0 }
-    return (v as! NSNumber).doubleValue
-}
-func numbers(_ v: Any?) -> [Double] { (v as! [Any]).map(number) }
 
 struct Params {
     let d: [String: Any]
@@ -92,37 +85,3 @@ struct OpCase {
     }
 }
 
-func dtypeNamed(_ s: String) -> DType { DType.allCases.first { $0.description == s }! }
-
-/// Tolerances by dtype (relative, absolute).
-func tolerance(_ d: DType) -> (Double, Double) {
-    switch d {
-    case .float64: (1e-9, 1e-10)
-    case .float32: (2e-4, 2e-5)
-    case .float16: (2e-3, 1e-3)
-    case .bfloat16: (1.6e-2, 1e-2)
-    default: (0, 0)
-    }
-}
-
-/// Compares values; returns a description of the first mismatch, or nil.
-func mismatch(_ got: [Double], _ want: [Double], _ d: DType, scale: Double = 1) -> String? {
-    if got.count != want.count { return "count \(got.count) != \(want.count)" }
-    let (rtol, atol) = tolerance(d)
-    for i in 0..<got.count {
-        let g = got[i], w = want[i]
-        if g.isNaN && w.isNaN { continue }
-        if g == w { continue }
-        if Swift.abs(g - w) > atol * scale + rtol * Swift.abs(w) {
-            return "element \(i): got \(g), expected \(w) (got \(Array(got.prefix(8))), expected \(Array(want.prefix(8))))"
-        }
-    }
-    return nil
-}
-
-/// Asserts two tensors are close (values, shape and dtype).
-func assertClose(_ t: Tensor, _ want: [Double], shape: [Int]? = nil, _ message: String = "",
-                 file: StaticString = #filePath, line: UInt = #line) {
-    if let shape { XCTAssertEqual(t.shape, shape, message, file: file, line: line) }
-    if let m = mismatch(t.toArray(Double.self), want, t.dtype) { XCTFail("\(message): \(m)", file: file, line: line) }
-}

@@ -1,5 +1,6 @@
 import XCTest
 @testable import EmberCore
+import EmberTestSupport
 
 /// Float64 central finite differences against Ember's analytic gradients, for every
 /// differentiable op in the fixture table (the same op closures PyTorch is compared with).

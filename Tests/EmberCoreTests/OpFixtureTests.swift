@@ -1,5 +1,6 @@
 import XCTest
 @testable import EmberCore
+import EmberTestSupport
 
 /// Every op against PyTorch: forward values and dtypes, the gradient of every input under
 /// a random upstream gradient, and (elementwise ops, matmul) second-order gradients.

@@ -1,4 +1,5 @@
 @testable import EmberCore
+import EmberTestSupport
 
 /// Every op the fixtures name, in Ember's API: the bridge between PyTorch's names and Ember's.
 let opTable: [String: ([Tensor], Params) -> [Tensor]] = [

@@ -1,5 +1,6 @@
 import XCTest
 @testable import EmberCore
+import EmberTestSupport
 
 final class ViewTests: XCTestCase {
     func testWritesThroughViewsReachTheBase() {

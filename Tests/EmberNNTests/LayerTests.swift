@@ -1,0 +1,189 @@
+import EmberTestSupport
+import Foundation
+import XCTest
+@testable import Ember
+
+let nnFixtures = loadJSON(Bundle.module, "nn")
+
+/// Builds the Ember twin of a fixture layer; returns the module and its forward call.
+func makeLayer(_ name: String, _ a: [String: Any], _ extra: [String: Any]) -> (Module, ([Tensor]) -> Tensor) {
+    func i(_ k: String) -> Int { Int(number(a[k]!)) }
+    func one(_ m: Module) -> (Module, ([Tensor]) -> Tensor) { (m, { m($0[0]) }) }
+    switch name {
+    case "Linear", "Linear3d": return one(Linear(i("in"), i("out")))
+    case "LinearNoBias": return one(Linear(i("in"), i("out"), bias: false))
+    case "Bilinear":
+        let m = Bilinear(i("in1"), i("in2"), i("out"))
+        return (m, { m($0[0], $0[1]) })
+    case _ where name.hasPrefix("Conv2d"):
+        let k = i("k"), p = i("p")
+        return one(Conv2d(i("in"), i("out"), kernelSize: (k, k), stride: (i("s"), i("s")),
+                          padding: p < 0 ? .same : .explicit(p, p), dilation: (i("d"), i("d")), groups: i("g")))
+    case "Conv1d": return one(Conv1d(i("in"), i("out"), kernelSize: i("k"), stride: i("s"), padding: .explicit(0, i("p"))))
+    case _ where name.hasPrefix("ConvTranspose2d"):
+        return one(ConvTranspose2d(i("in"), i("out"), kernelSize: i("k"), stride: i("s"), padding: i("p"), outputPadding: i("op"), groups: i("g")))
+    case "MaxPool2d", "MaxPool2d_s1p1":
+        return one(MaxPool2d(i("k"), stride: a["s"].map { Int(number($0)) }, padding: a["p"].map { Int(number($0)) } ?? 0))
+    case "AvgPool2d", "AvgPool2d_pad_excl":
+        return one(AvgPool2d(i("k"), stride: a["s"].map { Int(number($0)) }, padding: a["p"].map { Int(number($0)) } ?? 0,
+                             countIncludePad: a["cip"] == nil))
+    case _ where name.hasPrefix("AdaptiveAvgPool2d"): return one(AdaptiveAvgPool2d((i("h"), i("w"))))
+    case _ where name.hasPrefix("BatchNorm2d"): return one(BatchNorm2d(i("n")))
+    case _ where name.hasPrefix("BatchNorm1d"): return one(BatchNorm1d(i("n")))
+    case "LayerNorm", "LayerNorm_affine": return one(LayerNorm((a["shape"] as! [Any]).map { Int(number($0)) }))
+    case "GroupNorm": return one(GroupNorm(i("g"), i("c")))
+    case "Embedding": return one(Embedding(i("n"), i("d"), paddingIndex: i("pad")))
+    case "Flatten": return one(Flatten())
+    case _ where name.hasPrefix("RNN") || name.hasPrefix("LSTM") || name.hasPrefix("GRU"):
+        let m: Recurrent = name.hasPrefix("RNN") ? RNN(inputSize: i("in"), hiddenSize: i("h"), numLayers: i("layers"), batchFirst: i("bf") == 1)
+            : name.hasPrefix("LSTM") ? LSTM(inputSize: i("in"), hiddenSize: i("h"), numLayers: i("layers"), batchFirst: i("bf") == 1)
+            : GRU(inputSize: i("in"), hiddenSize: i("h"), numLayers: i("layers"), batchFirst: i("bf") == 1)
+        if name.hasSuffix("_state") {
+            return (m, { x in
+                let r = m.forward(x[0], h0: x[1], c0: x.count > 2 ? x[2] : nil)
+                return r.c.map { Tensor.cat([r.h, $0], dim: 0) } ?? r.h
+            })
+        }
+        return one(m)
+    case "MultiheadAttention":
+        let m = MultiheadAttention(embedDim: i("e"), numHeads: i("h"))
+        let kpm = fixtureTensor(extra["kpm"])
+        return (m, { m.forward($0[0], $0[1], $0[2], keyPaddingMask: kpm).output })
+    case "MultiheadAttention_weights":
+        let m = MultiheadAttention(embedDim: i("e"), numHeads: i("h"), batchFirst: true)
+        let mask = Tensor.ones([3, 3]).triuMask()
+        return (m, { m.forward($0[0], $0[1], $0[2], attnMask: mask.logicalNot(), needWeights: true).weights! })
+    case "SDPA_causal": return (Identity(), { scaledDotProductAttention($0[0], $0[1], $0[2], isCausal: true) })
+    case "SDPA_mask":
+        let mask = Tensor([[true, false, true], [true, true, false]])
+        return (Identity(), { scaledDotProductAttention($0[0], $0[1], $0[2], attnMask: mask) })
+    default: fatalError("no Ember twin for fixture layer \(name)")
+    }
+}
+
+extension Tensor {
+    /// True strictly above the diagonal (PyTorch's `triu(ones, 1)` as bool).
+    func triuMask() -> Tensor {
+        let r = Tensor.arange(shape[0]).unsqueeze(1), c = Tensor.arange(shape[1]).unsqueeze(0)
+        return c.gt(r)
+    }
+}
+
+final class LayerTests: XCTestCase {
+    /// Every layer with PyTorch's weights: output, input gradients, parameter gradients and
+    /// the state after the call (running statistics), in train or eval mode.
+    func testEveryLayerMatchesPyTorch() throws {
+        let entries = nnFixtures["layers"] as! [[String: Any]]
+        XCTAssertGreaterThan(entries.count, 35)
+        for e in entries {
+            let name = e["name"] as! String
+            let (m, call) = makeLayer(name, e["args"] as? [String: Any] ?? [:], e)
+            var sd = StateDict()
+            for (k, v) in e["state"] as! [String: Any] { sd[k] = fixtureTensor(v) }
+            try m.loadStateDict(sd)
+            m.train(e["train"] as! Bool)
+            let inputs = (e["inputs"] as! [Any]).map { v -> Tensor in
+                let t = fixtureTensor(v)
+                return t.dtype.isFloatingPoint ? t.requiringGrad() : t
+            }
+            let out = call(inputs)
+            assertClose(out, fixture: e["output"], name + " output")
+            try (out * fixtureTensor(e["upstream"])).sum().backward()
+            for (i, g) in (e["input_grads"] as! [Any]).enumerated() where !(g is NSNull) {
+                assertClose(inputs[i].grad ?? Tensor.zerosLike(inputs[i]), fixture: g, scale: 5, "\(name) grad of input \(i)")
+            }
+            let params = Dictionary(uniqueKeysWithValues: m.namedParameters())
+            for (k, g) in e["param_grads"] as! [String: Any] {
+                guard let p = params[k] else { XCTFail("\(name): no parameter \(k)"); continue }
+                assertClose(p.grad ?? Tensor.zerosLike(p), fixture: g, scale: 5, "\(name) grad of \(k)")
+            }
+            let after = m.stateDict()
+            for (k, v) in e["state_after"] as! [String: Any] {
+                assertClose(after[k]!.to(.float64), fixture: v, "\(name) state \(k) after the call")
+            }
+            XCTAssertEqual(Set(after.keys), Set((e["state"] as! [String: Any]).keys), "\(name): state-dict names")
+        }
+    }
+
+    func testModuleNamesModesAndStateDictErrors() throws {
+        final class Net: Module {
+            let features = Sequential(Conv2d(1, 4, kernelSize: 3), ReLU(), BatchNorm2d(4))
+            let bn = BatchNorm1d(3)
+            let head = Linear(4, 2)
+            var blocks = [Linear(2, 2), Linear(2, 2)]
+            let drop = Dropout(0.5)
+        }
+        let net = Net()
+        let names = net.stateDict().keys
+        XCTAssertEqual(names, ["features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias", "features.2.running_mean",
+                               "features.2.running_var", "features.2.num_batches_tracked", "bn.weight", "bn.bias", "bn.running_mean",
+                               "bn.running_var", "bn.num_batches_tracked", "head.weight", "head.bias", "blocks.0.weight", "blocks.0.bias",
+                               "blocks.1.weight", "blocks.1.bias"])
+        XCTAssertEqual(net.parameters().count, 12)
+        XCTAssertEqual(net.namedBuffers().count, 6)
+        net.eval()
+        XCTAssertTrue(net.namedModules().allSatisfy { !$0.1.training })
+        net.train()
+        XCTAssertTrue(net.drop.training)
+
+        var sd = net.stateDict()
+        sd["head.weight"] = Tensor.zeros([3, 4])
+        sd["extra"] = Tensor.zeros([1])
+        sd["bn.bias"] = nil
+        XCTAssertThrowsError(try net.loadStateDict(sd)) { e in
+            guard case StateDictError.mismatch(let missing, let unexpected, let wrong) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(missing, ["bn.bias"])
+            XCTAssertEqual(unexpected, ["extra"])
+            XCTAssertEqual(wrong.count, 1)
+            XCTAssertTrue("\(e)".contains("head.weight"), "\(e)")
+        }
+        sd["head.weight"] = Tensor.ones([2, 4])
+        try net.loadStateDict(sd, strict: false)
+        XCTAssertEqual(net.head.weight.sum().item(), 8)
+
+        let x = Tensor.randn([2, 4], requiresGrad: false)
+        try net.head(x).sum().backward()
+        XCTAssertNotNil(net.head.weight.grad)
+        net.zeroGrad()
+        XCTAssertNil(net.head.weight.grad)
+    }
+
+    func testDropoutTrainAndEval() {
+        let d = Dropout(0.3, generator: Generator(seed: 5))
+        let x = Tensor.ones([200_000])
+        let y = d(x)
+        let kept = y.ne(0).to(.float32).mean().item()
+        XCTAssertEqual(kept, 0.7, accuracy: 0.01)
+        XCTAssertEqual(y.maskedSelect(y.ne(0)).mean().item(), 1 / 0.7, accuracy: 1e-5)  // survivors scaled by 1/(1-p)
+        d.eval()
+        XCTAssertTrue(d(x) === x)
+    }
+
+    /// Default initialisations have PyTorch's distributions (bounds and spreads).
+    func testInitialisationDistributions() {
+        let l = Linear(784, 256)
+        let bound = 1 / 784.0.squareRoot()  // kaiming-uniform(a=√5) bound = 1/√fan_in
+        XCTAssertLessThanOrEqual(l.weight.abs().max().item(), bound)
+        XCTAssertEqual(l.weight.std().item(), bound / 3.0.squareRoot(), accuracy: bound * 0.02)
+        XCTAssertLessThanOrEqual(l.bias!.abs().max().item(), bound)
+        let c = Conv2d(16, 32, kernelSize: 3)
+        let cb = 1 / (16.0 * 9).squareRoot()
+        XCTAssertLessThanOrEqual(c.weight.abs().max().item(), cb)
+        XCTAssertEqual(c.weight.std().item(), cb / 3.0.squareRoot(), accuracy: cb * 0.03)
+        let w = Tensor.empty([300, 400])
+        Init.xavierUniform(w)
+        XCTAssertEqual(w.std().item(), (2.0 / 700).squareRoot(), accuracy: 0.002)
+        Init.kaimingNormal(w, nonlinearity: "relu")
+        XCTAssertEqual(w.std().item(), (2.0 / 400).squareRoot(), accuracy: 0.002)
+        Init.xavierNormal(w, gain: 2)
+        XCTAssertEqual(w.std().item(), 2 * (2.0 / 700).squareRoot(), accuracy: 0.003)
+        let q = Tensor.empty([6, 10])
+        Init.orthogonal(q)
+        assertClose(q.matmul(q.t()), Tensor.eye(6).toArray(Double.self), scale: 10)
+        Init.constant(q, 3)
+        XCTAssertEqual(q.mean().item(), 3)
+        XCTAssertEqual(Init.gain("tanh"), 5.0 / 3)
+        let e = Embedding(10, 4, paddingIndex: 1)
+        XCTAssertEqual(e.weight[1].abs().sum().item(), 0)
+    }
+}

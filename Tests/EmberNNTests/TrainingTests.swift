@@ -1,0 +1,55 @@
+import EmberTestSupport
+import Foundation
+import XCTest
+@testable import Ember
+
+/// llm.c-style end-to-end check: PyTorch trained the MLP and the CNN for 10 steps from the
+/// same initial weights and batches (SGD-momentum + StepLR, Adam + cosine); Ember must
+/// reproduce the loss of every step, per-parameter checksums after every step, and all
+/// parameters after steps 1 and 10.
+final class TrainingTests: XCTestCase {
+    func testTenStepsMatchPyTorch() throws {
+        let url = Bundle.module.url(forResource: "training", withExtension: "safetensors", subdirectory: "Fixtures")!
+        let (ref, _) = try SafeTensors.load(url.path)
+        let xs = ref["batches.x"]!, ys = ref["batches.y"]!
+        for model in ["mlp", "cnn"] {
+            for optName in ["sgd", "adam"] {
+                let net = model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
+                var initial = StateDict()
+                for k in net.stateDict().keys { initial[k] = ref["\(model).init.\(k)"]! }
+                try net.loadStateDict(initial)
+                let opt: Optimizer, sched: LRScheduler
+                if optName == "sgd" {
+                    opt = SGD(net.parameters(), lr: 0.05, momentum: 0.9)
+                    sched = StepLR(opt, stepSize: 3, gamma: 0.5)
+                } else {
+                    opt = Adam(net.parameters(), lr: 1e-3)
+                    sched = CosineAnnealingLR(opt, tMax: 10)
+                }
+                let losses = ref["\(model).\(optName).losses"]!.toArray(Double.self)
+                let sums = ref["\(model).\(optName).sums"]!
+                for step in 0..<10 {
+                    let x = model == "cnn" ? xs[step] : xs[step].squeeze(1)
+                    let loss = crossEntropy(net(x), ys[step])
+                    XCTAssertEqual(loss.item(), losses[step], accuracy: 2e-5 * Swift.max(1, losses[step]), "\(model)/\(optName) loss at step \(step + 1)")
+                    opt.zeroGrad()
+                    try loss.backward()
+                    opt.step()
+                    sched.step()
+                    // Checksums of float32 parameters: tolerance grows with the number of elements summed.
+                    let want = sums[step].toArray(Double.self)
+                    for (i, p) in net.parameters().enumerated() {
+                        XCTAssertEqual(p.to(.float64).sum().item(), want[i], accuracy: 1e-8 * Double(p.count) + 1e-5 * Swift.abs(want[i]),
+                                       "\(model)/\(optName) checksum of parameter \(i) after step \(step + 1)")
+                    }
+                    if step == 0 || step == 9 {
+                        for (k, t) in net.stateDict() {
+                            assertClose(t, ref["\(model).\(optName).step\(step + 1).\(k)"]!.toArray(Double.self), scale: 5,
+                                        "\(model)/\(optName) \(k) after step \(step + 1)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
