@@ -24,8 +24,9 @@ struct Bench: ParsableCommand {
         print("threads: \(Ember.numThreads)")
         print(pad("case", 34) + pad("ember", 12) + pad("torch", 12) + "ratio (ember/torch; < 1 = Ember faster)")
         for c in cases() where only.map({ c.name.contains($0) }) ?? true {
-            let e = measure(c.iterations, c.setup())
-            let t = twin?.time(c.name, iterations: c.iterations, repeats: repeats)
+            let reps = c.repeats ?? repeats
+            let e = measure(c.iterations, reps, c.setup())
+            let t = twin?.time(c.name, iterations: c.iterations, repeats: reps)
             let ratio = t.map { String(format: "%.2f", e.median / $0) } ?? "-"
             print(pad(c.name, 34) + pad(fmt(e.median), 12) + pad(t.map(fmt) ?? "-", 12) + ratio
                   + "   [ember min \(fmt(e.min)) max \(fmt(e.max))]" + (c.extra.map { "  " + $0(e.median) } ?? ""))
@@ -38,6 +39,8 @@ struct Bench: ParsableCommand {
         /// Builds the inputs and returns the timed body (built only when the case runs).
         let setup: () -> () -> Void
         var extra: ((Double) -> String)? = nil
+        /// Repetitions for long cases (nil = the command's `--repeats`).
+        var repeats: Int? = nil
     }
 
     func cases() -> [Case] {
@@ -72,12 +75,46 @@ struct Bench: ParsableCommand {
                 return { _ = x.matmul(y) }
             }, extra: { String(format: "%.1f GFLOPS", 2 * Double(n * n * n) / $0 / 1e9) }))
         }
+        for model in ["mlp", "cnn"] {
+            list.append(Case(name: "train_\(model)_epoch", iterations: 1, setup: {
+                let (x, y) = trainingData()
+                return { trainEpoch(model, x, y) }
+            }, extra: { String(format: "%.0f samples/s", 60000 / $0) }, repeats: 1))
+        }
         return list
     }
 
+    /// Fashion-MNIST's training set normalised like `ember train`, or random data of the same
+    /// shape when the data set is not installed.
+    func trainingData() -> (Tensor, Tensor) {
+        if let d = try? FashionMNIST(train: true) {
+            return ((d.images.to(.float32) / 255 - 0.2860) / 0.3530, d.labels)
+        }
+        return (Tensor.randn([60000, 28, 28]), Tensor.randint(0, 10, [60000]))
+    }
+
+    /// One epoch, batch 64, Adam(1e-3), fixed batch order (the PyTorch twin does the same).
+    func trainEpoch(_ model: String, _ x: Tensor, _ y: Tensor) {
+        Ember.manualSeed(0)
+        let net = model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
+        let opt = Adam(net.parameters(), lr: 1e-3)
+        let n = x.shape[0]
+        var i = 0
+        while i < n {
+            let m = Swift.min(64, n - i)
+            var xb = x.narrow(0, start: i, length: m)
+            if model == "cnn" { xb = xb.unsqueeze(1) }
+            let loss = crossEntropy(net(xb), y.narrow(0, start: i, length: m))
+            opt.zeroGrad()
+            try! loss.backward()
+            opt.step()
+            i += m
+        }
+    }
+
     /// Median / min / max seconds per iteration over `repeats` runs (after a warm-up run).
-    func measure(_ iterations: Int, _ body: () -> Void) -> (median: Double, min: Double, max: Double) {
-        for _ in 0..<max(1, iterations / 10) { body() }
+    func measure(_ iterations: Int, _ repeats: Int, _ body: () -> Void) -> (median: Double, min: Double, max: Double) {
+        if repeats > 1 { for _ in 0..<max(1, iterations / 10) { body() } }
         var times: [Double] = []
         for _ in 0..<repeats {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -158,7 +195,40 @@ def cases(name):
         n = int(name.split("_")[1])
         x, y = torch.randn(n, n), torch.randn(n, n)
         return lambda: x @ y
+    if name.startswith("train_"):
+        return train_epoch(name.split("_")[1])
     return None
+def training_data():
+    import gzip, os
+    root = "/usr/share/datasets/fashion-mnist"
+    try:
+        with gzip.open(os.path.join(root, "train-images-idx3-ubyte.gz")) as f:
+            x = torch.frombuffer(bytearray(f.read()[16:]), dtype=torch.uint8).reshape(60000, 28, 28)
+        with gzip.open(os.path.join(root, "train-labels-idx1-ubyte.gz")) as f:
+            y = torch.frombuffer(bytearray(f.read()[8:]), dtype=torch.uint8).long()
+        return (x.float() / 255 - 0.2860) / 0.3530, y
+    except OSError:
+        return torch.randn(60000, 28, 28), torch.randint(0, 10, (60000,))
+def train_epoch(model):
+    import torch.nn as nn, torch.nn.functional as F
+    x, y = training_data()
+    def run():
+        torch.manual_seed(0)
+        if model == "mlp":
+            net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+        else:
+            net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                                nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for i in range(0, 60000, 64):
+            xb = x[i:i + 64]
+            if model == "cnn":
+                xb = xb.unsqueeze(1)
+            loss = F.cross_entropy(net(xb), y[i:i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return run
 print("ready", flush=True)
 for line in sys.stdin:
     name, iters, reps = line.rstrip("\n").split("\t")
@@ -166,7 +236,8 @@ for line in sys.stdin:
     f = cases(name)
     if f is None:
         print("nan", flush=True); continue
-    for _ in range(max(1, iters // 10)): f()
+    if reps > 1:
+        for _ in range(max(1, iters // 10)): f()
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter()

@@ -31,6 +31,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also when piped to a log
         if let threads { Ember.setNumThreads(threads) }
         let train: FashionMNIST, test: FashionMNIST
         do {
