@@ -1,0 +1,287 @@
+import EmberCore
+import Foundation
+
+/// An error from loading one sample: the sample's index and what its data set threw.
+public struct SampleError: Error, CustomStringConvertible {
+    public let index: Int
+    public let underlying: Error
+    public var description: String { "DataLoader: sample \(index) failed: \(underlying)" }
+}
+
+/// The worker a sample is being loaded on (`torch.utils.data.get_worker_info()`): its id,
+/// the number of workers, and its own seed (`loader seed + id`).
+public struct WorkerInfo: Sendable {
+    public let id: Int, numWorkers: Int, seed: UInt64
+    nonisolated(unsafe) static var key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+    final class Box { let info: WorkerInfo; init(_ i: WorkerInfo) { info = i } }
+    /// Nil on the iterating thread (no workers).
+    public static var current: WorkerInfo? {
+        guard let p = pthread_getspecific(key) else { return nil }
+        return Unmanaged<Box>.fromOpaque(p).takeUnretainedValue().info
+    }
+}
+
+/// Live worker threads in this process (every loader together): tests check it returns to 0.
+public enum DataLoaderStats {
+    static let lock = NSLock()
+    nonisolated(unsafe) static var live = 0
+    public static var liveWorkers: Int { lock.lock(); defer { lock.unlock() }; return live }
+}
+
+/// Worker threads that turn batch jobs into batches. Holds no reference to any iterator or
+/// loader, so dropping those shuts it down.
+final class WorkerPool<Batch>: @unchecked Sendable {
+    struct Job { let run: Int, number: Int, indices: [Int], epoch: Int }
+    let cond = NSCondition()
+    var queue: [Job] = []
+    var results: [Int: Result<Batch, Error>] = [:]
+    var currentRun = 0
+    var stopping = false
+    var exited = 0
+    let count: Int
+    let make: (Job) throws -> Batch
+
+    init(workers: Int, seed: UInt64, make: @escaping (Job) throws -> Batch) {
+        count = workers
+        self.make = make
+        for id in 0..<workers {
+            let info = WorkerInfo(id: id, numWorkers: workers, seed: seed &+ UInt64(id))
+            DataLoaderStats.lock.lock(); DataLoaderStats.live += 1; DataLoaderStats.lock.unlock()
+            let t = Thread { [self] in self.loop(info) }
+            t.name = "ember-dataloader-\(id)"
+            t.start()
+        }
+    }
+
+    private func loop(_ info: WorkerInfo) {
+        pthread_setspecific(WorkerInfo.key, Unmanaged.passRetained(WorkerInfo.Box(info)).toOpaque())
+        defer {
+            if let p = pthread_getspecific(WorkerInfo.key) { Unmanaged<WorkerInfo.Box>.fromOpaque(p).release() }
+            DataLoaderStats.lock.lock(); DataLoaderStats.live -= 1; DataLoaderStats.lock.unlock()
+            cond.lock(); exited += 1; cond.broadcast(); cond.unlock()
+        }
+        while true {
+            cond.lock()
+            while queue.isEmpty && !stopping { cond.wait() }
+            if stopping { cond.unlock(); return }
+            let job = queue.removeFirst()
+            cond.unlock()
+            let r = Result { try make(job) }
+            cond.lock()
+            if job.run == currentRun { results[job.number] = r }
+            cond.broadcast()
+            cond.unlock()
+        }
+    }
+
+    /// Starts a new run: pending jobs and results of the previous run are dropped.
+    func newRun() -> Int {
+        cond.lock(); defer { cond.unlock() }
+        currentRun += 1
+        queue.removeAll()
+        results.removeAll()
+        return currentRun
+    }
+
+    func submit(_ job: Job) {
+        cond.lock(); queue.append(job); cond.broadcast(); cond.unlock()
+    }
+
+    /// Waits for batch `number` of run `run`.
+    func take(_ number: Int) -> Result<Batch, Error> {
+        cond.lock(); defer { cond.unlock() }
+        while results[number] == nil { cond.wait() }
+        return results.removeValue(forKey: number)!
+    }
+
+    /// Stops every worker and waits until all have exited.
+    func shutdown() {
+        cond.lock()
+        stopping = true
+        queue.removeAll()
+        results.removeAll()
+        cond.broadcast()
+        while exited < count { cond.wait() }
+        cond.unlock()
+    }
+}
+
+/// Batches of a data set, loaded by worker threads (`torch.utils.data.DataLoader`).
+///
+///     let loader = DataLoader(TensorDataset(x, y), batchSize: 64, shuffle: true, numWorkers: 2, seed: 0)
+///     for try await batch in loader { … }            // or:
+///     try loader.forEach { batch in … }
+///
+/// - The batches of an epoch are identical for every `numWorkers` (0, 1, 4…): the order
+///   comes from the sampler and every sample's random stream (`SampleRandom.current`) from
+///   (seed, epoch, index), never from the worker that loads it.
+/// - At most `prefetchFactor × numWorkers` batches are in flight or waiting.
+/// - A sample that throws ends the iteration with a `SampleError` naming its index; the
+///   other workers' work is dropped and nothing waits forever.
+/// - Leaving the loop early, or dropping the loader, stops and joins the workers.
+/// - Workers are threads: no process spawning, no `__main__` guard, usable anywhere.
+public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendable {
+    public let count: Int
+    public let batchSize: Int, numWorkers: Int, prefetchFactor: Int, dropLast: Bool, persistentWorkers: Bool
+    public let seed: UInt64
+    let sampler: Sampler
+    let load: (Int) throws -> Element
+    let collate: ([Element]) throws -> Batch
+    /// The epoch the next iteration will run (advanced by every `makeBatchIterator`).
+    public var epoch = 0
+    var pool: WorkerPool<Batch>?
+    let poolLock = NSLock()
+
+    public init<D: Dataset>(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil,
+                            numWorkers: Int = 0, prefetchFactor: Int = 2, dropLast: Bool = false,
+                            collate: @escaping ([Element]) throws -> Batch, persistentWorkers: Bool = false,
+                            seed: UInt64? = nil) where D.Element == Element {
+        precondition(batchSize > 0 && numWorkers >= 0 && prefetchFactor > 0, "DataLoader: batchSize and prefetchFactor must be positive")
+        precondition(sampler == nil || !shuffle, "DataLoader: sampler option is mutually exclusive with shuffle")
+        self.count = dataset.count
+        self.batchSize = batchSize
+        self.numWorkers = numWorkers
+        self.prefetchFactor = prefetchFactor
+        self.dropLast = dropLast
+        self.persistentWorkers = persistentWorkers
+        let s = seed ?? Ember.defaultGenerator.next()
+        self.seed = s
+        self.sampler = sampler ?? (shuffle ? RandomSampler(count: dataset.count, seed: s) : SequentialSampler(count: dataset.count))
+        self.load = { try dataset.element(at: $0) }
+        self.collate = collate
+    }
+
+    deinit { pool?.shutdown() }
+
+    /// Number of batches per epoch.
+    public var batchCount: Int {
+        let n = BatchSampler(sampler, batchSize: batchSize, dropLast: dropLast).batches(epoch: 0).count
+        return n
+    }
+
+    /// Loads one batch on the calling thread (workers and inline loading share this).
+    func makeBatch(_ indices: [Int], epoch: Int) throws -> Batch {
+        var items: [Element] = []
+        items.reserveCapacity(indices.count)
+        for i in indices {
+            let g = Generator(seed: SampleRandom.seed(seed, epoch: epoch, index: i))
+            do {
+                items.append(try SampleRandom.with(g) { try load(i) })
+            } catch {
+                throw SampleError(index: i, underlying: error)
+            }
+        }
+        return try collate(items)
+    }
+
+    func workerPool() -> WorkerPool<Batch> {
+        poolLock.lock(); defer { poolLock.unlock() }
+        if let p = pool { return p }
+        let p = WorkerPool<Batch>(workers: numWorkers, seed: seed) { [load = self.load, collate = self.collate, seed = self.seed] job in
+            // The same as makeBatch, without a reference to the loader.
+            var items: [Element] = []
+            for i in job.indices {
+                let g = Generator(seed: SampleRandom.seed(seed, epoch: job.epoch, index: i))
+                do { items.append(try SampleRandom.with(g) { try load(i) }) } catch { throw SampleError(index: i, underlying: error) }
+            }
+            return try collate(items)
+        }
+        if persistentWorkers { pool = p }
+        return p
+    }
+
+    /// A synchronous iterator over the next epoch: `while let b = try it.next() { … }`.
+    public func makeBatchIterator() -> BatchIterator {
+        defer { epoch += 1 }
+        return BatchIterator(self, epoch: epoch)
+    }
+
+    /// Runs `body` on every batch of the next epoch; errors from samples or `body` end it.
+    public func forEach(_ body: (Batch) throws -> Void) throws {
+        let it = makeBatchIterator()
+        while let b = try it.next() { try body(b) }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: makeBatchIterator()) }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let base: BatchIterator
+        public mutating func next() async throws -> Batch? { try base.next() }
+    }
+
+    /// One epoch's iteration. Dropping it (an early `break`) stops its workers.
+    public final class BatchIterator {
+        let loader: DataLoader
+        let batches: [[Int]]
+        let epoch: Int
+        var yielded = 0, submitted = 0
+        var pool: WorkerPool<Batch>?
+        var run = 0
+        var finished = false
+
+        init(_ loader: DataLoader, epoch: Int) {
+            self.loader = loader
+            self.epoch = epoch
+            batches = BatchSampler(loader.sampler, batchSize: loader.batchSize, dropLast: loader.dropLast).batches(epoch: epoch)
+            if loader.numWorkers > 0 {
+                let p = loader.workerPool()
+                pool = p
+                run = p.newRun()
+            }
+        }
+
+        deinit { close() }
+
+        /// The next batch, nil at the end of the epoch.
+        public func next() throws -> Batch? {
+            guard !finished, yielded < batches.count else { close(); return nil }
+            guard let pool else {
+                yielded += 1
+                do { return try loader.makeBatch(batches[yielded - 1], epoch: epoch) } catch { close(); throw error }
+            }
+            let limit = loader.prefetchFactor * loader.numWorkers
+            while submitted < batches.count && submitted - yielded < limit {
+                pool.submit(.init(run: run, number: submitted, indices: batches[submitted], epoch: epoch))
+                submitted += 1
+            }
+            switch pool.take(yielded) {
+            case .success(let b):
+                yielded += 1
+                return b
+            case .failure(let e):
+                close()
+                throw e
+            }
+        }
+
+        /// Stops this epoch: drops queued work; shuts the workers down unless persistent.
+        func close() {
+            if finished { return }
+            finished = true
+            guard let pool else { return }
+            if loader.persistentWorkers { _ = pool.newRun() } else { pool.shutdown() }
+            self.pool = nil
+        }
+    }
+}
+
+extension DataLoader where Element == [Tensor], Batch == [Tensor] {
+    /// Batches of `[Tensor]` elements stacked field by field (the default collate).
+    public convenience init<D: Dataset>(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil,
+                                        numWorkers: Int = 0, prefetchFactor: Int = 2, dropLast: Bool = false,
+                                        persistentWorkers: Bool = false, seed: UInt64? = nil) where D.Element == [Tensor] {
+        self.init(dataset, batchSize: batchSize, shuffle: shuffle, sampler: sampler, numWorkers: numWorkers,
+                  prefetchFactor: prefetchFactor, dropLast: dropLast, collate: defaultCollate,
+                  persistentWorkers: persistentWorkers, seed: seed)
+    }
+}
+
+/// Stacks each field of the samples into a batch (`default_collate` for lists of tensors).
+public func defaultCollate(_ items: [[Tensor]]) throws -> [Tensor] {
+    guard let first = items.first else { return [] }
+    return (0..<first.count).map { f in Tensor.stack(items.map { $0[f] }) }
+}
