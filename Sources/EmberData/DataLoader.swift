@@ -129,7 +129,10 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
     public let batchSize: Int, numWorkers: Int, prefetchFactor: Int, dropLast: Bool, persistentWorkers: Bool
     public let seed: UInt64
     let sampler: Sampler
-    let load: (Int) throws -> Element
+    /// Makes the batch of the given sample indices in the given epoch.
+    let fetch: ([Int], Int) throws -> Batch
+    /// For a streaming data set: a fresh stream per epoch (then `sampler` is unused).
+    let stream: (() -> AnyIterator<Element>)?
     let collate: ([Element]) throws -> Batch
     /// The epoch the next iteration will run (advanced by every `makeBatchIterator`).
     public var epoch = 0
@@ -151,8 +154,56 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
         let s = seed ?? Ember.defaultGenerator.next()
         self.seed = s
         self.sampler = sampler ?? (shuffle ? RandomSampler(count: dataset.count, seed: s) : SequentialSampler(count: dataset.count))
-        self.load = { try dataset.element(at: $0) }
         self.collate = collate
+        self.stream = nil
+        self.fetch = { indices, epoch in
+            var items: [Element] = []
+            items.reserveCapacity(indices.count)
+            for i in indices {
+                let g = Generator(seed: SampleRandom.seed(s, epoch: epoch, index: i))
+                do { items.append(try SampleRandom.with(g) { try dataset.element(at: i) }) } catch { throw SampleError(index: i, underlying: error) }
+            }
+            return try collate(items)
+        }
+    }
+
+    /// A loader whose batches are fetched whole: `fetch(indices)` returns the batch of those
+    /// samples (one gather instead of per-sample loading and stacking, as PyTorch's
+    /// `__getitems__`). Every other behaviour is the same.
+    public init(count: Int, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil, numWorkers: Int = 0,
+                prefetchFactor: Int = 2, dropLast: Bool = false, persistentWorkers: Bool = false, seed: UInt64? = nil,
+                fetch: @escaping ([Int]) throws -> Batch) where Element == Never {
+        precondition(batchSize > 0 && numWorkers >= 0 && prefetchFactor > 0, "DataLoader: batchSize and prefetchFactor must be positive")
+        self.count = count
+        self.batchSize = batchSize
+        self.numWorkers = numWorkers
+        self.prefetchFactor = prefetchFactor
+        self.dropLast = dropLast
+        self.persistentWorkers = persistentWorkers
+        let s = seed ?? Ember.defaultGenerator.next()
+        self.seed = s
+        self.sampler = sampler ?? (shuffle ? RandomSampler(count: count, seed: s) : SequentialSampler(count: count))
+        self.collate = { _ in fatalError("unreachable") }
+        self.stream = nil
+        self.fetch = { indices, epoch in try SampleRandom.with(Generator(seed: SampleRandom.seed(s, epoch: epoch, index: indices.first ?? 0))) { try fetch(indices) } }
+    }
+
+    /// Batches of a streaming data set, in stream order. With workers, one background
+    /// thread reads ahead (a stream is sequential) within the same prefetch bound.
+    public init<D: IterableDataset>(iterable dataset: D, batchSize: Int = 1, numWorkers: Int = 0, prefetchFactor: Int = 2,
+                                    dropLast: Bool = false, collate: @escaping ([Element]) throws -> Batch,
+                                    seed: UInt64? = nil) where D.Element == Element {
+        self.count = 0
+        self.batchSize = batchSize
+        self.numWorkers = Swift.min(numWorkers, 1)
+        self.prefetchFactor = prefetchFactor
+        self.dropLast = dropLast
+        self.persistentWorkers = false
+        self.seed = seed ?? Ember.defaultGenerator.next()
+        self.sampler = SequentialSampler(count: 0)
+        self.collate = collate
+        self.stream = { dataset.makeStream() }
+        self.fetch = { _, _ in fatalError("unreachable") }
     }
 
     deinit { pool?.shutdown() }
@@ -163,32 +214,23 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
         return n
     }
 
-    /// Loads one batch on the calling thread (workers and inline loading share this).
-    func makeBatch(_ indices: [Int], epoch: Int) throws -> Batch {
-        var items: [Element] = []
-        items.reserveCapacity(indices.count)
-        for i in indices {
-            let g = Generator(seed: SampleRandom.seed(seed, epoch: epoch, index: i))
-            do {
-                items.append(try SampleRandom.with(g) { try load(i) })
-            } catch {
-                throw SampleError(index: i, underlying: error)
-            }
-        }
-        return try collate(items)
-    }
-
     func workerPool() -> WorkerPool<Batch> {
         poolLock.lock(); defer { poolLock.unlock() }
         if let p = pool { return p }
-        let p = WorkerPool<Batch>(workers: numWorkers, seed: seed) { [load = self.load, collate = self.collate, seed = self.seed] job in
-            // The same as makeBatch, without a reference to the loader.
-            var items: [Element] = []
-            for i in job.indices {
-                let g = Generator(seed: SampleRandom.seed(seed, epoch: job.epoch, index: i))
-                do { items.append(try SampleRandom.with(g) { try load(i) }) } catch { throw SampleError(index: i, underlying: error) }
+        let p: WorkerPool<Batch>
+        if let stream {
+            // One reader: job n takes the next batchSize elements of the epoch's stream.
+            let collate = self.collate, size = self.batchSize, dropLast = self.dropLast
+            let state = StreamState<Element>()
+            p = WorkerPool<Batch>(workers: 1, seed: seed) { job in
+                if job.number == 0 { state.iterator = stream() }
+                var items: [Element] = []
+                while items.count < size, let e = state.iterator?.next() { items.append(e) }
+                if items.isEmpty || (dropLast && items.count < size) { throw StreamEnd() }
+                return try collate(items)
             }
-            return try collate(items)
+        } else {
+            p = WorkerPool<Batch>(workers: numWorkers, seed: seed) { [fetch = self.fetch] job in try fetch(job.indices, job.epoch) }
         }
         if persistentWorkers { pool = p }
         return p
@@ -223,10 +265,18 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
         var run = 0
         var finished = false
 
+        /// The inline stream of a streaming loader without workers.
+        var inlineStream: AnyIterator<Element>?
+
         init(_ loader: DataLoader, epoch: Int) {
             self.loader = loader
             self.epoch = epoch
-            batches = BatchSampler(loader.sampler, batchSize: loader.batchSize, dropLast: loader.dropLast).batches(epoch: epoch)
+            if loader.stream != nil {
+                batches = []
+                if loader.numWorkers == 0 { inlineStream = loader.stream!() }
+            } else {
+                batches = BatchSampler(loader.sampler, batchSize: loader.batchSize, dropLast: loader.dropLast).batches(epoch: epoch)
+            }
             if loader.numWorkers > 0 {
                 let p = loader.workerPool()
                 pool = p
@@ -238,10 +288,11 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
 
         /// The next batch, nil at the end of the epoch.
         public func next() throws -> Batch? {
+            if loader.stream != nil { return try nextFromStream() }
             guard !finished, yielded < batches.count else { close(); return nil }
             guard let pool else {
                 yielded += 1
-                do { return try loader.makeBatch(batches[yielded - 1], epoch: epoch) } catch { close(); throw error }
+                do { return try loader.fetch(batches[yielded - 1], epoch) } catch { close(); throw error }
             }
             let limit = loader.prefetchFactor * loader.numWorkers
             while submitted < batches.count && submitted - yielded < limit {
@@ -254,6 +305,31 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
                 return b
             case .failure(let e):
                 close()
+                throw e
+            }
+        }
+
+        private func nextFromStream() throws -> Batch? {
+            if finished { return nil }
+            if let it = inlineStream {
+                var items: [Element] = []
+                while items.count < loader.batchSize, let e = it.next() { items.append(e) }
+                if items.isEmpty || (loader.dropLast && items.count < loader.batchSize) { close(); return nil }
+                do { return try loader.collate(items) } catch { close(); throw error }
+            }
+            guard let pool else { return nil }
+            // Keep `prefetchFactor` batches requested ahead; the stream's end ends the epoch.
+            while submitted - yielded < loader.prefetchFactor {
+                pool.submit(.init(run: run, number: submitted, indices: [], epoch: epoch))
+                submitted += 1
+            }
+            switch pool.take(yielded) {
+            case .success(let b):
+                yielded += 1
+                return b
+            case .failure(let e):
+                close()
+                if e is StreamEnd { return nil }
                 throw e
             }
         }
@@ -278,6 +354,13 @@ extension DataLoader where Element == [Tensor], Batch == [Tensor] {
                   prefetchFactor: prefetchFactor, dropLast: dropLast, collate: defaultCollate,
                   persistentWorkers: persistentWorkers, seed: seed)
     }
+}
+
+/// The end of a stream (internal signal between the reader thread and the iterator).
+struct StreamEnd: Error {}
+
+final class StreamState<Element>: @unchecked Sendable {
+    var iterator: AnyIterator<Element>?
 }
 
 /// Stacks each field of the samples into a batch (`default_collate` for lists of tensors).

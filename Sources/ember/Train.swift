@@ -20,6 +20,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test images.") var testLimit: Int?
     @Option(help: "Random seed (initialisation and shuffling).") var seed: UInt64 = 0
     @Option(help: "CPU threads (default: all cores).") var threads: Int?
+    @Option(help: "DataLoader worker threads preparing batches ahead (0 = on the training thread).") var workers = 1
     @Flag(help: "No progress bar.") var quiet = false
 
     func validate() throws {
@@ -79,23 +80,28 @@ struct Train: ParsableCommand {
             if model == "cnn" { x = x.unsqueeze(1) }
             return x
         }
+        // Batches are gathered whole by the loader's workers while the model trains.
+        let loader = DataLoader(count: n, batchSize: batchSize, shuffle: true, numWorkers: workers, seed: seed) { indices in
+            let idx = Tensor(indices)
+            return (batch(trainImages, idx), trainLabels.indexSelect(0, idx))
+        }
+        loader.epoch = startEpoch
 
         if startEpoch >= epochs { print("nothing to do: the checkpoint is already at epoch \(startEpoch)") }
         for epoch in startEpoch..<epochs {
             net.train()
-            let perm = Tensor.randperm(n, generator: Generator(seed: seed &+ UInt64(epoch) &+ 1))
             let bar = Progress(total: stepsPerEpoch, label: "epoch \(epoch + 1)/\(epochs)", quiet: quiet)
-            var seen = 0
-            for step in 0..<stepsPerEpoch {
-                let idx = perm.narrow(0, start: step * batchSize, length: min(batchSize, n - step * batchSize))
-                let x = batch(trainImages, idx), y = trainLabels.indexSelect(0, idx)
+            var seen = 0, step = 0
+            let batches = loader.makeBatchIterator()
+            while let (x, y) = try batches.next() {
                 let loss = crossEntropy(net(x), y)
                 opt.zeroGrad()
                 try loss.backward()
                 opt.step()
                 if schedule == "onecycle" { scheduler?.step() }
-                seen += idx.count
-                bar.update(step + 1, loss: loss.item(), samples: seen)
+                seen += y.count
+                step += 1
+                bar.update(step, loss: loss.item(), samples: seen)
             }
             if schedule != "onecycle" { scheduler?.step() }
             bar.finish()

@@ -137,6 +137,43 @@ final class DataLoaderTests: XCTestCase {
         XCTAssertLessThan(after - before, 32 << 20, "resident memory grew by \((after - before) >> 20) MiB over 30 epochs")
     }
 
+    func testStreamingDatasets() throws {
+        struct Counter: IterableDataset {
+            let n: Int
+            func makeStream() -> AnyIterator<Tensor> {
+                var i = 0
+                return AnyIterator { i < n ? { defer { i += 1 }; return Tensor(scalar: Float(i)) }() : nil }
+            }
+        }
+        for workers in [0, 1] {
+            let loader = DataLoader(iterable: Counter(n: 10), batchSize: 4, numWorkers: workers, collate: { Tensor.stack($0) }, seed: 0)
+            var got: [[Float]] = []
+            try loader.forEach { got.append($0.scalars) }
+            XCTAssertEqual(got, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]], "workers \(workers)")
+            try loader.forEach { _ in }  // a second epoch restarts the stream
+            let dropping = DataLoader(iterable: Counter(n: 10), batchSize: 4, numWorkers: workers, dropLast: true,
+                                      collate: { Tensor.stack($0) }, seed: 0)
+            var n = 0
+            try dropping.forEach { _ in n += 1 }
+            XCTAssertEqual(n, 2)
+        }
+    }
+
+    func testBatchFetchingLoader() throws {
+        let x = Tensor.arange(0, 100, dtype: .float32)
+        var orders: [[Float]] = []
+        for workers in [0, 2] {
+            let loader = DataLoader(count: 100, batchSize: 16, shuffle: true, numWorkers: workers, seed: 9) { idx in
+                x.indexSelect(0, Tensor(idx))
+            }
+            var all: [Float] = []
+            try loader.forEach { all += $0.scalars }
+            XCTAssertEqual(all.sorted(), x.scalars)
+            orders.append(all)
+        }
+        XCTAssertEqual(orders[0], orders[1])
+    }
+
     func testSamplers() {
         XCTAssertEqual(SequentialSampler(count: 4).indices(epoch: 3), [0, 1, 2, 3])
         let r = RandomSampler(count: 50, seed: 7)
