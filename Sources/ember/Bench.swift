@@ -23,6 +23,9 @@ struct Bench: ParsableCommand {
         if twin == nil && !noTorch { print("(no Python with torch found: Ember timings only)") }
         print("threads: \(Ember.numThreads)")
         print(pad("case", 34) + pad("ember", 12) + pad("torch", 12) + "ratio (ember/torch; < 1 = Ember faster)")
+        if only.map({ "loader_rss".contains($0) || $0.contains("loader_rss") }) ?? true {
+            memoryReport(twin)
+        }
         for c in cases() where only.map({ c.name.contains($0) }) ?? true {
             let reps = c.repeats ?? repeats
             let e = measure(c.iterations, reps, c.setup())
@@ -75,6 +78,12 @@ struct Bench: ParsableCommand {
                 return { _ = x.matmul(y) }
             }, extra: { String(format: "%.1f GFLOPS", 2 * Double(n * n * n) / $0 / 1e9) }))
         }
+        for workers in [0, 1, 2] {
+            list.append(Case(name: "loader_epoch_w\(workers)", iterations: 1, setup: {
+                let loader = augmentedLoader(workers: workers)
+                return { try! loader.forEach { _ in } }
+            }, extra: { String(format: "%.0f samples/s", 60000 / $0) }, repeats: 1))
+        }
         for model in ["mlp", "cnn"] {
             list.append(Case(name: "train_\(model)_epoch", iterations: 1, setup: {
                 let (x, y) = trainingData()
@@ -82,6 +91,36 @@ struct Bench: ParsableCommand {
             }, extra: { String(format: "%.0f samples/s", 60000 / $0) }, repeats: 1))
         }
         return list
+    }
+
+    /// Resident memory of the augmented pipeline with 2 workers after epochs 1 and 10, for
+    /// Ember (one process) and PyTorch (main process + worker processes).
+    func memoryReport(_ twin: TorchTwin?) {
+        let loader = augmentedLoader(workers: 2)
+        var rss: [Double] = []
+        for epoch in 1...10 {
+            try! loader.forEach { _ in }
+            if epoch == 1 || epoch == 10 { rss.append(Double(residentBytes()) / 1e6) }
+        }
+        var line = String(format: "loader_rss_w2 (MB)                ember %.0f → %.0f", rss[0], rss[1])
+        if let t = twin?.query("rss\t0\t0") {
+            let v = t.split(separator: " ").compactMap { Double($0) }
+            if v.count == 4 {
+                line += String(format: "   torch main %.0f → %.0f, workers %.0f → %.0f (summed RSS)", v[0], v[2], v[1], v[3])
+            }
+        }
+        print(line)
+    }
+
+    /// A decode-heavy pipeline: uint8 → float, normalise, random crop (padding 4) and flip per
+    /// sample, batches of 64 (the PyTorch twin builds the same with torch's DataLoader).
+    func augmentedLoader(workers: Int) -> DataLoader<[Tensor], [Tensor]> {
+        let images = (try? FashionMNIST(train: true))?.images ?? Tensor.randint(0, 256, [60000, 28, 28], dtype: .uint8)
+        let labels = (try? FashionMNIST(train: true))?.labels ?? Tensor.randint(0, 10, [60000])
+        let transform = Transforms.compose([Transforms.normalize(mean: [0.2860], std: [0.3530]),
+                                            Transforms.randomCrop(size: 28, padding: 4), Transforms.randomHorizontalFlip()])
+        let data = TensorDataset(images, labels).map { [transform(($0[0].to(.float32) / 255).unsqueeze(0)), $0[1]] }
+        return DataLoader(data, batchSize: 64, shuffle: true, numWorkers: workers, seed: 0)
     }
 
     /// Fashion-MNIST's training set normalised like `ember train`, or random data of the same
@@ -132,6 +171,16 @@ func fmt(_ s: Double) -> String {
     return String(format: "%.2f s", s)
 }
 
+/// Resident set size of this process in bytes (Linux: /proc/self/statm).
+func residentBytes() -> Int {
+    #if os(Linux)
+    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    return (Int(s.split(separator: " ")[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    #else
+    return 0
+    #endif
+}
+
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
 
 /// A persistent Python process that times the PyTorch version of each case on request.
@@ -165,8 +214,13 @@ final class TorchTwin {
     }
 
     func time(_ name: String, iterations: Int, repeats: Int) -> Double? {
-        input.fileHandleForWriting.write("\(name)\t\(iterations)\t\(repeats)\n".data(using: .utf8)!)
-        return readLine().flatMap(Double.init)
+        query("\(name)\t\(iterations)\t\(repeats)").flatMap(Double.init)
+    }
+
+    /// Sends one request line; returns the twin's answer line.
+    func query(_ line: String) -> String? {
+        input.fileHandleForWriting.write((line + "\n").data(using: .utf8)!)
+        return readLine()
     }
 
     static let script = #"""
@@ -197,8 +251,29 @@ def cases(name):
         return lambda: x @ y
     if name.startswith("train_"):
         return train_epoch(name.split("_")[1])
+    if name.startswith("loader_epoch_w"):
+        return loader_epoch(int(name[len("loader_epoch_w"):]))
     return None
-def training_data():
+def loader_epoch(workers):
+    import torch.nn.functional as F
+    from torch.utils.data import Dataset, DataLoader
+    x, y = training_data(raw=True)
+    class Aug(Dataset):
+        def __len__(self): return len(y)
+        def __getitem__(self, i):
+            img = (x[i].float() / 255 - 0.2860) / 0.3530
+            img = F.pad(img.unsqueeze(0), (4, 4, 4, 4))
+            t, l = torch.randint(0, 9, (2,)).tolist()
+            img = img[:, t:t + 28, l:l + 28]
+            if torch.rand(()) < 0.5:
+                img = img.flip(-1)
+            return img, y[i]
+    loader = DataLoader(Aug(), batch_size=64, shuffle=True, num_workers=workers)
+    def run():
+        for _ in loader:
+            pass
+    return run
+def training_data(raw=False):
     import gzip, os
     root = "/usr/share/datasets/fashion-mnist"
     try:
@@ -206,8 +281,10 @@ def training_data():
             x = torch.frombuffer(bytearray(f.read()[16:]), dtype=torch.uint8).reshape(60000, 28, 28)
         with gzip.open(os.path.join(root, "train-labels-idx1-ubyte.gz")) as f:
             y = torch.frombuffer(bytearray(f.read()[8:]), dtype=torch.uint8).long()
-        return (x.float() / 255 - 0.2860) / 0.3530, y
+        return (x if raw else (x.float() / 255 - 0.2860) / 0.3530), y
     except OSError:
+        if raw:
+            return torch.randint(0, 256, (60000, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (60000,))
         return torch.randn(60000, 28, 28), torch.randint(0, 10, (60000,))
 def train_epoch(model):
     import torch.nn as nn, torch.nn.functional as F
@@ -229,8 +306,52 @@ def train_epoch(model):
             loss.backward()
             opt.step()
     return run
+def rss_of(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for l in f:
+                if l.startswith("VmRSS:"):
+                    return int(l.split()[1]) / 1e3
+    except OSError:
+        pass
+    return 0.0
+def children_rss():
+    import os
+    me, total = os.getpid(), 0.0
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        total += rss_of(p)
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+def rss_report():
+    import os
+    import torch.nn.functional as F
+    from torch.utils.data import Dataset, DataLoader
+    x, y = training_data(raw=True)
+    class Aug(Dataset):
+        def __len__(self): return len(y)
+        def __getitem__(self, i):
+            img = F.pad(((x[i].float() / 255 - 0.2860) / 0.3530).unsqueeze(0), (4, 4, 4, 4))
+            t, l = torch.randint(0, 9, (2,)).tolist()
+            img = img[:, t:t + 28, l:l + 28]
+            return (img.flip(-1) if torch.rand(()) < 0.5 else img), y[i]
+    dl = DataLoader(Aug(), batch_size=64, shuffle=True, num_workers=2, persistent_workers=True)
+    out = []
+    for epoch in range(1, 11):
+        for _ in dl:
+            pass
+        if epoch in (1, 10):
+            out += [rss_of(os.getpid()), children_rss()]
+    return " ".join(f"{v:.1f}" for v in out)
 print("ready", flush=True)
 for line in sys.stdin:
+    if line.startswith("rss\t"):
+        print(rss_report(), flush=True)
+        continue
     name, iters, reps = line.rstrip("\n").split("\t")
     iters, reps = int(iters), int(reps)
     f = cases(name)
