@@ -149,8 +149,15 @@ public final class SGD: Optimizer {
     }
 
     public override func update(_ p: Tensor, _ grad: Tensor, _ s: inout [String: Tensor], _ o: [String: Double]) {
-        var g = grad
         let wd = o["weight_decay"]!, momentum = o["momentum"]!
+        let first = s["momentum_buffer"] == nil
+        let buffer = momentum != 0 ? (s["momentum_buffer"] ?? Tensor.zerosLike(p)) : nil
+        if FusedUpdate.sgd(param: p, grad: grad, momentumBuffer: buffer, lr: o["lr"]!, momentum: momentum,
+                           dampening: o["dampening"]!, nesterov: o["nesterov"]! != 0, weightDecay: wd, firstStep: first) {
+            if let buffer { s["momentum_buffer"] = buffer }
+            return
+        }
+        var g = grad
         if wd != 0 { g = g + p * wd }
         if momentum != 0 {
             let buf: Tensor
@@ -196,6 +203,20 @@ public class Adam: Optimizer {
 
     public override func update(_ p: Tensor, _ grad: Tensor, _ s: inout [String: Tensor], _ o: [String: Double]) {
         let (lr, b1, b2, eps, wd) = (o["lr"]!, o["beta1"]!, o["beta2"]!, o["eps"]!, o["weight_decay"]!)
+        let amsgrad = o["amsgrad"]! != 0
+        if s["exp_avg"] == nil {
+            s["exp_avg"] = Tensor.zerosLike(p)
+            s["exp_avg_sq"] = Tensor.zerosLike(p)
+            if amsgrad { s["max_exp_avg_sq"] = Tensor.zerosLike(p) }
+        }
+        let stepCount = (s["step"]?.item() ?? 0) + 1
+        if FusedUpdate.adam(param: p, grad: grad, expAvg: s["exp_avg"]!, expAvgSq: s["exp_avg_sq"]!,
+                            maxExpAvgSq: amsgrad ? s["max_exp_avg_sq"]! : nil, lr: lr, beta1: b1, beta2: b2, eps: eps,
+                            weightDecay: wd, decoupled: decoupled, bc1: 1 - Foundation.pow(b1, stepCount),
+                            bc2: 1 - Foundation.pow(b2, stepCount)) {
+            s["step"] = Tensor(scalar: Float(stepCount))
+            return
+        }
         var g = grad
         if wd != 0 {
             if decoupled { p.mul_(1 - lr * wd) } else { g = g + p * wd }
@@ -208,8 +229,8 @@ public class Adam: Optimizer {
         s["exp_avg_sq"] = v
         let bc1 = 1 - Foundation.pow(b1, step), bc2 = 1 - Foundation.pow(b2, step)
         var second = v
-        if o["amsgrad"]! != 0 {
-            let vmax = s["max_exp_avg_sq"].map { Tensor.maximum($0, v) } ?? v.clone()
+        if amsgrad {
+            let vmax = Tensor.maximum(s["max_exp_avg_sq"]!, v)
             s["max_exp_avg_sq"] = vmax
             second = vmax
         }
