@@ -34,6 +34,9 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, stride:
             input = x.pad([tw / 2, tw - tw / 2, th / 2, th - th / 2])
         }
     }
+    if groups == 1 && input.device == .cpu {
+        return input.conv2dIm2col(weight, bias, stride: stride, padding: pad, dilation: dilation)
+    }
     let cols = input.unfold(kernel: (kh, kw), dilation: dilation, padding: pad, stride: stride)  // [N, C·kh·kw, L]
     let (h, w) = (input.shape[2], input.shape[3])
     let ho = (h + 2 * pad.0 - dilation.0 * (kh - 1) - 1) / stride.0 + 1
@@ -169,13 +172,7 @@ public final class ConvTranspose2d: Module {
 public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       dilation: (Int, Int) = (1, 1)) -> Tensor {
     precondition(x.rank == 4, "maxPool2d: expected a 4-D input [N, C, H, W], got shape \(x.shape)")
-    let s = stride ?? kernel
-    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let cols = x.reshape([n * c, 1, h, w]).unfold(kernel: kernel, dilation: dilation, padding: padding, stride: s,
-                                                   padValue: -Double.infinity)
-    let ho = (h + 2 * padding.0 - dilation.0 * (kernel.0 - 1) - 1) / s.0 + 1
-    let wo = (w + 2 * padding.1 - dilation.1 * (kernel.1 - 1) - 1) / s.1 + 1
-    return cols.max(dim: 1).values.reshape([n, c, ho, wo])
+    return x.maxPool2d(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation)
 }
 
 /// Mean over `kernel` windows (`avg_pool2d`).

@@ -27,6 +27,9 @@ final class HostMemoryDevice: Backend {
     func maskedSelect(_ x: Tensor, _ mask: Tensor) -> Tensor { cpu.maskedSelect(x, mask).to(device) }
     func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor) { cpu.im2col(x, g, padValue: padValue, out) }
     func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor) { cpu.col2im(cols, g, out) }
+    func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor) { cpu.matmulSumBatches(a, b, out) }
+    func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) { cpu.maxPool2d(x, g, out, indices) }
+    func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) { cpu.maxPool2dBackward(grad, indices, out) }
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) { cpu.readBytes(t, into: into) }
     func writeBytes(_ t: Tensor, from: UnsafeRawPointer) { cpu.writeBytes(t, from: from) }
 }

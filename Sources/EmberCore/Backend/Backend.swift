@@ -120,6 +120,14 @@ public protocol Backend: AnyObject {
     /// The adjoint of `im2col`: adds each column entry into its input position (`out` is
     /// a zero-filled contiguous `[N, C, H, W]`).
     func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor)
+    /// `out[M, N] = Σ_b a[b] · b[b]` over batched `[B, M, K] · [B, K, N]` (weight gradients
+    /// of convolutions: the batch sum happens inside the products).
+    func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor)
+    /// 2-D max pooling of a contiguous `[N, C, H, W]` tensor into `out [N, C, Ho, Wo]`, with
+    /// `indices` (int64, same shape) holding each maximum's flat position `y·W + x` in its plane.
+    func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor)
+    /// Adds `grad [N, C, Ho, Wo]` at `indices` into the zero-filled `out [N, C, H, W]`.
+    func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor)
     /// Copies the whole of a contiguous tensor to host memory.
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer)
     /// Copies host bytes into a contiguous tensor.

@@ -707,6 +707,91 @@ public final class CPUBackend: Backend {
         }
     }
 
+    public func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        let B = a.shape[0], M = a.shape[1], K = a.shape[2], N = b.shape[2]
+        let (sa, sb) = (a.strides, b.strides)
+        // Each worker accumulates its share of the batch into its own partial sum.
+        let workers = Swift.max(1, Swift.min(CPUThreads.count, B))
+        func run<T: BinaryFloatingPoint>(_: T.Type, _ gemm: (Int, UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>, Bool) -> Void) {
+            let pa = a.ptr(T.self), pb = b.ptr(T.self), po = out.ptr(T.self)
+            let partials = UnsafeMutablePointer<T>.allocate(capacity: workers * M * N)
+            defer { partials.deallocate() }
+            parallelTasks(workers) { w in
+                let dst = w == 0 ? po : partials + w * M * N
+                var first = true
+                var i = w
+                while i < B {
+                    gemm(i, pa + i * sa[0], pb + i * sb[0], dst, !first)
+                    first = false
+                    i += workers
+                }
+                if first { dst.update(repeating: 0, count: M * N) }
+            }
+            for w in 1..<workers {
+                let src = partials + w * M * N
+                for j in 0..<(M * N) { po[j] += src[j] }
+            }
+        }
+        let single = workers > 1 ? 1 : CPUThreads.count
+        if out.dtype == .float32 {
+            run(Float.self) { _, x, y, c, acc in
+                GEMM.sgemm(m: M, n: N, k: K, a: x, rowStrideA: sa[1], colStrideA: sa[2], b: y, rowStrideB: sb[1], colStrideB: sb[2],
+                           c: c, ldc: N, accumulate: acc, threads: single)
+            }
+        } else {
+            run(Double.self) { _, x, y, c, acc in
+                GEMM.dgemm(m: M, n: N, k: K, a: x, rowStrideA: sa[1], colStrideA: sa[2], b: y, rowStrideB: sb[1], colStrideB: sb[2],
+                           c: c, ldc: N, accumulate: acc, threads: single)
+            }
+        }
+    }
+
+    public func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) {
+        let planes = x.shape[0] * g.channels, (H, W) = (g.height, g.width)
+        let (kh, kw) = g.kernel, (sh, sw) = g.stride, (ph, pw) = g.padding, (dh, dw) = g.dilation
+        let Ho = g.outHeight, Wo = g.outWidth
+        func run<T: BinaryFloatingPoint>(_: T.Type) {
+            let src = x.ptr(T.self), dst = out.ptr(T.self), idx = indices.ptr(Int64.self)
+            parallelFor(planes, grain: Swift.max(1, 16384 / Swift.max(Ho * Wo * kh * kw, 1))) { range in
+                for pl in range {
+                    let plane = src + pl * H * W, o = dst + pl * Ho * Wo, io = idx + pl * Ho * Wo
+                    for y in 0..<Ho {
+                        for xo in 0..<Wo {
+                            var best = -T.infinity, at = -1
+                            for i in 0..<kh {
+                                let iy = y * sh - ph + i * dh
+                                if iy < 0 || iy >= H { continue }
+                                for j in 0..<kw {
+                                    let ix = xo * sw - pw + j * dw
+                                    if ix < 0 || ix >= W { continue }
+                                    let v = plane[iy * W + ix]
+                                    if v > best || v.isNaN || at < 0 { best = v; at = iy * W + ix; if v.isNaN { break } }
+                                }
+                            }
+                            o[y * Wo + xo] = best
+                            io[y * Wo + xo] = Int64(at)
+                        }
+                    }
+                }
+            }
+        }
+        if x.dtype == .float32 { run(Float.self) } else { run(Double.self) }
+    }
+
+    public func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) {
+        let planes = out.shape[0] * out.shape[1], hw = out.shape[2] * out.shape[3], l = grad.shape[2] * grad.shape[3]
+        func run<T: BinaryFloatingPoint>(_: T.Type) {
+            let g = grad.ptr(T.self), idx = indices.ptr(Int64.self), o = out.ptr(T.self)
+            parallelFor(planes, grain: Swift.max(1, 16384 / Swift.max(l, 1))) { range in
+                for pl in range {
+                    let gp = g + pl * l, ip = idx + pl * l, op = o + pl * hw
+                    for k in 0..<l where ip[k] >= 0 { op[Int(ip[k])] += gp[k] }
+                }
+            }
+        }
+        if out.dtype == .float32 { run(Float.self) } else { run(Double.self) }
+    }
+
     public func readBytes(_ t: Tensor, into dst: UnsafeMutableRawPointer) {
         memcpy(dst, t.storage.data + t.layout.offset * t.dtype.itemSize, t.count * t.dtype.itemSize)
     }

@@ -56,6 +56,92 @@ extension Tensor {
         return result
     }
 
+    /// 2-D convolution with `groups == 1` as one op: im2col, one GEMM per image, and a
+    /// backward pass whose weight gradient sums over the batch inside its GEMMs.
+    /// `self [N, C, H, W]`, `weight [O, C, kh, kw]`; padding is symmetric.
+    public func conv2dIm2col(_ weight: Tensor, _ bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
+                             dilation: (Int, Int)) -> Tensor {
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let g = WindowGeometry(channels: c, height: h, width: w, kernel: (kh, kw), stride: stride, padding: padding, dilation: dilation)
+        let (ho, wo) = (g.outHeight, g.outWidth)
+        let ck = g.columnRows, l = ho * wo
+        let compute = DType.promote(dtype, weight.dtype).computeType
+        let x = cast(compute).contiguous()
+        let cols = Tensor(uninitialized: [n, ck, l], dtype: compute, device: device)
+        device.backend.im2col(x, g, padValue: 0, cols)
+        let w2 = weight.cast(compute).contiguous().reshape([o, ck])
+        let y = Tensor(uninitialized: [n, o, l], dtype: compute, device: device)
+        device.backend.matmul(w2.broadcastView([n, o, ck]), cols, y)
+        var out = Tensor(storage: y.storage, layout: Layout(contiguous: [n, o, ho, wo]), dtype: compute)
+        if let bias { out = withNoGrad { out + bias.cast(compute).reshape([1, o, 1, 1]) } }
+        let result = out.cast(DType.promote(dtype, weight.dtype))
+        let inputs = [self, weight] + (bias.map { [$0] } ?? [])
+        if anyNeedsGrad(inputs) {
+            let input = self, wt = weight, inShape = shape
+            record(result, "ConvolutionBackward", inputs, save: [self, weight]) { ctx in
+                let gr = ctx.grad.reshape([n, o, l])
+                if ctx.createGraph {
+                    // Differentiable formulation (for higher-order gradients).
+                    let colsT = input.unfold(kernel: (kh, kw), dilation: dilation, padding: padding, stride: stride)
+                    let gw = gr.matmul(colsT.mT).sum(dim: 0).reshape(wt.shape)
+                    let gx = wt.reshape([o, ck]).t().matmul(gr).fold(outputSize: (h, w), kernel: (kh, kw), dilation: dilation,
+                                                                     padding: padding, stride: stride)
+                    return [gx, gw] + (bias != nil ? [ctx.grad.sum(dims: [0, 2, 3])] : [])
+                }
+                let gc = gr.cast(compute).contiguous()
+                var gx: Tensor? = nil, gw: Tensor? = nil
+                if ctx.needsGrad(0) {
+                    let gcols = Tensor(uninitialized: [n, ck, l], dtype: compute, device: gc.device)
+                    gc.device.backend.matmul(w2.t().broadcastView([n, ck, o]), gc, gcols)
+                    let img = Tensor.zeros(inShape, dtype: compute, device: gc.device)
+                    gc.device.backend.col2im(gcols, g, img)
+                    gx = img
+                }
+                if ctx.needsGrad(1) {
+                    let acc = Tensor(uninitialized: [o, ck], dtype: compute, device: gc.device)
+                    gc.device.backend.matmulSumBatches(gc, cols.mT, acc)
+                    gw = acc.reshape(wt.shape)
+                }
+                let gb = bias != nil && ctx.needsGrad(2) ? ctx.grad.sum(dims: [0, 2, 3]) : nil
+                return [gx, gw] + (bias != nil ? [gb] : [])
+            }
+        }
+        return result
+    }
+
+    /// Max over `kernel` windows of `[N, C, H, W]` (`max_pool2d`), by a direct kernel that
+    /// keeps each maximum's position for the backward pass.
+    public func maxPool2d(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int) = (0, 0),
+                          dilation: (Int, Int) = (1, 1)) -> Tensor {
+        checked {
+            try require(rank == 4, "maxPool2d: expected a 4-D input [N, C, H, W], got shape \(fmt(shape))")
+            try require(dtype.isFloatingPoint, "maxPool2d: expected a floating point tensor, got \(dtype)")
+            try require(padding.0 * 2 <= kernel.0 && padding.1 * 2 <= kernel.1,
+                        "maxPool2d: pad should be at most half of the effective kernel size (kernel \(kernel), padding \(padding))")
+        }
+        let g = WindowGeometry(channels: shape[1], height: shape[2], width: shape[3], kernel: kernel, stride: stride,
+                               padding: padding, dilation: dilation)
+        let x = cast(dtype.computeType).contiguous()
+        let out = Tensor(uninitialized: [shape[0], shape[1], g.outHeight, g.outWidth], dtype: x.dtype, device: device)
+        let idx = Tensor(uninitialized: out.shape, dtype: .int64, device: device)
+        device.backend.maxPool2d(x, g, out, idx)
+        let result = out.cast(dtype)
+        if anyNeedsGrad(self) {
+            let inShape = shape
+            record(result, "MaxPool2DWithIndicesBackward", [self]) { c in
+                if c.createGraph {
+                    let flat = Tensor.zeros([inShape[0], inShape[1], inShape[2] * inShape[3]], dtype: c.grad.dtype, device: c.grad.device)
+                    return [flat.scatterAdd(2, idx.flatten(startDim: 2), c.grad.flatten(startDim: 2)).reshape(inShape)]
+                }
+                let gx = Tensor.zeros(inShape, dtype: c.grad.dtype.computeType, device: c.grad.device)
+                c.grad.device.backend.maxPool2dBackward(c.grad.cast(gx.dtype).contiguous(), idx, gx)
+                return [gx.cast(c.grad.dtype)]
+            }
+        }
+        return result
+    }
+
     /// Pads the last dimensions with `value` (`torch.nn.functional.pad`, constant mode):
     /// `pads` lists (before, after) pairs starting from the last dimension.
     public func pad(_ pads: [Int], value: Double = 0) -> Tensor {
