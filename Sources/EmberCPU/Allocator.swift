@@ -1,4 +1,28 @@
 import Foundation
+#if os(Windows)
+import WinSDK
+#endif
+
+/// The cheapest mutual-exclusion lock of each platform (the allocator's lock is on every
+/// tensor allocation's path).
+@usableFromInline
+final class FastLock: @unchecked Sendable {
+    #if os(Windows)
+    private var l = SRWLOCK()
+    init() { InitializeSRWLock(&l) }
+    @inline(__always) func lock() { AcquireSRWLockExclusive(&l) }
+    @inline(__always) func unlock() { ReleaseSRWLockExclusive(&l) }
+    #elseif canImport(Darwin)
+    private var l = os_unfair_lock()
+    @inline(__always) func lock() { os_unfair_lock_lock(&l) }
+    @inline(__always) func unlock() { os_unfair_lock_unlock(&l) }
+    #else
+    private var l = pthread_mutex_t()
+    init() { pthread_mutex_init(&l, nil) }
+    @inline(__always) func lock() { pthread_mutex_lock(&l) }
+    @inline(__always) func unlock() { pthread_mutex_unlock(&l) }
+    #endif
+}
 
 /// A caching allocator for CPU buffers: freed blocks are kept in per-size-class free lists
 /// and handed out again, so a training step in steady state takes no memory from the OS
@@ -24,13 +48,12 @@ public final class CPUAllocator: @unchecked Sendable {
 
     @exclusivity(unchecked) private var freeLists: [[UnsafeMutableRawPointer]]
     @exclusivity(unchecked) private var stats = Stats()
-    @exclusivity(unchecked) private var mutex = pthread_mutex_t()
+    private let mutex = FastLock()
     /// The most bytes kept in the cache (default 2 GiB, `EMBER_CPU_CACHE_MB` to change; 0 disables).
     public var cacheLimit: Int
 
     init() {
         freeLists = Array(repeating: [], count: 8 + 4 * 50)
-        pthread_mutex_init(&mutex, nil)
         if let s = ProcessInfo.processInfo.environment["EMBER_CPU_CACHE_MB"], let mb = Int(s) {
             cacheLimit = max(0, mb) << 20
         } else {
@@ -55,48 +78,48 @@ public final class CPUAllocator: @unchecked Sendable {
     /// A block of at least `bytes` bytes.
     public func allocate(_ bytes: Int) -> (pointer: UnsafeMutableRawPointer, capacity: Int) {
         let (index, size) = CPUAllocator.sizeClass(bytes)
-        pthread_mutex_lock(&mutex)
+        mutex.lock()
         if let p = freeLists[index].popLast() {
             stats.cacheHits += 1
             stats.cachedBytes -= size
             stats.allocatedBytes += size
-            pthread_mutex_unlock(&mutex)
+            mutex.unlock()
             return (p, size)
         }
         stats.osAllocations += 1
         stats.allocatedBytes += size
-        pthread_mutex_unlock(&mutex)
+        mutex.unlock()
         return (UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64), size)
     }
 
     /// Returns a block obtained from `allocate` (with the capacity it reported).
     public func free(_ p: UnsafeMutableRawPointer, capacity: Int) {
         let (index, size) = CPUAllocator.sizeClass(capacity)
-        pthread_mutex_lock(&mutex)
+        mutex.lock()
         stats.allocatedBytes -= size
         if stats.cachedBytes + size <= cacheLimit {
             freeLists[index].append(p)
             stats.cachedBytes += size
-            pthread_mutex_unlock(&mutex)
+            mutex.unlock()
             return
         }
-        pthread_mutex_unlock(&mutex)
+        mutex.unlock()
         p.deallocate()
     }
 
     /// Gives every cached block back to the OS.
     public func emptyCache() {
-        pthread_mutex_lock(&mutex)
+        mutex.lock()
         let lists = freeLists
         for i in freeLists.indices { freeLists[i].removeAll() }
         stats.cachedBytes = 0
-        pthread_mutex_unlock(&mutex)
+        mutex.unlock()
         for l in lists { for p in l { p.deallocate() } }
     }
 
     public var statistics: Stats {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
         return stats
     }
 }

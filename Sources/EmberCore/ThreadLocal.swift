@@ -12,42 +12,52 @@ final class Lock: @unchecked Sendable {
     }
 }
 
-/// Per-thread state: grad mode. Stored in native thread-local storage so that
-/// `withNoGrad` on one thread never affects another.
-final class ThreadState {
-    @exclusivity(unchecked) var gradEnabled = true
-
+/// A value per thread, created on first use in each thread and released when the thread
+/// exits (pthread keys, or fiber-local storage on Windows).
+public final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
+    private let make: () -> Value
     #if os(Windows)
-    private static let key: DWORD = FlsAlloc { p in
-        if let p { Unmanaged<ThreadState>.fromOpaque(p).release() }
-    }
+    private let key: DWORD
     #else
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { p in
-            #if os(Linux)
-            if let p { Unmanaged<ThreadState>.fromOpaque(p).release() }
-            #else
-            Unmanaged<ThreadState>.fromOpaque(p).release()
-            #endif
-        }
-        return k
-    }()
+    private var key = pthread_key_t()
     #endif
 
-    static var current: ThreadState {
+    public init(_ make: @escaping () -> Value) {
+        self.make = make
         #if os(Windows)
-        if let p = FlsGetValue(key) { return Unmanaged<ThreadState>.fromOpaque(p).takeUnretainedValue() }
-        let s = ThreadState()
-        FlsSetValue(key, Unmanaged.passRetained(s).toOpaque())
-        return s
+        key = FlsAlloc { p in if let p { Unmanaged<AnyObject>.fromOpaque(p).release() } }
         #else
-        if let p = pthread_getspecific(key) { return Unmanaged<ThreadState>.fromOpaque(p).takeUnretainedValue() }
-        let s = ThreadState()
-        pthread_setspecific(key, Unmanaged.passRetained(s).toOpaque())
-        return s
+        pthread_key_create(&key) { p in
+            #if os(Linux)
+            if let p { Unmanaged<AnyObject>.fromOpaque(p).release() }
+            #else
+            Unmanaged<AnyObject>.fromOpaque(p).release()
+            #endif
+        }
         #endif
     }
+
+    /// This thread's value.
+    public var value: Value {
+        #if os(Windows)
+        if let p = FlsGetValue(key) { return Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue() as! Value }
+        let v = make()
+        FlsSetValue(key, Unmanaged.passRetained(v as AnyObject).toOpaque())
+        return v
+        #else
+        if let p = pthread_getspecific(key) { return unsafeDowncast(Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue(), to: Value.self) }
+        let v = make()
+        pthread_setspecific(key, Unmanaged.passRetained(v as AnyObject).toOpaque())
+        return v
+        #endif
+    }
+}
+
+/// Per-thread state: grad mode. `withNoGrad` on one thread never affects another.
+final class ThreadState {
+    @exclusivity(unchecked) var gradEnabled = true
+    private static let local = ThreadLocal { ThreadState() }
+    static var current: ThreadState { local.value }
 }
 
 /// Grad mode, scoped per thread.

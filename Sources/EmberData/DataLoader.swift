@@ -12,17 +12,10 @@ public struct SampleError: Error, CustomStringConvertible {
 /// the number of workers, and its own seed (`loader seed + id`).
 public struct WorkerInfo: Sendable {
     public let id: Int, numWorkers: Int, seed: UInt64
-    nonisolated(unsafe) static var key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k, nil)
-        return k
-    }()
-    final class Box { let info: WorkerInfo; init(_ i: WorkerInfo) { info = i } }
+    final class Slot { var info: WorkerInfo? }
+    static let local = ThreadLocal { Slot() }
     /// Nil on the iterating thread (no workers).
-    public static var current: WorkerInfo? {
-        guard let p = pthread_getspecific(key) else { return nil }
-        return Unmanaged<Box>.fromOpaque(p).takeUnretainedValue().info
-    }
+    public static var current: WorkerInfo? { local.value.info }
 }
 
 /// Live worker threads in this process (every loader together): tests check it returns to 0.
@@ -58,9 +51,8 @@ final class WorkerPool<Batch>: @unchecked Sendable {
     }
 
     private func loop(_ info: WorkerInfo) {
-        pthread_setspecific(WorkerInfo.key, Unmanaged.passRetained(WorkerInfo.Box(info)).toOpaque())
+        WorkerInfo.local.value.info = info
         defer {
-            if let p = pthread_getspecific(WorkerInfo.key) { Unmanaged<WorkerInfo.Box>.fromOpaque(p).release() }
             DataLoaderStats.lock.lock(); DataLoaderStats.live -= 1; DataLoaderStats.lock.unlock()
             cond.lock(); exited += 1; cond.broadcast(); cond.unlock()
         }
@@ -299,14 +291,7 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
                 pool.submit(.init(run: run, number: submitted, indices: batches[submitted], epoch: epoch))
                 submitted += 1
             }
-            switch pool.take(yielded) {
-            case .success(let b):
-                yielded += 1
-                return b
-            case .failure(let e):
-                close()
-                throw e
-            }
+            return try receive(pool)
         }
 
         private func nextFromStream() throws -> Batch? {
@@ -323,6 +308,11 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
                 pool.submit(.init(run: run, number: submitted, indices: [], epoch: epoch))
                 submitted += 1
             }
+            return try receive(pool)
+        }
+
+        /// The next batch in order from the workers; an error (or the stream's end) closes the epoch.
+        private func receive(_ pool: WorkerPool<Batch>) throws -> Batch? {
             switch pool.take(yielded) {
             case .success(let b):
                 yielded += 1

@@ -6,24 +6,8 @@ import Foundation
 /// workers; outside a loader it is the default generator.
 public enum SampleRandom {
     final class Slot { var generator: Generator? }
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { p in
-            #if os(Linux)
-            if let p { Unmanaged<Slot>.fromOpaque(p).release() }
-            #else
-            Unmanaged<Slot>.fromOpaque(p).release()
-            #endif
-        }
-        return k
-    }()
-
-    static var slot: Slot {
-        if let p = pthread_getspecific(key) { return Unmanaged<Slot>.fromOpaque(p).takeUnretainedValue() }
-        let s = Slot()
-        pthread_setspecific(key, Unmanaged.passRetained(s).toOpaque())
-        return s
-    }
+    private static let local = ThreadLocal { Slot() }
+    static var slot: Slot { local.value }
 
     /// The generator transforms draw from.
     public static var current: Generator { slot.generator ?? Ember.defaultGenerator }
