@@ -30,6 +30,7 @@ final class HostMemoryDevice: Backend {
     func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor) { cpu.matmulSumBatches(a, b, out) }
     func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) { cpu.maxPool2d(x, g, out, indices) }
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) { cpu.maxPool2dBackward(grad, indices, out) }
+    func softmax(_ x: Tensor, _ out: Tensor, log: Bool) { cpu.softmax(x, out, log: log) }
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) { cpu.readBytes(t, into: into) }
     func writeBytes(_ t: Tensor, from: UnsafeRawPointer) { cpu.writeBytes(t, from: from) }
 }

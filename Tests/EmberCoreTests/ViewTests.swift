@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import EmberCore
 import EmberTestSupport
@@ -149,6 +150,23 @@ final class GEMMTests: XCTestCase {
             XCTAssertNil(mismatch(a.matmul(b).toArray(Double.self), want, .float32, scale: 10), "\(isa)")
             XCTAssertNil(mismatch(a.t().contiguous().t().matmul(b).toArray(Double.self), want, .float32, scale: 10), "\(isa) transposed")
         }
+    }
+
+    /// The vectorized exponential against libm over its whole range, and at the edges.
+    func testFastExpAccuracy() {
+        var worst = 0.0
+        var x: Float = -87
+        while x < 88.5 {
+            let got = Double(fastExp(x)), want = Foundation.exp(Double(x))
+            worst = Swift.max(worst, Swift.abs(got - want) / want)
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 3e-7)
+        XCTAssertEqual(fastExp(0), 1)
+        XCTAssertEqual(fastExp(100), .infinity)
+        XCTAssertEqual(fastExp(-200), 0)
+        XCTAssertEqual(fastExp(-.infinity), 0)
+        XCTAssertTrue(fastExp(.nan).isNaN)
     }
 
     func testAccumulateAndBatched() {

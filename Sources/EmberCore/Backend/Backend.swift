@@ -128,6 +128,8 @@ public protocol Backend: AnyObject {
     func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor)
     /// Adds `grad [N, C, Ho, Wo]` at `indices` into the zero-filled `out [N, C, H, W]`.
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor)
+    /// Softmax (or log-softmax with `log`) over the last dimension of a contiguous tensor.
+    func softmax(_ x: Tensor, _ out: Tensor, log: Bool)
     /// Copies the whole of a contiguous tensor to host memory.
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer)
     /// Copies host bytes into a contiguous tensor.

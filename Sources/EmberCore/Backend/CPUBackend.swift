@@ -194,6 +194,22 @@ public final class CPUBackend: Backend {
     private func floatUnary<T: BinaryFloatingPoint & Real & CPUNumber>(
         _ op: UnaryOp, _ p: StridedPlan, _ x: UnsafePointer<T>, _ o: UnsafeMutablePointer<T>
     ) {
+        if T.self == Float.self && (op == .exp || op == .sigmoid) && p.isContiguous {
+            // Vectorized exponential (8 lanes) for the contiguous float32 case.
+            let xf = UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
+            let sig = op == .sigmoid
+            parallelFor(p.count, grain: elementwiseGrain) { r in
+                var i = r.lowerBound
+                while i + 8 <= r.upperBound {
+                    let v = UnsafeRawPointer(xf + i).loadUnaligned(as: SIMD8<Float>.self)
+                    let e = sig ? 1 / (1 + fastExp(-v)) : fastExp(v)
+                    UnsafeMutableRawPointer(of + i).storeBytes(of: e, as: SIMD8<Float>.self)
+                    i += 8
+                }
+                while i < r.upperBound { of[i] = sig ? 1 / (1 + fastExp(-xf[i])) : fastExp(xf[i]); i += 1 }
+            }
+            return
+        }
         apply1(p, x, o) { run in
             switch op {
             case .neg: run { -$0 }
@@ -334,7 +350,7 @@ public final class CPUBackend: Backend {
                             var i = 0
                             if s == 1 {
                                 while i + 8 <= n {
-                                    acc += SIMD8<Double>(SIMD8<Float>(UnsafeBufferPointer(start: pa + i, count: 8)))
+                                    acc += SIMD8<Double>(UnsafeRawPointer(pa + i).loadUnaligned(as: SIMD8<Float>.self))
                                     i += 8
                                 }
                             }
@@ -790,6 +806,28 @@ public final class CPUBackend: Backend {
             }
         }
         if out.dtype == .float32 { run(Float.self) } else { run(Double.self) }
+    }
+
+    public func softmax(_ x: Tensor, _ out: Tensor, log: Bool) {
+        let n = x.shape.last ?? 1, rows = x.count / Swift.max(n, 1)
+        if x.dtype == .float32 {
+            softmaxRows(x.ptr(Float.self), out.ptr(Float.self), rows: rows, n: n, log: log)
+            return
+        }
+        let a = x.ptr(Double.self), o = out.ptr(Double.self)
+        parallelFor(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(n, 1))) { range in
+            for r in range {
+                let row = a + r * n, dst = o + r * n
+                var m = -Double.infinity
+                for j in 0..<n { m = Swift.max(m, row[j]) }
+                if m == -.infinity { m = 0 }
+                var sum = 0.0
+                for j in 0..<n { let e = Double.exp(row[j] - m); if !log { dst[j] = e }; sum += e }
+                if log { let shift = m + Double.log(sum); for j in 0..<n { dst[j] = row[j] - shift } } else {
+                    for j in 0..<n { dst[j] /= sum }
+                }
+            }
+        }
     }
 
     public func readBytes(_ t: Tensor, into dst: UnsafeMutableRawPointer) {

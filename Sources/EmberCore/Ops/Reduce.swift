@@ -224,18 +224,48 @@ extension Tensor {
 
     // MARK: softmax
 
-    /// `exp(x) / sum(exp(x))` along `dim`, computed stably.
-    public func softmax(dim: Int) -> Tensor {
-        let d = checked { try normalizeDim(dim, rank, op: "softmax") }
-        let m = withNoGrad { max(dim: d, keepdim: true).values }
-        let e = (self - m).exp()
-        return e / e.sum(dim: d, keepdim: true)
+    /// `exp(x) / sum(exp(x))` along `dim`, computed stably in one fused kernel.
+    public func softmax(dim: Int) -> Tensor { softmaxKernel(dim: dim, log: false) }
+
+    /// `x - logsumexp(x)` along `dim`, in one fused kernel.
+    public func logSoftmax(dim: Int) -> Tensor { softmaxKernel(dim: dim, log: true) }
+
+    private func softmaxKernel(dim: Int, log: Bool) -> Tensor {
+        let d = checked { try normalizeDim(dim, rank, op: log ? "logSoftmax" : "softmax") }
+        if rank == 0 { return log ? Tensor.zerosLike(self.to(dtype.floatResult)) : Tensor.onesLike(self.to(dtype.floatResult)) }
+        let last = rank - 1
+        // The kernel works on contiguous rows: move `dim` last, compute, move it back.
+        let x = (d == last ? self : transpose(d, last)).cast(dtype.floatResult.computeType).contiguous()
+        let y = Tensor(uninitialized: x.shape, dtype: x.dtype, device: device)
+        device.backend.softmax(x, y, log: log)
+        let back = d == last ? y : Tensor(storage: y.storage, layout: y.layout, dtype: y.dtype).transposeView(d, last)
+        let out = back.cast(dtype.floatResult)
+        if anyNeedsGrad(self) {
+            let input = self
+            record(out, log ? "LogSoftmaxBackward" : "SoftmaxBackward", [self], saveOutput: true) { c in
+                if c.createGraph {
+                    // Differentiable formulation for higher-order gradients.
+                    let m = withNoGrad { input.max(dim: d, keepdim: true).values }
+                    let z = input - m
+                    let lse = z.exp().sum(dim: d, keepdim: true).log()
+                    let y = log ? z - lse : (z - lse).exp()
+                    return [log ? c.grad - y.exp() * c.grad.sum(dim: d, keepdim: true)
+                                : y * (c.grad - (c.grad * y).sum(dim: d, keepdim: true))]
+                }
+                let y = c.output!
+                if log { return [c.grad - y.exp() * c.grad.sum(dim: d, keepdim: true)] }
+                return [y * (c.grad - (c.grad * y).sum(dim: d, keepdim: true))]
+            }
+        }
+        return out
     }
 
-    /// `x - logsumexp(x)` along `dim`.
-    public func logSoftmax(dim: Int) -> Tensor {
-        let d = checked { try normalizeDim(dim, rank, op: "logSoftmax") }
-        return self - logsumexp(dim: d, keepdim: true)
+    /// A transposed view without autograd (kernel plumbing).
+    fileprivate func transposeView(_ a: Int, _ b: Int) -> Tensor {
+        var l = layout
+        l.shape.swapAt(a, b)
+        l.strides.swapAt(a, b)
+        return Tensor(storage: storage, layout: l, dtype: dtype)
     }
 
     // MARK: broadcasting's inverse
