@@ -35,7 +35,7 @@ let package = Package(
         // The command-line tool.
         .executableTarget(
             name: "ember",
-            dependencies: ["Ember", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Ember", "EmberCPU", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Helpers shared by the test targets (fixture loading, tolerances).
         .target(name: "EmberTestSupport", dependencies: ["EmberCore"], path: "Tests/EmberTestSupport"),
         .testTarget(

@@ -63,6 +63,22 @@ public enum GEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false, threads: Int? = nil
     ) {
         let t = threads ?? CPUThreads.count
+        if useBLAS, let blas = BLAS.shared, let limit = blas.threshold, m * n * k >= limit,
+           blas.sgemm(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA, b: b, rsB: rowStrideB, csB: colStrideB,
+                      c: c, ldc: ldc, accumulate: accumulate, threads: t) {
+            return
+        }
+        native(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA, b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
+               accumulate: accumulate, threads: t)
+    }
+
+    /// Whether `sgemm` may hand large products to a system BLAS (default true; `EMBER_BLAS=none` also disables it).
+    nonisolated(unsafe) public static var useBLAS = true
+
+    /// Ember's own single-precision GEMM (the kernel of `CPUFeatures.active`).
+    public static func native(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rsA rowStrideA: Int, csA colStrideA: Int,
+                              b: UnsafePointer<Float>, rsB rowStrideB: Int, csB colStrideB: Int,
+                              c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, threads t: Int) {
         switch CPUFeatures.active {
         case .avx512:
             driver(m, n, k, a, rowStrideA, colStrideA, b, rowStrideB, colStrideB, c, ldc, accumulate, t, mr: 12, nr: 32) {

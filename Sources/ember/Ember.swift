@@ -1,5 +1,6 @@
 import ArgumentParser
 import Ember
+import EmberCPU
 
 @main
 struct EmberTool: ParsableCommand {
@@ -15,6 +16,9 @@ struct Info: ParsableCommand {
     func run() {
         print("Ember")
         print("  CPU threads: \(Ember.numThreads) (EMBER_NUM_THREADS or Ember.setNumThreads to change)")
+        print("  CPU kernels: \(CPUFeatures.active) (detected \(CPUFeatures.detected); EMBER_CPU_ISA to change)")
+        _ = BLAS.shared
+        print("  BLAS: \(BLAS.status)")
         print("  devices: cpu")
     }
 }

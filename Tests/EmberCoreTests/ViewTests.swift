@@ -169,6 +169,22 @@ final class GEMMTests: XCTestCase {
         XCTAssertTrue(fastExp(.nan).isNaN)
     }
 
+    /// A system BLAS, when one is found and chosen by calibration, agrees with Ember's kernel,
+    /// transposed operands and accumulation included.
+    func testBLASAgreesWithNativeKernel() throws {
+        guard let blas = BLAS.shared, blas.threshold != nil else { throw XCTSkip("no usable BLAS here: \(BLAS.status)") }
+        for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (m, n, k) = (150, 170, 190)
+            let a = transA ? Tensor.randn([k, m]).t() : Tensor.randn([m, k])
+            let b = transB ? Tensor.randn([n, k]).t() : Tensor.randn([k, n])
+            let viaBLAS = a.matmul(b)
+            GEMM.useBLAS = false
+            let mine = a.matmul(b)
+            GEMM.useBLAS = true
+            XCTAssertNil(mismatch(viaBLAS.toArray(Double.self), mine.toArray(Double.self), .float32, scale: 20), "\(transA) \(transB)")
+        }
+    }
+
     func testAccumulateAndBatched() {
         var a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 0, 0, 1], c: [Float] = [10, 10, 10, 10]
         EmberCPU.GEMM.sgemm(m: 2, n: 2, k: 2, a: &a, rowStrideA: 2, colStrideA: 1, b: &b, rowStrideB: 2, colStrideB: 1,

@@ -1,0 +1,55 @@
+import Foundation
+#if os(Windows)
+import WinSDK
+#endif
+
+/// A native library opened at run time (dlopen / LoadLibrary), so that Ember builds
+/// without it and works where it is missing.
+public final class DynamicLibrary: @unchecked Sendable {
+    public let path: String
+    let handle: UnsafeMutableRawPointer
+
+    /// Why a library could not be opened: every path tried, with the system's reason.
+    public struct LoadError: Error, CustomStringConvertible {
+        public let library: String
+        public let tried: [(path: String, reason: String)]
+        public var description: String {
+            "\(library) not found; tried:\n" + tried.map { "  \($0.path): \($0.reason)" }.joined(separator: "\n")
+        }
+    }
+
+    init(path: String, handle: UnsafeMutableRawPointer) {
+        self.path = path
+        self.handle = handle
+    }
+
+    /// Opens the first of: the path in environment variable `environment`, then each
+    /// candidate (sonames are searched on the system's library path).
+    public static func open(_ library: String, environment: String? = nil, candidates: [String]) throws -> DynamicLibrary {
+        var paths: [String] = []
+        if let environment, let p = ProcessInfo.processInfo.environment[environment], !p.isEmpty { paths.append(p) }
+        paths += candidates
+        var tried: [(String, String)] = []
+        for p in paths {
+            #if os(Windows)
+            if let h = LoadLibraryA(p) { return DynamicLibrary(path: p, handle: UnsafeMutableRawPointer(h)) }
+            tried.append((p, "LoadLibrary error \(GetLastError())"))
+            #else
+            if let h = dlopen(p, RTLD_NOW | RTLD_LOCAL) { return DynamicLibrary(path: p, handle: h) }
+            tried.append((p, dlerror().map { String(cString: $0) } ?? "unknown error"))
+            #endif
+        }
+        throw LoadError(library: library, tried: tried)
+    }
+
+    /// The address of `name` as a C function type, or nil.
+    public func symbol<T>(_ name: String, as: T.Type) -> T? {
+        #if os(Windows)
+        guard let p = GetProcAddress(HMODULE(OpaquePointer(handle)), name) else { return nil }
+        return unsafeBitCast(p, to: T.self)
+        #else
+        guard let p = dlsym(handle, name) else { return nil }
+        return unsafeBitCast(p, to: T.self)
+        #endif
+    }
+}
