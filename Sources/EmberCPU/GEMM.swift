@@ -72,6 +72,33 @@ public enum GEMM {
                accumulate: accumulate, threads: t)
     }
 
+    /// The single-core float32 throughput of the active micro-kernel on cache-resident panels
+    /// (GFLOPS): the machine's practical FMA peak, the yardstick for GEMM efficiency.
+    public static func measuredPeakGFLOPS() -> Double {
+        let (mr, nr): (Int, Int) = CPUFeatures.active == .avx512 ? (12, 32) : (CPUFeatures.active == .avx2 ? (6, 16) : (6, 8))
+        let kc = 128
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: mr * kc), b = UnsafeMutablePointer<Float>.allocate(capacity: nr * kc)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: mr * nr)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        a.initialize(repeating: 1e-3, count: mr * kc)
+        b.initialize(repeating: 1e-3, count: nr * kc)
+        c.initialize(repeating: 0, count: mr * nr)
+        let reps = 20000
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<reps {
+                switch CPUFeatures.active {
+                case .avx512: ember_sgemm_12x32_avx512(kc, a, b, c, nr, 1)
+                case .avx2: ember_sgemm_6x16_avx2(kc, a, b, c, nr, 1)
+                case .baseline: microKernel(SIMD8<Float>.self, kc, a, b, c, nr, true)
+                }
+            }
+            best = Swift.min(best, Double(DispatchTime.now().uptimeNanoseconds - t0))
+        }
+        return 2 * Double(mr * nr * kc * reps) / best
+    }
+
     /// Whether `sgemm` may hand large products to a system BLAS (default true; `EMBER_BLAS=none` also disables it).
     nonisolated(unsafe) public static var useBLAS = true
 

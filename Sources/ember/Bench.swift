@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Ember
+import EmberCPU
 import Foundation
 
 /// Micro-benchmarks, each run in Ember and then in its PyTorch twin (same machine, same
@@ -15,13 +16,20 @@ struct Bench: ParsableCommand {
     @Option(help: "Threads for both sides (default: all cores).") var threads: Int?
     @Option(help: "Repetitions of each case; the median is reported.") var repeats = 7
     @Option(help: "Run only the cases whose name contains this text.") var only: String?
+    var peak = 0.0
 
-    func run() throws {
+    enum CodingKeys: String, CodingKey { case python, noTorch, threads, repeats, only }
+
+    mutating func run() throws {
         if let threads { Ember.setNumThreads(threads) }
         let twin = noTorch ? nil : TorchTwin(python: python ?? ProcessInfo.processInfo.environment["EMBER_BENCH_PYTHON"] ?? "python3",
                                              threads: Ember.numThreads)
         if twin == nil && !noTorch { print("(no Python with torch found: Ember timings only)") }
-        print("threads: \(Ember.numThreads)")
+        let peak = GEMM.measuredPeakGFLOPS()
+        _ = BLAS.shared
+        print("threads: \(Ember.numThreads); CPU kernels \(CPUFeatures.active); BLAS: \(BLAS.status)")
+        print(String(format: "measured float32 FMA peak: %.1f GFLOPS per core, %.1f on %d threads", peak, peak * Double(Ember.numThreads), Ember.numThreads))
+        self.peak = peak
         print(pad("case", 34) + pad("ember", 12) + pad("torch", 12) + "ratio (ember/torch; < 1 = Ember faster)")
         if only.map({ "loader_rss".contains($0) || $0.contains("loader_rss") }) ?? true {
             memoryReport(twin)
@@ -72,12 +80,39 @@ struct Bench: ParsableCommand {
             let logits = Tensor.randn([64, 1000])
             return { _ = logits.softmax(dim: 1) }
         }))
-        for n in [128, 256, 512, 1024] {
-            list.append(Case(name: "sgemm_\(n)", iterations: max(2, 200_000_000 / (n * n * n)), setup: {
-                let x = Tensor.randn([n, n]), y = Tensor.randn([n, n])
-                return { _ = x.matmul(y) }
-            }, extra: { String(format: "%.1f GFLOPS", 2 * Double(n * n * n) / $0 / 1e9) }))
+        let peak = self.peak
+        for n in [128, 256, 512, 1024, 2048] {
+            for single in [false, true] {
+                let threads = single ? 1 : Ember.numThreads
+                list.append(Case(name: "sgemm_\(n)" + (single ? "_1t" : ""), iterations: max(1, 200_000_000 / (n * n * n)), setup: {
+                    let x = Tensor.randn([n, n]), y = Tensor.randn([n, n])
+                    return {
+                        let saved = Ember.numThreads
+                        Ember.setNumThreads(threads)
+                        _ = x.matmul(y)
+                        Ember.setNumThreads(saved)
+                    }
+                }, extra: {
+                    let g = 2 * Double(n * n * n) / $0 / 1e9
+                    return String(format: "%.1f GFLOPS, %.0f%% of peak", g, 100 * g / (peak * Double(threads)))
+                }, repeats: n >= 2048 ? 3 : nil))
+            }
         }
+        for (name, c, o, hw) in [("conv1", 1, 32, 28), ("conv2", 32, 64, 14)] {
+            list.append(Case(name: "\(name)_fwd", iterations: 10, setup: {
+                let x = Tensor.randn([64, c, hw, hw]), w = Tensor.randn([o, c, 3, 3]), b = Tensor.randn([o])
+                return { _ = conv2d(x, w, b, padding: .explicit(1, 1)) }
+            }))
+            list.append(Case(name: "\(name)_fwdbwd", iterations: 5, setup: {
+                let x = Tensor.randn([64, c, hw, hw], requiresGrad: true), w = Tensor.randn([o, c, 3, 3], requiresGrad: true)
+                let b = Tensor.randn([o], requiresGrad: true)
+                return { try! conv2d(x, w, b, padding: .explicit(1, 1)).sum().backward() }
+            }))
+        }
+        list.append(Case(name: "cross_entropy_64x1000", iterations: 200, setup: {
+            let logits = Tensor.randn([64, 1000]), target = Tensor.randint(0, 1000, [64])
+            return { _ = crossEntropy(logits, target) }
+        }))
         for workers in [0, 1, 2] {
             list.append(Case(name: "loader_epoch_w\(workers)", iterations: 1, setup: {
                 let loader = augmentedLoader(workers: workers)
@@ -248,7 +283,26 @@ def cases(name):
     if name.startswith("sgemm_"):
         n = int(name.split("_")[1])
         x, y = torch.randn(n, n), torch.randn(n, n)
+        if name.endswith("_1t"):
+            def one():
+                t = torch.get_num_threads()
+                torch.set_num_threads(1)
+                x @ y
+                torch.set_num_threads(t)
+            return one
         return lambda: x @ y
+    if name.startswith("conv"):
+        import torch.nn.functional as F
+        c, o, hw = (1, 32, 28) if name.startswith("conv1") else (32, 64, 14)
+        x, w, b = torch.randn(64, c, hw, hw), torch.randn(o, c, 3, 3), torch.randn(o)
+        if name.endswith("_fwd"):
+            return lambda: F.conv2d(x, w, b, padding=1)
+        x.requires_grad_(); w.requires_grad_(); b.requires_grad_()
+        return lambda: F.conv2d(x, w, b, padding=1).sum().backward()
+    if name.startswith("cross_entropy"):
+        import torch.nn.functional as F
+        logits, target = torch.randn(64, 1000), torch.randint(0, 1000, (64,))
+        return lambda: F.cross_entropy(logits, target)
     if name.startswith("train_"):
         return train_epoch(name.split("_")[1])
     if name.startswith("loader_epoch_w"):
