@@ -130,6 +130,9 @@ public protocol Backend: AnyObject {
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor)
     /// Softmax (or log-softmax with `log`) over the last dimension of a contiguous tensor.
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool)
+    /// Per row of contiguous `logits [R, C]`: `lse[r] = log Σ exp(logits[r])` and
+    /// `loss[r] = lse[r] − logits[r, target[r]]` (0 where `target[r] == ignoreIndex`).
+    func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor)
     /// Copies the whole of a contiguous tensor to host memory.
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer)
     /// Copies host bytes into a contiguous tensor.

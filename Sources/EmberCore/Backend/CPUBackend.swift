@@ -830,6 +830,45 @@ public final class CPUBackend: Backend {
         }
     }
 
+    public func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor) {
+        let r = logits.shape[0], c = logits.shape[1]
+        let t = target.ptr(Int64.self)
+        func run<T: BinaryFloatingPoint & Real>(_: T.Type, _ rowLSE: (UnsafePointer<T>) -> T) {
+            let x = logits.ptr(T.self), lo = loss.ptr(T.self), ls = lse.ptr(T.self)
+            parallelFor(r, grain: Swift.max(1, elementwiseGrain / Swift.max(c, 1))) { range in
+                for i in range {
+                    let row = x + i * c
+                    let l = rowLSE(row)
+                    ls[i] = l
+                    let k = Int(t[i])
+                    lo[i] = k == ignoreIndex ? 0 : l - row[k]
+                }
+            }
+        }
+        if logits.dtype == .float32 {
+            run(Float.self) { row in
+                // Max, then a vectorized Σ exp(x − max).
+                var m = -Float.infinity
+                for j in 0..<c { m = Swift.max(m, row[j]) }
+                if m == -.infinity { m = 0 }
+                var sv = SIMD8<Float>(), tail: Float = 0, j = 0
+                let mm = SIMD8<Float>(repeating: m)
+                while j + 8 <= c { sv += fastExp(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - mm); j += 8 }
+                while j < c { tail += fastExp(row[j] - m); j += 1 }
+                return m + Float.log(sv.sum() + tail)
+            }
+        } else {
+            run(Double.self) { row in
+                var m = -Double.infinity
+                for j in 0..<c { m = Swift.max(m, row[j]) }
+                if m == -.infinity { m = 0 }
+                var s = 0.0
+                for j in 0..<c { s += Double.exp(row[j] - m) }
+                return m + Double.log(s)
+            }
+        }
+    }
+
     public func readBytes(_ t: Tensor, into dst: UnsafeMutableRawPointer) {
         memcpy(dst, t.storage.data + t.layout.offset * t.dtype.itemSize, t.count * t.dtype.itemSize)
     }

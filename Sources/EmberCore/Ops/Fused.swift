@@ -1,5 +1,42 @@
 import EmberCPU
 
+extension Tensor {
+    /// Cross-entropy of logits `[N, C]` against class indices `[N]` in one pass per row
+    /// (log-sum-exp and the target's logit together). Returns the per-sample losses (0 at
+    /// `ignoreIndex`) and the number of counted samples. The gradient is
+    /// `softmax(logits) − onehot(target)` on counted rows, scaled by the upstream gradient.
+    public func crossEntropyPerSample(_ target: Tensor, ignoreIndex: Int) -> (losses: Tensor, counted: Int) {
+        checked {
+            try require(rank == 2 && target.rank == 1 && target.count == shape[0],
+                        "crossEntropy: logits \(fmt(shape)) and targets \(fmt(target.shape)) do not match")
+            try require(target.dtype == .int64, "crossEntropy: expected int64 class indices, got \(target.dtype)")
+        }
+        let t = target.contiguous()
+        let tp = t.ptr(Int64.self)
+        var counted = 0
+        for i in 0..<t.count where Int(tp[i]) != ignoreIndex {
+            counted += 1
+            checked { try require(tp[i] >= 0 && Int(tp[i]) < shape[1], "crossEntropy: target \(tp[i]) is out of bounds for \(shape[1]) classes") }
+        }
+        let x = cast(dtype.floatResult.computeType).contiguous()
+        let losses = Tensor(uninitialized: [shape[0]], dtype: x.dtype, device: device)
+        let lse = Tensor(uninitialized: [shape[0]], dtype: x.dtype, device: device)
+        device.backend.crossEntropyRows(x, t, ignoreIndex: ignoreIndex, losses, lse)
+        let out = losses.cast(dtype.floatResult)
+        if anyNeedsGrad(self) {
+            let logits = self
+            record(out, "NllLossBackward", [self], save: [self]) { c in
+                let valid = t.ne(Double(ignoreIndex))
+                let safe = Tensor.where(valid, t, Tensor.zerosLike(t)).unsqueeze(1)
+                let scale = (c.grad * valid.to(c.grad.dtype)).unsqueeze(1)
+                let p = c.createGraph ? logits.softmax(dim: 1) : (logits - lse.cast(logits.dtype).unsqueeze(1)).exp()
+                return [(p - Tensor.zerosLike(p).scatter(1, safe, 1.0)) * scale]
+            }
+        }
+        return (out, counted)
+    }
+}
+
 /// Optimizer updates as one loop over each parameter (instead of a kernel per arithmetic
 /// step). Each returns false when the fused path does not apply (a device other than the
 /// CPU, mixed dtypes, non-contiguous tensors); callers then use the tensor-op formulation.
