@@ -1,4 +1,5 @@
 #include "CEmberKernels.h"
+#include <math.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -85,6 +86,104 @@ void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c,
     }
 }
 
+__attribute__((target("avx2,fma")))
+static inline __m256 exp8(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.72283905206835f), lo = _mm256_set1_ps(-87.33654475055310f);
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256 v = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(v, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    v = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
+    v = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), v);
+    __m256 v2 = _mm256_mul_ps(v, v);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, v, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, v, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, v, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, v, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, v, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, v2, _mm256_add_ps(v, _mm256_set1_ps(1.0f)));
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i half = _mm256_srai_epi32(ni, 1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+    __m256 r = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    r = _mm256_blendv_ps(r, _mm256_set1_ps(__builtin_inff()), over);
+    r = _mm256_blendv_ps(r, _mm256_setzero_ps(), under);
+    return _mm256_blendv_ps(r, x, nan);
+}
+
+__attribute__((target("avx2,fma")))
+static inline float exp1(float x) {
+    float in[8] = {x}, out[8];
+    _mm256_storeu_ps(out, exp8(_mm256_loadu_ps(in)));
+    return out[0];
+}
+
+__attribute__((target("avx2,fma")))
+void ember_exp_avx2(const float *x, float *y, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = exp1(x[i]);
+}
+
+__attribute__((target("avx2,fma")))
+static float row_max(const float *x, long n) {
+    __m256 m = _mm256_set1_ps(-__builtin_inff());
+    long i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    float t[8], r = -__builtin_inff();
+    _mm256_storeu_ps(t, m);
+    for (int k = 0; k < 8; k++) r = t[k] > r ? t[k] : r;
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    return (r == -__builtin_inff()) ? 0.0f : r;
+}
+
+__attribute__((target("avx2,fma")))
+static float sum_exp(const float *x, float *store, long n, float m) {
+    __m256 mm = _mm256_set1_ps(m), s = _mm256_setzero_ps();
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mm));
+        if (store) _mm256_storeu_ps(store + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    float t[8], r = 0;
+    _mm256_storeu_ps(t, s);
+    for (int k = 0; k < 8; k++) r += t[k];
+    for (; i < n; i++) {
+        float e = exp1(x[i] - m);
+        if (store) store[i] = e;
+        r += e;
+    }
+    return r;
+}
+
+__attribute__((target("avx2,fma")))
+float ember_logsumexp_avx2(const float *x, long n) {
+    float m = row_max(x, n);
+    return m + logf(sum_exp(x, 0, n, m));
+}
+
+__attribute__((target("avx2,fma")))
+void ember_softmax_rows_avx2(const float *x, float *y, long rows, long n, int log) {
+    for (long r = 0; r < rows; r++) {
+        const float *a = x + r * n;
+        float *o = y + r * n;
+        float m = row_max(a, n);
+        float s = sum_exp(a, log ? 0 : o, n, m);
+        if (log) {
+            float shift = m + logf(s);
+            for (long j = 0; j < n; j++) o[j] = a[j] - shift;
+        } else {
+            __m256 inv = _mm256_set1_ps(1.0f / s);
+            long j = 0;
+            for (; j + 8 <= n; j += 8) _mm256_storeu_ps(o + j, _mm256_mul_ps(_mm256_loadu_ps(o + j), inv));
+            for (; j < n; j++) o[j] *= 1.0f / s;
+        }
+    }
+}
+
 #else  // not x86-64: no optional kernels; the portable Swift kernels run.
 
 int ember_cpu_features(void) { return 0; }
@@ -94,4 +193,7 @@ void ember_sgemm_6x16_avx2(long kc, const float *a, const float *b, float *c, lo
 void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c, long ldc, int accumulate) {
     (void)kc; (void)a; (void)b; (void)c; (void)ldc; (void)accumulate;
 }
+void ember_exp_avx2(const float *x, float *y, long n) { (void)x; (void)y; (void)n; }
+void ember_softmax_rows_avx2(const float *x, float *y, long rows, long n, int log) { (void)x; (void)y; (void)rows; (void)n; (void)log; }
+float ember_logsumexp_avx2(const float *x, long n) { (void)x; (void)n; return 0; }
 #endif

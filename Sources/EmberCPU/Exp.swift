@@ -37,11 +37,41 @@ public func fastExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
 @inlinable @inline(__always)
 public func fastExp(_ x: Float) -> Float { fastExp(SIMD8<Float>(repeating: x))[0] }
 
+/// `y = exp(x)` over `n` contiguous floats with the best kernel for this CPU.
+@inlinable
+public func expContiguous(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    if CPUFeatures.active >= .avx2 { ember_exp_avx2(x, y, n); return }
+    var i = 0
+    while i + 8 <= n {
+        UnsafeMutableRawPointer(y + i).storeBytes(of: fastExp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)), as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { y[i] = fastExp(x[i]); i += 1 }
+}
+
+/// log Σ exp of a contiguous row (AVX2 kernel where available).
+@inlinable
+public func logSumExpRow(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    if CPUFeatures.active >= .avx2 { return ember_logsumexp_avx2(x, n) }
+    var m = -Float.infinity
+    for j in 0..<n { m = Swift.max(m, x[j]) }
+    if m == -.infinity { m = 0 }
+    var sv = SIMD8<Float>(), tail: Float = 0, j = 0
+    let mm = SIMD8<Float>(repeating: m)
+    while j + 8 <= n { sv += fastExp(UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self) - mm); j += 8 }
+    while j < n { tail += fastExp(x[j] - m); j += 1 }
+    return m + Float.log(sv.sum() + tail)
+}
+
 /// Softmax (or log-softmax) of each contiguous row of `n` floats: `out = exp(x − max) / Σ`
 /// (or `x − max − log Σ`), in three passes over the row with vectorized exp.
 @inlinable
 public func softmaxRows(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, n: Int, log: Bool) {
     parallelFor(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(n, 1))) { range in
+        if CPUFeatures.active >= .avx2 {
+            ember_softmax_rows_avx2(x + range.lowerBound * n, out + range.lowerBound * n, range.count, n, log ? 1 : 0)
+            return
+        }
         for r in range {
             let a = x + r * n, o = out + r * n
             var m = -Float.infinity
@@ -83,4 +113,5 @@ public func softmaxRows(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<F
     }
 }
 
+import CEmberKernels
 import RealModule

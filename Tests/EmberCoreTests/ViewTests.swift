@@ -162,6 +162,21 @@ final class GEMMTests: XCTestCase {
             x += 0.0137
         }
         XCTAssertLessThan(worst, 3e-7)
+        // The AVX2 kernel (when this CPU has it) agrees with the portable one.
+        let xs = (0..<1000).map { Float($0) * 0.17 - 85 } + [-.infinity, .infinity, .nan, 0, 100, -200]
+        var ys = [Float](repeating: 0, count: xs.count)
+        let saved = CPUFeatures.active
+        for isa in [CPUISA.baseline, .avx2] where isa <= CPUFeatures.detected {
+            CPUFeatures.active = isa
+            expContiguous(xs, &ys, xs.count)
+            for (x, y) in zip(xs, ys) {
+                let want = Double(Float(Foundation.exp(Double(x))))  // the float result: overflow → inf, underflow → 0
+                if want.isNaN { XCTAssertTrue(y.isNaN) } else if want == 0 || want.isInfinite { XCTAssertEqual(Double(y), want) } else {
+                    XCTAssertLessThan(Swift.abs(Double(y) - want) / want, 3e-7, "\(isa) exp(\(x))")
+                }
+            }
+        }
+        CPUFeatures.active = saved
         XCTAssertEqual(fastExp(0), 1)
         XCTAssertEqual(fastExp(100), .infinity)
         XCTAssertEqual(fastExp(-200), 0)

@@ -19,6 +19,13 @@ void ember_sgemm_6x16_avx2(long kc, const float *a, const float *b, float *c, lo
 /// C[12x32] (+)= A[kc x 12 packed] * B[kc x 32 packed].
 void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 
+/// y[i] = exp(x[i]) (Cephes expf polynomial, relative error < 2e-7), AVX2+FMA.
+void ember_exp_avx2(const float *x, float *y, long n);
+/// Softmax (or log-softmax) of `rows` contiguous rows of `n` floats, AVX2+FMA.
+void ember_softmax_rows_avx2(const float *x, float *y, long rows, long n, int log);
+/// log Σ exp(row) of one row of `n` floats, AVX2+FMA.
+float ember_logsumexp_avx2(const float *x, long n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -199,6 +199,7 @@ public final class CPUBackend: Backend {
             let xf = UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
             let sig = op == .sigmoid
             parallelFor(p.count, grain: elementwiseGrain) { r in
+                if !sig { expContiguous(xf + r.lowerBound, of + r.lowerBound, r.count); return }
                 var i = r.lowerBound
                 while i + 8 <= r.upperBound {
                     let v = UnsafeRawPointer(xf + i).loadUnaligned(as: SIMD8<Float>.self)
@@ -846,17 +847,7 @@ public final class CPUBackend: Backend {
             }
         }
         if logits.dtype == .float32 {
-            run(Float.self) { row in
-                // Max, then a vectorized Σ exp(x − max).
-                var m = -Float.infinity
-                for j in 0..<c { m = Swift.max(m, row[j]) }
-                if m == -.infinity { m = 0 }
-                var sv = SIMD8<Float>(), tail: Float = 0, j = 0
-                let mm = SIMD8<Float>(repeating: m)
-                while j + 8 <= c { sv += fastExp(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - mm); j += 8 }
-                while j < c { tail += fastExp(row[j] - m); j += 1 }
-                return m + Float.log(sv.sum() + tail)
-            }
+            run(Float.self) { row in logSumExpRow(row, c) }
         } else {
             run(Double.self) { row in
                 var m = -Double.infinity
