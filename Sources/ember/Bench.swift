@@ -3,6 +3,9 @@ import Dispatch
 import Ember
 import EmberCPU
 import Foundation
+#if os(Windows)
+import WinSDK
+#endif
 
 /// Micro-benchmarks, each run in Ember and then in its PyTorch twin (same machine, same
 /// threads, interleaved case by case) when a Python with torch is found.
@@ -211,6 +214,10 @@ func residentBytes() -> Int {
     #if os(Linux)
     guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     return (Int(s.split(separator: " ")[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    #elseif os(Windows)
+    var pmc = PROCESS_MEMORY_COUNTERS()
+    pmc.cb = DWORD(MemoryLayout<PROCESS_MEMORY_COUNTERS>.size)
+    return K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, pmc.cb) ? Int(pmc.WorkingSetSize) : 0
     #else
     return 0
     #endif

@@ -1,5 +1,8 @@
 import EmberTestSupport
 import Foundation
+#if os(Windows)
+import WinSDK
+#endif
 import XCTest
 @testable import EmberData
 @testable import Ember
@@ -243,6 +246,10 @@ func residentBytes() -> Int {
         $0.withMemoryRebound(to: integer_t.self, capacity: Int(count)) { task_info(mach_task_self_, task_flavor_t(MACH_TASK_BASIC_INFO), $0, &count) }
     }
     return kr == KERN_SUCCESS ? Int(info.resident_size) : 0
+    #elseif os(Windows)
+    var pmc = PROCESS_MEMORY_COUNTERS()
+    pmc.cb = DWORD(MemoryLayout<PROCESS_MEMORY_COUNTERS>.size)
+    return K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, pmc.cb) ? Int(pmc.WorkingSetSize) : 0
     #else
     return 0
     #endif
