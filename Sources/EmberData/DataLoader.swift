@@ -131,71 +131,68 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
     var pool: WorkerPool<Batch>?
     let poolLock = NSLock()
 
-    public init<D: Dataset>(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil,
-                            numWorkers: Int = 0, prefetchFactor: Int = 2, dropLast: Bool = false,
-                            collate: @escaping ([Element]) throws -> Batch, persistentWorkers: Bool = false,
-                            seed: UInt64? = nil) where D.Element == Element {
+    /// The one initializer the others call: settings, the batch function and the stream.
+    private init(count: Int, batchSize: Int, shuffle: Bool, sampler: Sampler?, numWorkers: Int, prefetchFactor: Int,
+                 dropLast: Bool, persistentWorkers: Bool, seed: UInt64?, collate: @escaping ([Element]) throws -> Batch,
+                 stream: (() -> AnyIterator<Element>)?, fetch: @escaping (UInt64) -> ([Int], Int) throws -> Batch) {
         precondition(batchSize > 0 && numWorkers >= 0 && prefetchFactor > 0, "DataLoader: batchSize and prefetchFactor must be positive")
         precondition(sampler == nil || !shuffle, "DataLoader: sampler option is mutually exclusive with shuffle")
-        self.count = dataset.count
+        self.count = count
         self.batchSize = batchSize
-        self.numWorkers = numWorkers
+        self.numWorkers = stream == nil ? numWorkers : Swift.min(numWorkers, 1)
         self.prefetchFactor = prefetchFactor
         self.dropLast = dropLast
-        self.persistentWorkers = persistentWorkers
+        self.persistentWorkers = stream == nil && persistentWorkers
         let s = seed ?? Ember.defaultGenerator.next()
         self.seed = s
-        self.sampler = sampler ?? (shuffle ? RandomSampler(count: dataset.count, seed: s) : SequentialSampler(count: dataset.count))
+        self.sampler = sampler ?? (shuffle ? RandomSampler(count: count, seed: s) : SequentialSampler(count: count))
         self.collate = collate
-        self.stream = nil
-        self.fetch = { indices, epoch in
-            var items: [Element] = []
-            items.reserveCapacity(indices.count)
-            for i in indices {
-                let g = Generator(seed: SampleRandom.seed(s, epoch: epoch, index: i))
-                do { items.append(try SampleRandom.with(g) { try dataset.element(at: i) }) } catch { throw SampleError(index: i, underlying: error) }
+        self.stream = stream
+        self.fetch = fetch(s)
+    }
+
+    public convenience init<D: Dataset>(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil,
+                                        numWorkers: Int = 0, prefetchFactor: Int = 2, dropLast: Bool = false,
+                                        collate: @escaping ([Element]) throws -> Batch, persistentWorkers: Bool = false,
+                                        seed: UInt64? = nil) where D.Element == Element {
+        self.init(count: dataset.count, batchSize: batchSize, shuffle: shuffle, sampler: sampler, numWorkers: numWorkers,
+                  prefetchFactor: prefetchFactor, dropLast: dropLast, persistentWorkers: persistentWorkers, seed: seed,
+                  collate: collate, stream: nil) { s in
+            { indices, epoch in
+                var items: [Element] = []
+                items.reserveCapacity(indices.count)
+                for i in indices {
+                    let g = Generator(seed: SampleRandom.seed(s, epoch: epoch, index: i))
+                    do { items.append(try SampleRandom.with(g) { try dataset.element(at: i) }) } catch { throw SampleError(index: i, underlying: error) }
+                }
+                return try collate(items)
             }
-            return try collate(items)
         }
     }
 
     /// A loader whose batches are fetched whole: `fetch(indices)` returns the batch of those
     /// samples (one gather instead of per-sample loading and stacking, as PyTorch's
     /// `__getitems__`). Every other behaviour is the same.
-    public init(count: Int, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil, numWorkers: Int = 0,
-                prefetchFactor: Int = 2, dropLast: Bool = false, persistentWorkers: Bool = false, seed: UInt64? = nil,
-                fetch: @escaping ([Int]) throws -> Batch) where Element == Never {
-        precondition(batchSize > 0 && numWorkers >= 0 && prefetchFactor > 0, "DataLoader: batchSize and prefetchFactor must be positive")
-        self.count = count
-        self.batchSize = batchSize
-        self.numWorkers = numWorkers
-        self.prefetchFactor = prefetchFactor
-        self.dropLast = dropLast
-        self.persistentWorkers = persistentWorkers
-        let s = seed ?? Ember.defaultGenerator.next()
-        self.seed = s
-        self.sampler = sampler ?? (shuffle ? RandomSampler(count: count, seed: s) : SequentialSampler(count: count))
-        self.collate = { _ in fatalError("unreachable") }
-        self.stream = nil
-        self.fetch = { indices, epoch in try SampleRandom.with(Generator(seed: SampleRandom.seed(s, epoch: epoch, index: indices.first ?? 0))) { try fetch(indices) } }
+    public convenience init(count: Int, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil, numWorkers: Int = 0,
+                            prefetchFactor: Int = 2, dropLast: Bool = false, persistentWorkers: Bool = false, seed: UInt64? = nil,
+                            fetch: @escaping ([Int]) throws -> Batch) where Element == Never {
+        self.init(count: count, batchSize: batchSize, shuffle: shuffle, sampler: sampler, numWorkers: numWorkers,
+                  prefetchFactor: prefetchFactor, dropLast: dropLast, persistentWorkers: persistentWorkers, seed: seed,
+                  collate: { _ in fatalError("unreachable") }, stream: nil) { s in
+            { indices, epoch in
+                try SampleRandom.with(Generator(seed: SampleRandom.seed(s, epoch: epoch, index: indices.first ?? 0))) { try fetch(indices) }
+            }
+        }
     }
 
     /// Batches of a streaming data set, in stream order. With workers, one background
     /// thread reads ahead (a stream is sequential) within the same prefetch bound.
-    public init<D: IterableDataset>(iterable dataset: D, batchSize: Int = 1, numWorkers: Int = 0, prefetchFactor: Int = 2,
-                                    dropLast: Bool = false, collate: @escaping ([Element]) throws -> Batch,
-                                    seed: UInt64? = nil) where D.Element == Element {
-        self.count = 0
-        self.batchSize = batchSize
-        self.numWorkers = Swift.min(numWorkers, 1)
-        self.prefetchFactor = prefetchFactor
-        self.dropLast = dropLast
-        self.persistentWorkers = false
-        self.seed = seed ?? Ember.defaultGenerator.next()
-        self.sampler = SequentialSampler(count: 0)
-        self.collate = collate
-        self.stream = { dataset.makeStream() }
-        self.fetch = { _, _ in fatalError("unreachable") }
+    public convenience init<D: IterableDataset>(iterable dataset: D, batchSize: Int = 1, numWorkers: Int = 0, prefetchFactor: Int = 2,
+                                                dropLast: Bool = false, collate: @escaping ([Element]) throws -> Batch,
+                                                seed: UInt64? = nil) where D.Element == Element {
+        self.init(count: 0, batchSize: batchSize, shuffle: false, sampler: nil, numWorkers: numWorkers, prefetchFactor: prefetchFactor,
+                  dropLast: dropLast, persistentWorkers: false, seed: seed, collate: collate,
+                  stream: { dataset.makeStream() }) { _ in { _, _ in fatalError("unreachable") } }
     }
 
     deinit { pool?.shutdown() }

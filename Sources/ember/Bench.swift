@@ -3,9 +3,6 @@ import Dispatch
 import Ember
 import EmberCPU
 import Foundation
-#if os(Windows)
-import WinSDK
-#endif
 
 /// Micro-benchmarks, each run in Ember and then in its PyTorch twin (same machine, same
 /// threads, interleaved case by case) when a Python with torch is found.
@@ -209,19 +206,7 @@ func fmt(_ s: Double) -> String {
     return String(format: "%.2f s", s)
 }
 
-/// Resident set size of this process in bytes (Linux: /proc/self/statm).
-func residentBytes() -> Int {
-    #if os(Linux)
-    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    return (Int(s.split(separator: " ")[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
-    #elseif os(Windows)
-    var pmc = PROCESS_MEMORY_COUNTERS()
-    pmc.cb = DWORD(MemoryLayout<PROCESS_MEMORY_COUNTERS>.size)
-    return K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, pmc.cb) ? Int(pmc.WorkingSetSize) : 0
-    #else
-    return 0
-    #endif
-}
+func residentBytes() -> Int { Ember.residentMemoryBytes() }
 
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
 

@@ -1,8 +1,5 @@
 import EmberTestSupport
 import Foundation
-#if os(Windows)
-import WinSDK
-#endif
 import XCTest
 @testable import EmberData
 @testable import Ember
@@ -232,25 +229,4 @@ final class DataLoaderTests: XCTestCase {
     }
 }
 
-/// Resident set size of this process, from /proc/self/statm on Linux, the task info on
-/// macOS and the working set on Windows.
-func residentBytes() -> Int {
-    #if os(Linux)
-    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = s.split(separator: " ")
-    return (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
-    #elseif os(macOS)
-    var info = mach_task_basic_info()
-    var count = mach_msg_type_number_t(MemoryLayout<mach_task_basic_info>.size / MemoryLayout<natural_t>.size)
-    let kr = withUnsafeMutablePointer(to: &info) {
-        $0.withMemoryRebound(to: integer_t.self, capacity: Int(count)) { task_info(mach_task_self_, task_flavor_t(MACH_TASK_BASIC_INFO), $0, &count) }
-    }
-    return kr == KERN_SUCCESS ? Int(info.resident_size) : 0
-    #elseif os(Windows)
-    var pmc = PROCESS_MEMORY_COUNTERS()
-    pmc.cb = DWORD(MemoryLayout<PROCESS_MEMORY_COUNTERS>.size)
-    return K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, pmc.cb) ? Int(pmc.WorkingSetSize) : 0
-    #else
-    return 0
-    #endif
-}
+func residentBytes() -> Int { Ember.residentMemoryBytes() }
