@@ -44,8 +44,21 @@ final class TrainingTests: XCTestCase {
                     }
                     if step == 0 || step == 9 {
                         for (k, t) in net.stateDict() {
-                            assertClose(t, ref["\(model).\(optName).step\(step + 1).\(k)"]!.toArray(Double.self), scale: 5,
-                                        "\(model)/\(optName) \(k) after step \(step + 1)")
+                            let want = ref["\(model).\(optName).step\(step + 1).\(k)"]!.toArray(Double.self)
+                            if optName == "adam" && step == 9 {
+                                // Adam moves every weight by up to lr per step whatever its gradient's size, so
+                                // where a gradient vanishes, rounding (FMA or not, BLAS or not) can change that
+                                // step. Allow at most 0.01 % of a tensor's elements to differ, by at most 5·lr.
+                                let got = t.toArray(Double.self)
+                                var off = 0
+                                for (g, w) in zip(got, want) where Swift.abs(g - w) > 1e-4 + 1e-3 * Swift.abs(w) {
+                                    off += 1
+                                    XCTAssertLessThanOrEqual(Swift.abs(g - w), 5e-3, "\(model)/adam \(k) after step 10")
+                                }
+                                XCTAssertLessThanOrEqual(off, Swift.max(1, got.count / 10_000), "\(model)/adam \(k): \(off) elements differ")
+                            } else {
+                                assertClose(t, want, scale: 5, "\(model)/\(optName) \(k) after step \(step + 1)")
+                            }
                         }
                     }
                 }
