@@ -23,7 +23,7 @@ let package = Package(
         // Tensor, dtypes, layouts, storage, devices, the op table, autograd, the backend protocol.
         .target(
             name: "EmberCore",
-            dependencies: ["EmberCPU", .product(name: "RealModule", package: "swift-numerics")]),
+            dependencies: ["EmberCPU", "CEmberKernels", .product(name: "RealModule", package: "swift-numerics")]),
         // Module, layers, losses, initialisation.
         .target(name: "EmberNN", dependencies: ["EmberCore"]),
         // Optimizers, learning-rate schedulers, gradient clipping.

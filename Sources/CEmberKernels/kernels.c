@@ -86,6 +86,37 @@ void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c,
     }
 }
 
+__attribute__((target("avx2")))
+void ember_binary_f32_avx2(int op, const float *a, const float *b, float *out, long n, int bScalar) {
+    long i = 0;
+    __m256 bs = _mm256_set1_ps(b[0]);
+#define LOOP(EXPR, SEXPR)                                                                  \
+    for (; i + 8 <= n; i += 8) {                                                           \
+        __m256 x = _mm256_loadu_ps(a + i), y = bScalar ? bs : _mm256_loadu_ps(b + i);       \
+        _mm256_storeu_ps(out + i, EXPR);                                                   \
+    }                                                                                      \
+    for (; i < n; i++) { float x = a[i], y = bScalar ? b[0] : b[i]; out[i] = SEXPR; }
+    switch (op) {
+    case 0: LOOP(_mm256_add_ps(x, y), x + y) break;
+    case 1: LOOP(_mm256_sub_ps(x, y), x - y) break;
+    case 2: LOOP(_mm256_mul_ps(x, y), x * y) break;
+    default: LOOP(_mm256_div_ps(x, y), x / y) break;
+    }
+#undef LOOP
+}
+
+__attribute__((target("avx2")))
+void ember_relu_f32_avx2(const float *x, float *out, long n) {
+    long i = 0;
+    __m256 z = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        // v < 0 ? 0 : v (NaN compares false and is kept, as PyTorch's relu does).
+        _mm256_storeu_ps(out + i, _mm256_blendv_ps(v, z, _mm256_cmp_ps(v, z, _CMP_LT_OQ)));
+    }
+    for (; i < n; i++) out[i] = x[i] < 0 ? 0 : x[i];
+}
+
 __attribute__((target("avx2,fma")))
 static inline __m256 exp8(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.72283905206835f), lo = _mm256_set1_ps(-87.33654475055310f);
@@ -194,6 +225,10 @@ void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c,
     (void)kc; (void)a; (void)b; (void)c; (void)ldc; (void)accumulate;
 }
 void ember_exp_avx2(const float *x, float *y, long n) { (void)x; (void)y; (void)n; }
+void ember_binary_f32_avx2(int op, const float *a, const float *b, float *out, long n, int bScalar) {
+    (void)op; (void)a; (void)b; (void)out; (void)n; (void)bScalar;
+}
+void ember_relu_f32_avx2(const float *x, float *out, long n) { (void)x; (void)out; (void)n; }
 void ember_softmax_rows_avx2(const float *x, float *y, long rows, long n, int log) { (void)x; (void)y; (void)rows; (void)n; (void)log; }
 float ember_logsumexp_avx2(const float *x, long n) { (void)x; (void)n; return 0; }
 #endif

@@ -19,6 +19,11 @@ void ember_sgemm_6x16_avx2(long kc, const float *a, const float *b, float *c, lo
 /// C[12x32] (+)= A[kc x 12 packed] * B[kc x 32 packed].
 void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 
+/// out = a op b elementwise over n contiguous floats (op: 0 add, 1 sub, 2 mul, 3 div), AVX2;
+/// `bScalar` broadcasts b[0].
+void ember_binary_f32_avx2(int op, const float *a, const float *b, float *out, long n, int bScalar);
+/// out = max(x, 0) (NaN kept) over n contiguous floats, AVX2.
+void ember_relu_f32_avx2(const float *x, float *out, long n);
 /// y[i] = exp(x[i]) (Cephes expf polynomial, relative error < 2e-7), AVX2+FMA.
 void ember_exp_avx2(const float *x, float *y, long n);
 /// Softmax (or log-softmax) of `rows` contiguous rows of `n` floats, AVX2+FMA.

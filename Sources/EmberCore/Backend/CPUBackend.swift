@@ -1,3 +1,4 @@
+import CEmberKernels
 import EmberCPU
 import Foundation
 import RealModule
@@ -194,6 +195,11 @@ public final class CPUBackend: Backend {
     private func floatUnary<T: BinaryFloatingPoint & Real & CPUNumber>(
         _ op: UnaryOp, _ p: StridedPlan, _ x: UnsafePointer<T>, _ o: UnsafeMutablePointer<T>
     ) {
+        if T.self == Float.self && op == .relu && p.isContiguous && CPUFeatures.active >= .avx2 {
+            let xf = UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
+            parallelFor(p.count, grain: 1 << 18) { r in ember_relu_f32_avx2(xf + r.lowerBound, of + r.lowerBound, r.count) }
+            return
+        }
         if T.self == Float.self && (op == .exp || op == .sigmoid) && p.isContiguous {
             // Vectorized exponential (8 lanes) for the contiguous float32 case.
             let xf = UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
@@ -261,6 +267,22 @@ public final class CPUBackend: Backend {
 
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
         let p = StridedPlan(shape: out.shape, out.strides, a.strides, b.strides)
+        let code: Int32? = switch op {
+        case .add: 0
+        case .sub: 1
+        case .mul: 2
+        case .div: 3
+        default: nil
+        }
+        if a.dtype == .float32 && CPUFeatures.active >= .avx2, let code, p.shape.count == 1, p.innerStride(0) == 1, p.innerStride(1) == 1, p.innerStride(2) <= 1 {
+            // Contiguous float32 arithmetic (b contiguous or one broadcast value): the AVX2 loop.
+            let pa = a.ptr(Float.self), pb = b.ptr(Float.self), po = out.ptr(Float.self), scalar: Int32 = p.innerStride(2) == 0 ? 1 : 0
+            parallelFor(p.count, grain: 1 << 18) { r in
+                ember_binary_f32_avx2(code, pa + r.lowerBound, scalar == 1 ? pb : pb + r.lowerBound, po + r.lowerBound,
+                                      r.count, scalar)
+            }
+            return
+        }
         let so = p.innerStride(0), sa = p.innerStride(1), sb = p.innerStride(2)
         func typed<T: CPUNumber>(_: T.Type) {
             let pa = UnsafePointer(a.ptr(T.self)), pb = UnsafePointer(b.ptr(T.self))
