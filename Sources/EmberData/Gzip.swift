@@ -141,7 +141,6 @@ private struct Inflater {
     @inline(__always) mutating func fill(_ n: Int) throws {
         while count < n {
             guard pos < d.count else {
-                if count > 0 && n <= count { return }
                 throw DataError.corrupt("deflate: unexpected end of data")
             }
             bits |= UInt64(d[pos]) << UInt64(count)
