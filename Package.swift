@@ -30,8 +30,10 @@ let package = Package(
         .target(name: "EmberOptim", dependencies: ["EmberCore", "EmberNN"]),
         // Datasets, IDX/gzip readers, batching; safetensors checkpoints.
         .target(name: "EmberData", dependencies: ["EmberCore", "EmberNN", "EmberOptim"]),
+        // Process groups on MPI (loaded at run time), data-parallel training.
+        .target(name: "EmberDistributed", dependencies: ["EmberCore", "EmberCPU", "EmberNN"]),
         // The umbrella module users import.
-        .target(name: "Ember", dependencies: ["EmberCore", "EmberNN", "EmberOptim", "EmberData"]),
+        .target(name: "Ember", dependencies: ["EmberCore", "EmberNN", "EmberOptim", "EmberData", "EmberDistributed"]),
         // The command-line tool.
         .executableTarget(
             name: "ember",
@@ -42,6 +44,9 @@ let package = Package(
             name: "EmberNNTests",
             dependencies: ["Ember", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "EmberDistributedTests",
+            dependencies: ["Ember", "EmberDistributed", "EmberTestSupport"]),
         .testTarget(
             name: "EmberCoreTests",
             dependencies: ["Ember", "EmberCore", "EmberCPU", "EmberTestSupport"],

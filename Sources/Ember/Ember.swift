@@ -2,3 +2,4 @@
 @_exported import EmberData
 @_exported import EmberNN
 @_exported import EmberOptim
+@_exported import EmberDistributed

@@ -24,8 +24,10 @@ public final class DynamicLibrary: @unchecked Sendable {
     }
 
     /// Opens the first of: the path in environment variable `environment`, then each
-    /// candidate (sonames are searched on the system's library path).
-    public static func open(_ library: String, environment: String? = nil, candidates: [String]) throws -> DynamicLibrary {
+    /// candidate (sonames are searched on the system's library path). `global` makes its
+    /// symbols visible to libraries it loads later (RTLD_GLOBAL; Open MPI's plugins need it).
+    public static func open(_ library: String, environment: String? = nil, candidates: [String],
+                            global: Bool = false) throws -> DynamicLibrary {
         var paths: [String] = []
         if let environment, let p = ProcessInfo.processInfo.environment[environment], !p.isEmpty { paths.append(p) }
         paths += candidates
@@ -35,7 +37,7 @@ public final class DynamicLibrary: @unchecked Sendable {
             if let h = LoadLibraryA(p) { return DynamicLibrary(path: p, handle: UnsafeMutableRawPointer(h)) }
             tried.append((p, "LoadLibrary error \(GetLastError())"))
             #else
-            if let h = dlopen(p, RTLD_NOW | RTLD_LOCAL) { return DynamicLibrary(path: p, handle: h) }
+            if let h = dlopen(p, RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL)) { return DynamicLibrary(path: p, handle: h) }
             tried.append((p, dlerror().map { String(cString: $0) } ?? "unknown error"))
             #endif
         }

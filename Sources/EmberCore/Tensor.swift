@@ -195,3 +195,16 @@ extension Bool: TensorScalar {
 }
 
 import EmberCPU
+
+extension Tensor {
+    /// The address of the first element of a contiguous tensor in host-addressable memory
+    /// (for native libraries such as MPI). The storage lives as long as the tensor does.
+    /// Writers must call `markModified()` afterwards so that autograd's version rule holds.
+    public var contiguousDataPointer: UnsafeMutableRawPointer {
+        precondition(isContiguous, "contiguousDataPointer: tensor of shape \(fmt(shape)) is not contiguous")
+        return storage.data + layout.offset * dtype.itemSize
+    }
+
+    /// Records an in-place write made through `contiguousDataPointer`.
+    public func markModified() { storage.bumpVersion() }
+}

@@ -54,6 +54,35 @@ enum Engine {
             }
         }
 
+        // Each leaf's gradient is final once every node that feeds it has run; its hooks
+        // fire then (not at the end), so that a hook can start work — such as a
+        // data-parallel gradient reduction — while the rest of backward runs.
+        var leafEdges: [ObjectIdentifier: Int] = [:]
+        for node in order {
+            for case let t? in node.inputs where t.gradFn == nil { leafEdges[ObjectIdentifier(t), default: 0] += 1 }
+        }
+        var hooked = Set<ObjectIdentifier>()
+        func runLeafHooks(_ leaf: Tensor) throws {
+            let k = ObjectIdentifier(leaf)
+            guard !leaf.leafHooks.isEmpty, let g0 = leafPending[k], hooked.insert(k).inserted else { return }
+            var g = g0
+            for hook in leaf.leafHooks { if let r = try hook(g) { g = r } }
+            leafPending[k] = g
+        }
+        func finished(_ node: Node) throws {
+            for case let t? in node.inputs where t.gradFn == nil {
+                let k = ObjectIdentifier(t)
+                let left = leafEdges[k, default: 1] - 1
+                leafEdges[k] = left
+                if left == 0 { try runLeafHooks(t) }
+            }
+        }
+
+        let callbacks = CallbackQueue.current
+        callbacks.stack.append([])
+        callbacks.passes.append(CallbackQueue.nextPass())
+        defer { callbacks.stack.removeLast(); callbacks.passes.removeLast() }
+
         try withGradMode(createGraph) {
             for (root, g) in roots {
                 try require(root.requiresGrad, "backward: element 0 of tensors does not require grad and does not have a gradFn")
@@ -62,7 +91,7 @@ enum Engine {
                 accumulate(root, g)
             }
             for node in order.reversed() {
-                guard var g = pending.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+                guard var g = pending.removeValue(forKey: ObjectIdentifier(node)) else { try finished(node); continue }
                 for (_, hook) in node.preHooks { if let r = try hook(g) { g = r } }
                 if let r = node.retainer { retained.append((r, g)) }
                 if let r = node.retainer, let ids = captureIDs, ids.contains(ObjectIdentifier(r)) {
@@ -72,7 +101,7 @@ enum Engine {
                     throw EmberError.autograd(
                         "one of the variables needed for gradient computation has been modified by an inplace operation: [\(t.dtype) \(fmt(t.shape))], which is saved by \(node.name), is at version \(t.storage.version); expected version \(v) instead.")
                 }
-                guard let derivative = node.derivative else { continue }
+                guard let derivative = node.derivative else { try finished(node); continue }
                 let ctx = BackwardContext(grad: g, output: node.output, createGraph: createGraph,
                                           needs: node.inputs.map { $0 != nil })
                 let grads = try derivative(ctx)
@@ -80,13 +109,15 @@ enum Engine {
                     guard let input, i < grads.count, let gi = grads[i] else { continue }
                     accumulate(input, gi)
                 }
+                try finished(node)
             }
-            // Leaf hooks run on each leaf's total gradient.
-            for leaf in leafOrder {
-                let k = ObjectIdentifier(leaf)
-                var g = leafPending[k]!
-                for hook in leaf.leafHooks { if let r = try hook(g) { g = r } }
-                leafPending[k] = g
+            // Leaves reached only from the roots themselves.
+            for leaf in leafOrder { try runLeafHooks(leaf) }
+            // Callbacks queued during this pass (`Autograd.queueCallback`), in order.
+            var i = 0
+            while i < callbacks.stack[callbacks.stack.count - 1].count {
+                try callbacks.stack[callbacks.stack.count - 1][i]()
+                i += 1
             }
         }
 
@@ -139,8 +170,36 @@ extension Tensor {
     }
 }
 
+/// Callbacks queued during the backward passes running on this thread (innermost last).
+final class CallbackQueue {
+    var stack: [[() throws -> Void]] = []
+    var passes: [Int] = []
+    nonisolated(unsafe) private static var counter = 0
+    private static let counterLock = Lock()
+    static func nextPass() -> Int { counterLock.withLock { counter += 1; return counter } }
+    private static let local = ThreadLocal { CallbackQueue() }
+    static var current: CallbackQueue { local.value }
+}
+
 /// Functional autograd (`torch.autograd.grad`).
 public enum Autograd {
+    /// Queues `callback` to run at the end of the backward pass running on this thread,
+    /// after every derivative and hook and before any `grad` is written
+    /// (`Variable._execution_engine.queue_callback`). A callback that throws makes the whole
+    /// backward throw, with no gradient committed. Call it from a hook.
+    public static func queueCallback(_ callback: @escaping () throws -> Void) {
+        let q = CallbackQueue.current
+        precondition(!q.stack.isEmpty, "queueCallback: no backward pass is running on this thread")
+        q.stack[q.stack.count - 1].append(callback)
+    }
+
+    /// Whether a backward pass is running on this thread.
+    public static var isInBackward: Bool { !CallbackQueue.current.stack.isEmpty }
+
+    /// A number that identifies the innermost backward pass running on this thread (unique
+    /// in the process), or nil outside backward. Hooks use it to tell passes apart.
+    public static var currentPass: Int? { CallbackQueue.current.passes.last }
+
     /// Gradients of `outputs` with respect to `inputs`, without touching any `grad`.
     /// A `nil` entry means the output does not depend on that input.
     public static func grad(of outputs: [Tensor], wrt inputs: [Tensor], gradOutputs: [Tensor]? = nil,

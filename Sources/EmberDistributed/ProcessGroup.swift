@@ -1,0 +1,347 @@
+import EmberCore
+import Foundation
+
+extension Distributed {
+/// How `allReduce` and `reduceScatter` combine the ranks' values (`torch.distributed.Distributed.ReduceOp`).
+public enum ReduceOp: Hashable, Sendable, CustomStringConvertible {
+    case sum, avg, max, min, product
+    public var description: String {
+        switch self {
+        case .sum: "sum"
+        case .avg: "avg"
+        case .max: "max"
+        case .min: "min"
+        case .product: "product"
+        }
+    }
+}
+}
+
+/// Errors of distributed training. Everything that involves a peer throws one of these.
+public enum DistributedError: Error, CustomStringConvertible, Equatable {
+    /// A communication library (MPI, NCCL) could not be loaded: lists what was tried.
+    case libraryNotFound(String)
+    /// The communication library reported an error.
+    case backend(String)
+    /// An operation did not finish within the group's timeout.
+    case timeout(String)
+    /// Ranks passed tensors of different shapes or dtypes to the same collective.
+    case mismatch(String)
+    /// Initialisation failed: launcher environment, rendezvous, store.
+    case rendezvous(String)
+    /// The group failed earlier (a timeout) and can no longer be used.
+    case broken(String)
+
+    public var description: String {
+        switch self {
+        case .libraryNotFound(let m): "distributed: communication library not found: \(m)"
+        case .backend(let m): "distributed: \(m)"
+        case .timeout(let m): "distributed: timeout: \(m)"
+        case .mismatch(let m): "distributed: \(m)"
+        case .rendezvous(let m): "distributed: rendezvous failed: \(m)"
+        case .broken(let m): "distributed: the process group is unusable after an earlier failure: \(m)"
+        }
+    }
+}
+
+/// The operations a communication library provides on raw host buffers. Every method runs
+/// on the group's communication thread; Ember never implements a collective itself.
+protocol CollectiveEngine: AnyObject {
+    var name: String { get }
+    var rank: Int { get }
+    var worldSize: Int { get }
+    func supports(_ dtype: DType) -> Bool
+    func allReduce(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, op: Distributed.ReduceOp) throws
+    func broadcast(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, root: Int) throws
+    func allGather(_ send: UnsafeRawPointer, _ recv: UnsafeMutableRawPointer, count: Int, dtype: DType) throws
+    func reduceScatter(_ send: UnsafeRawPointer, _ recv: UnsafeMutableRawPointer, count: Int, dtype: DType, op: Distributed.ReduceOp) throws
+    func barrier() throws
+    /// Starts a send or receive; the returned poll reports completion (or throws).
+    func startSend(_ buffer: UnsafeRawPointer, count: Int, dtype: DType, peer: Int, tag: Int) throws -> () throws -> Bool
+    func startRecv(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, peer: Int, tag: Int) throws -> () throws -> Bool
+    /// Ends the job on every rank (after a fatal error); may be called from any thread.
+    func abort(code: Int32)
+    func finalize() throws
+}
+
+/// A group of processes that run collectives together (`torch.distributed.ProcessGroup`).
+///
+/// Every operation has a blocking form and an `…Async` form that returns a `Work`; work is
+/// issued to the communication library in call order on one communication thread, so the
+/// ranks must call collectives in the same order (as with any MPI or NCCL program). By
+/// default each collective first checks that every rank passed the same shape and dtype and
+/// reports the difference (`checksConsistency`); a timeout bounds every wait.
+public final class ProcessGroup: @unchecked Sendable {
+    public let rank: Int
+    public let worldSize: Int
+    /// The communication library: "MPI (Open MPI)" or "MPI (MPICH)".
+    public let backendName: String
+    /// The longest any operation may take before `wait()` throws (seconds).
+    public var timeout: Double
+    /// Check before each collective that all ranks passed the same shape, dtype and op
+    /// (one small extra collective).
+    public var checksConsistency = true
+
+    let engine: CollectiveEngine
+    let comm: CommThread
+    private let stateLock = NSLock()
+    private var failure: String?
+    private var finalized = false
+
+    init(engine: CollectiveEngine, comm: CommThread, timeout: Double) {
+        self.engine = engine
+        self.comm = comm
+        self.rank = engine.rank
+        self.worldSize = engine.worldSize
+        self.backendName = engine.name
+        self.timeout = timeout
+    }
+
+    func markBroken(_ reason: String) {
+        stateLock.lock(); if failure == nil { failure = reason }; stateLock.unlock()
+    }
+
+    /// Why the group can no longer be used, if it failed.
+    public var failureReason: String? {
+        stateLock.lock(); defer { stateLock.unlock() }
+        return failure
+    }
+
+    /// Queues `body` on the communication thread; the returned work finishes with it.
+    private func enqueue(_ what: String, _ body: @escaping () throws -> Void) -> Work {
+        let work = Work(what, group: self)
+        if let f = failureReason {
+            work.finish(DistributedError.broken(f))
+            return work
+        }
+        comm.submit { [self] in
+            if let f = failureReason { work.finish(DistributedError.broken(f)); return }
+            do {
+                try body()
+                work.finish(nil)
+            } catch {
+                work.finish(error)
+            }
+        }
+        return work
+    }
+
+    private func describe(_ op: String, _ t: Tensor) -> String {
+        "\(op) \(t.dtype) [\(t.shape.map(String.init).joined(separator: ", "))]"
+    }
+
+    private func requireHost(_ op: String, _ t: Tensor) {
+        precondition(t.device == .cpu,
+                     "\(op): the \(backendName) process group takes CPU tensors, but got one on \(t.device)")
+    }
+
+    /// A contiguous tensor the library can read and write (the tensor itself when it
+    /// already is one; float16/bfloat16 travel as float32).
+    private func staging(_ t: Tensor) -> Tensor {
+        if engine.supports(t.dtype) { return t.isContiguous ? t : withNoGrad { t.contiguous() } }
+        return withNoGrad { t.to(.float32).contiguous() }
+    }
+
+    private func writeBack(_ staged: Tensor, into t: Tensor) {
+        if staged !== t { withNoGrad { _ = t.copy_(staged) } } else { t.markModified() }
+    }
+
+    /// Runs on the communication thread: all ranks compare a fingerprint of `what`; when
+    /// they differ, they exchange descriptions and every rank throws the same message.
+    private func verify(_ what: String) throws {
+        guard checksConsistency && worldSize > 1 else { return }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in what.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let mine = Int64(bitPattern: h >> 2)
+        var buf: [Int64] = [mine, -mine]
+        try buf.withUnsafeMutableBytes { try engine.allReduce($0.baseAddress!, count: 2, dtype: .int64, op: .max) }
+        if buf[0] == mine && buf[1] == -mine { return }
+        let width = 256
+        var me = [UInt8](repeating: 0, count: width)
+        for (i, b) in what.utf8.prefix(width - 1).enumerated() { me[i] = b }
+        var all = [UInt8](repeating: 0, count: width * worldSize)
+        try me.withUnsafeBytes { s in
+            try all.withUnsafeMutableBytes { r in
+                try engine.allGather(s.baseAddress!, r.baseAddress!, count: width, dtype: .uint8)
+            }
+        }
+        let lines = (0..<worldSize).map { r -> String in
+            let bytes = all[(r * width)..<((r + 1) * width)].prefix { $0 != 0 }
+            return "rank \(r): \(String(decoding: bytes, as: UTF8.self))"
+        }
+        throw DistributedError.mismatch("the ranks called collectives with different arguments: " + lines.joined(separator: "; "))
+    }
+
+    // MARK: - Collectives
+
+    /// Combines `tensor` across all ranks, in place (`all_reduce`).
+    public func allReduceAsync(_ tensor: Tensor, op: Distributed.ReduceOp = .sum) -> Work {
+        allReduceAsync(tensor, op: op, verifying: true)
+    }
+
+    func allReduceAsync(_ tensor: Tensor, op: Distributed.ReduceOp, verifying: Bool) -> Work {
+        requireHost("allReduce", tensor)
+        if op == .avg { precondition(tensor.dtype.isFloatingPoint, "allReduce: avg needs a floating-point tensor, got \(tensor.dtype)") }
+        let what = describe("allReduce(\(op))", tensor)
+        let staged = staging(tensor)
+        let world = worldSize
+        return enqueue(what) { [self] in
+            if verifying { try verify(what) }
+            try engine.allReduce(staged.contiguousDataPointer, count: staged.count, dtype: staged.dtype, op: op)
+            if op == .avg { withNoGrad { _ = staged.mul_(1.0 / Double(world)) } }
+            writeBack(staged, into: tensor)
+        }
+    }
+
+    public func allReduce(_ tensor: Tensor, op: Distributed.ReduceOp = .sum) throws {
+        try allReduceAsync(tensor, op: op).wait()
+    }
+
+    /// Copies `tensor` from rank `root` to every rank, in place (`broadcast`).
+    public func broadcastAsync(_ tensor: Tensor, from root: Int = 0) -> Work {
+        requireHost("broadcast", tensor)
+        precondition(root >= 0 && root < worldSize, "broadcast: root \(root) is not a rank of a group of \(worldSize)")
+        let what = describe("broadcast(from \(root))", tensor)
+        let staged = staging(tensor)
+        return enqueue(what) { [self] in
+            try verify(what)
+            try engine.broadcast(staged.contiguousDataPointer, count: staged.count, dtype: staged.dtype, root: root)
+            writeBack(staged, into: tensor)
+        }
+    }
+
+    public func broadcast(_ tensor: Tensor, from root: Int = 0) throws {
+        try broadcastAsync(tensor, from: root).wait()
+    }
+
+    /// Gathers every rank's `tensor` into `output`, whose first dimension is the world size
+    /// (`all_gather_into_tensor`).
+    public func allGatherAsync(_ tensor: Tensor, into output: Tensor) -> Work {
+        requireHost("allGather", tensor)
+        requireHost("allGather", output)
+        precondition(output.shape == [worldSize] + tensor.shape && output.dtype == tensor.dtype,
+                     "allGather: output must be \(tensor.dtype) [\(([worldSize] + tensor.shape).map(String.init).joined(separator: ", "))], got \(output.dtype) \(output.shape)")
+        let what = describe("allGather", tensor)
+        let src = staging(tensor), dst = staging(output)
+        return enqueue(what) { [self] in
+            try verify(what)
+            try engine.allGather(src.contiguousDataPointer, dst.contiguousDataPointer, count: src.count, dtype: src.dtype)
+            writeBack(dst, into: output)
+        }
+    }
+
+    /// Every rank's `tensor`, in rank order (`all_gather`).
+    public func allGather(_ tensor: Tensor) throws -> [Tensor] {
+        let out = Tensor.empty([worldSize] + tensor.shape, dtype: tensor.dtype)
+        try allGatherAsync(tensor, into: out).wait()
+        return (0..<worldSize).map { out[$0] }
+    }
+
+    /// Reduces `input` (first dimension divisible by the world size) across ranks and gives
+    /// each rank its own slice along dimension 0 in `output` (`reduce_scatter_tensor`).
+    public func reduceScatterAsync(_ input: Tensor, into output: Tensor, op: Distributed.ReduceOp = .sum) -> Work {
+        requireHost("reduceScatter", input)
+        requireHost("reduceScatter", output)
+        precondition(input.rank >= 1 && input.shape[0] == output.shape.first.map { $0 * worldSize } ?? -1
+                     && Array(input.shape.dropFirst()) == Array(output.shape.dropFirst()) && input.dtype == output.dtype,
+                     "reduceScatter: input \(input.dtype) \(input.shape) must be the world size (\(worldSize)) times output \(output.dtype) \(output.shape) along dimension 0")
+        if op == .avg { precondition(input.dtype.isFloatingPoint, "reduceScatter: avg needs a floating-point tensor, got \(input.dtype)") }
+        let what = describe("reduceScatter(\(op))", input)
+        let src = staging(input), dst = staging(output)
+        let world = worldSize
+        return enqueue(what) { [self] in
+            try verify(what)
+            try engine.reduceScatter(src.contiguousDataPointer, dst.contiguousDataPointer, count: dst.count,
+                                     dtype: src.dtype, op: op)
+            if op == .avg { withNoGrad { _ = dst.mul_(1.0 / Double(world)) } }
+            writeBack(dst, into: output)
+        }
+    }
+
+    public func reduceScatter(_ input: Tensor, op: Distributed.ReduceOp = .sum) throws -> Tensor {
+        var shape = input.shape
+        precondition(!shape.isEmpty && shape[0] % worldSize == 0,
+                     "reduceScatter: dimension 0 of \(input.shape) is not divisible by the world size \(worldSize)")
+        shape[0] /= worldSize
+        let out = Tensor.empty(shape, dtype: input.dtype)
+        try reduceScatterAsync(input, into: out, op: op).wait()
+        return out
+    }
+
+    /// Waits until every rank has reached the barrier.
+    public func barrierAsync() -> Work {
+        enqueue("barrier") { [self] in try engine.barrier() }
+    }
+
+    public func barrier() throws { try barrierAsync().wait() }
+
+    // MARK: - Point to point
+
+    /// Sends `tensor` to rank `peer` (`isend`); the tensor must stay unchanged until the
+    /// work finishes.
+    public func sendAsync(_ tensor: Tensor, to peer: Int, tag: Int = 0) -> Work {
+        requireHost("send", tensor)
+        precondition(peer >= 0 && peer < worldSize && peer != rank, "send: invalid peer \(peer) (rank \(rank) of \(worldSize))")
+        let src = staging(tensor)
+        let work = Work(describe("send(to \(peer), tag \(tag))", tensor), group: self)
+        if let f = failureReason { work.finish(DistributedError.broken(f)); return work }
+        comm.submit { [self] in
+            do {
+                let poll = try engine.startSend(src.contiguousDataPointer, count: src.count, dtype: src.dtype, peer: peer, tag: tag)
+                comm.addPoll {
+                    do { if try poll() { _ = src; work.finish(nil); return true }; return false }
+                    catch { work.finish(error); return true }
+                }
+            } catch { work.finish(error) }
+        }
+        return work
+    }
+
+    public func send(_ tensor: Tensor, to peer: Int, tag: Int = 0) throws {
+        try sendAsync(tensor, to: peer, tag: tag).wait()
+    }
+
+    /// Receives into `tensor` from rank `peer` (`irecv`).
+    public func recvAsync(_ tensor: Tensor, from peer: Int, tag: Int = 0) -> Work {
+        requireHost("recv", tensor)
+        precondition(peer >= 0 && peer < worldSize && peer != rank, "recv: invalid peer \(peer) (rank \(rank) of \(worldSize))")
+        let dst = staging(tensor)
+        let work = Work(describe("recv(from \(peer), tag \(tag))", tensor), group: self)
+        if let f = failureReason { work.finish(DistributedError.broken(f)); return work }
+        comm.submit { [self] in
+            do {
+                let poll = try engine.startRecv(dst.contiguousDataPointer, count: dst.count, dtype: dst.dtype, peer: peer, tag: tag)
+                comm.addPoll { [self] in
+                    do {
+                        if try poll() { writeBack(dst, into: tensor); work.finish(nil); return true }
+                        return false
+                    } catch { work.finish(error); return true }
+                }
+            } catch { work.finish(error) }
+        }
+        return work
+    }
+
+    public func recv(_ tensor: Tensor, from peer: Int, tag: Int = 0) throws {
+        try recvAsync(tensor, from: peer, tag: tag).wait()
+    }
+
+    // MARK: - Lifetime
+
+    /// Ends the job on every rank at once (after an unrecoverable error).
+    public func abort(code: Int32 = 1) -> Never {
+        engine.abort(code: code)
+        exit(code)
+    }
+
+    /// Shuts the communication library down; every rank must call it (`destroy_process_group`).
+    public func destroy() throws {
+        stateLock.lock()
+        if finalized { stateLock.unlock(); return }
+        finalized = true
+        let broken = failure
+        stateLock.unlock()
+        if broken != nil { return }
+        try comm.sync { [engine] in try engine.finalize() }
+    }
+}

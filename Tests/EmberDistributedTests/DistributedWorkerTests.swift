@@ -1,0 +1,263 @@
+import Ember
+import Foundation
+import XCTest
+
+/// The rank side of the multi-process tests: `MPIHarness` starts this test under `mpirun`
+/// with `EMBER_DIST_SCENARIO` set. Each scenario prints `EMBER-OK rank R` when every check
+/// passed; a failed check prints `EMBER-FAIL …` and exits non-zero.
+final class DistributedWorkerTests: XCTestCase {
+    func testWorker() throws {
+        guard let scenario = ProcessInfo.processInfo.environment["EMBER_DIST_SCENARIO"] else {
+            throw XCTSkip("runs only as a rank started by the multi-process tests")
+        }
+        setvbuf(stdout, nil, _IOLBF, 0)
+        let timeout = ProcessInfo.processInfo.environment["EMBER_DIST_TIMEOUT"].flatMap(Double.init) ?? 60
+        let g = try Distributed.initProcessGroup(timeout: timeout)
+        var failures: [String] = []
+        func check(_ ok: Bool, _ what: @autoclosure () -> String) {
+            if !ok { failures.append(what()); print("EMBER-FAIL rank \(g.rank): \(what())") }
+        }
+        switch scenario {
+        case "collectives": try Scenarios.collectives(g, check)
+        case "mismatch": try Scenarios.mismatch(g, check)
+        case "ddp": try Scenarios.ddp(g, check)
+        case "ddp-unused": try Scenarios.ddpUnused(g, check)
+        case "die":
+            if g.rank == 1 { kill(getpid(), SIGKILL) }
+            try g.allReduce(Tensor.ones([1000]))
+            print("EMBER-UNEXPECTED rank \(g.rank) finished")
+        case "hang":
+            if g.rank == 1 { sleep(120) }
+            do {
+                try g.allReduce(Tensor.ones([1000]))
+                print("EMBER-UNEXPECTED rank \(g.rank) finished")
+            } catch let e as DistributedError {
+                print("EMBER-TIMEOUT rank \(g.rank): \(e)")
+                exit(3)
+            }
+        default: fatalError("unknown scenario \(scenario)")
+        }
+        try Distributed.destroyProcessGroup()
+        if failures.isEmpty { print("EMBER-OK rank \(g.rank)") } else { exit(2) }
+    }
+}
+
+enum Scenarios {
+    typealias Check = (Bool, @autoclosure () -> String) -> Void
+
+    static func values(_ t: Tensor) -> [Double] { t.to(.float64).contiguous().toArray(Double.self) }
+
+    /// Every collective, for several dtypes, against values computed from the rank formula.
+    static func collectives(_ g: ProcessGroup, _ check: Check) throws {
+        let r = Double(g.rank), n = Double(g.worldSize)
+        let ranks = (0..<g.worldSize).map(Double.init)
+        check(g.backendName.hasPrefix("MPI"), "backend \(g.backendName)")
+        for dtype in [DType.float32, .float64, .int32, .int64, .uint8, .float16, .bfloat16] {
+            // x_r[i] = r + 1 + i (small, exact in every dtype)
+            func make() -> Tensor { (Tensor.arange(6, dtype: .float64) + (r + 1)).to(dtype).reshape([2, 3]) }
+            let sum: (Double) -> Double = { i in ranks.reduce(0) { $0 + $1 + 1 + i } }
+            let prod: (Double) -> Double = { i in ranks.reduce(1) { $0 * ($1 + 1 + i) } }
+            let avg: (Double) -> Double = { i in sum(i) / n }
+            var ops: [(Distributed.ReduceOp, (Double) -> Double)] = [(.sum, sum), (.max, { i in n + i }), (.min, { i in 1 + i }), (.product, prod)]
+            if dtype.isFloatingPoint { ops.append((.avg, avg)) }
+            for (op, want) in ops {
+                if dtype == .uint8 && op == .product { continue }
+                let t = make()
+                try g.allReduce(t, op: op)
+                let expected = (0..<6).map { want(Double($0)) }
+                let got = values(t)
+                let tol = dtype == .bfloat16 ? 0.02 : (dtype == .float16 ? 0.002 : 1e-9)
+                check(zip(got, expected).allSatisfy { abs($0 - $1) <= tol * max(1, abs($1)) },
+                      "allReduce \(op) \(dtype): \(got) vs \(expected)")
+                check(t.dtype == dtype && t.shape == [2, 3], "allReduce \(op) \(dtype) kept dtype/shape")
+            }
+            // broadcast from the last rank
+            let b = make()
+            try g.broadcast(b, from: g.worldSize - 1)
+            check(values(b) == (0..<6).map { n + Double($0) }, "broadcast \(dtype): \(values(b))")
+            // allGather
+            let parts = try g.allGather(make())
+            check(parts.count == g.worldSize, "allGather count")
+            for (k, p) in parts.enumerated() {
+                check(p.shape == [2, 3] && values(p) == (0..<6).map { Double(k) + 1 + Double($0) }, "allGather \(dtype) part \(k): \(values(p))")
+            }
+            // reduceScatter: input row k = k*10 + r
+            if dtype != .uint8 || g.worldSize <= 3 {
+                let input = (Tensor.arange(g.worldSize * 2, dtype: .float64).reshape([g.worldSize, 2]) * 10 + r).to(dtype)
+                let out = try g.reduceScatter(input, op: .sum)
+                let want = (0..<2).map { j in ranks.reduce(0) { $0 + Double((g.rank * 2 + j) * 10) + $1 } }
+                check(out.shape == [1, 2] && values(out) == want, "reduceScatter \(dtype): \(values(out)) vs \(want)")
+            }
+        }
+        // Bool: any / all through max / min.
+        let flag = Tensor([g.rank == 0, true, false])
+        try g.allReduce(flag, op: .max)
+        check(flag.toArray(Bool.self) == [true, true, false], "allReduce bool max")
+        // A non-contiguous tensor is written back through its view.
+        let base = Tensor.ones([3, 4])
+        let tview = base.t()
+        try g.allReduce(tview)
+        check(values(base).allSatisfy { $0 == n }, "allReduce of a transposed view")
+        // Several collectives in flight at once complete in order.
+        let many = (0..<8).map { k in Tensor.full([1000], Double(k)) }
+        let works = many.map { g.allReduceAsync($0, op: .sum) }
+        for w in works { try w.wait() }
+        for (k, t) in many.enumerated() { check(values(t).allSatisfy { $0 == Double(k) * n }, "async allReduce \(k)") }
+        // A large buffer (4M floats).
+        let big = Tensor.full([1 << 22], r + 1)
+        try g.allReduce(big)
+        check(values(big[0..<1])[0] == ranks.reduce(0) { $0 + $1 + 1 } && values(big[(1 << 22) - 1..<(1 << 22)])[0] == ranks.reduce(0) { $0 + $1 + 1 }, "large allReduce")
+        // Ring send/recv: both directions posted before waiting, so no rank blocks another.
+        let next = (g.rank + 1) % g.worldSize, prev = (g.rank + g.worldSize - 1) % g.worldSize
+        let out = Tensor.full([5, 5], r, dtype: .float64)
+        let inbox = Tensor.zeros([5, 5], dtype: .float64)
+        let s = g.sendAsync(out, to: next, tag: 7)
+        let rv = g.recvAsync(inbox, from: prev, tag: 7)
+        try s.wait(); try rv.wait()
+        check(values(inbox).allSatisfy { $0 == Double(prev) }, "ring recv from \(prev): \(values(inbox).prefix(3))")
+        try g.barrier()
+    }
+
+    /// Ranks pass different shapes: every rank gets the same error listing each rank's call.
+    static func mismatch(_ g: ProcessGroup, _ check: Check) throws {
+        let t = g.rank == 0 ? Tensor.ones([4, 3]) : Tensor.ones([5])
+        do {
+            try g.allReduce(t)
+            check(false, "mismatched allReduce did not throw")
+        } catch let e as DistributedError {
+            let m = "\(e)"
+            print("EMBER-MISMATCH rank \(g.rank): \(m)")
+            check(m.contains("rank 0: allReduce(sum) float32 [4, 3]") && m.contains("rank 1: allReduce(sum) float32 [5]"), "message: \(m)")
+        }
+        // The group still works afterwards.
+        let ok = Tensor.ones([2])
+        try g.allReduce(ok)
+        check(values(ok) == [Double(g.worldSize), Double(g.worldSize)], "allReduce after a mismatch")
+        // DDP refuses models that differ across ranks.
+        let model = g.rank == 0 ? Sequential([Linear(4, 3)]) : Sequential([Linear(4, 2)])
+        do {
+            _ = try DistributedDataParallel(model, group: g)
+            check(false, "DDP accepted different models")
+        } catch let e as DistributedError {
+            let m = "\(e)"
+            print("EMBER-MISMATCH rank \(g.rank): \(m)")
+            check(m.contains("rank 0: 0.weight float32 [3, 4]") && m.contains("rank 1: 0.weight float32 [2, 4]"), "DDP message: \(m)")
+        }
+    }
+
+    static func makeModel(seed: UInt64) -> Sequential {
+        Ember.manualSeed(seed)
+        return Sequential([Linear(20, 32), ReLU(), Linear(32, 16), Tanh(), Linear(16, 5)])
+    }
+
+    /// DDP with W ranks × batch B matches one process with batch W·B after 10 SGD steps;
+    /// also with gradient accumulation under `noSync`.
+    static func ddp(_ g: ProcessGroup, _ check: Check) throws {
+        let B = 8, W = g.worldSize
+        Ember.manualSeed(123)
+        let xs = Tensor.randn([10, W * B, 20])
+        let ys = Tensor.randint(0, 5, [10, W * B])
+
+        // Reference: a single process on the whole batch (computed on every rank).
+        let ref = makeModel(seed: 7)
+        let refOpt = SGD(ref.parameters(), lr: 0.1, momentum: 0.9)
+        for s in 0..<10 {
+            refOpt.zeroGrad()
+            try crossEntropy(ref(xs[s]), ys[s]).backward()
+            refOpt.step()
+        }
+        // DDP: a different seed on other ranks proves the initial broadcast.
+        let model = makeModel(seed: 7 + UInt64(g.rank) * 1000)
+        let ddp = try DistributedDataParallel(model, group: g, bucketCapMB: 0.002)
+        check(ddp.bucketParameterNames.count > 1, "several buckets: \(ddp.bucketParameterNames)")
+        let opt = SGD(model.parameters(), lr: 0.1, momentum: 0.9)
+        for s in 0..<10 {
+            opt.zeroGrad()
+            let mine = xs[s][(g.rank * B)..<((g.rank + 1) * B)]
+            let labels = ys[s][(g.rank * B)..<((g.rank + 1) * B)]
+            try crossEntropy(ddp(mine), labels).backward()
+            opt.step()
+        }
+        var worst = 0.0
+        for ((name, p), (_, q)) in zip(model.namedParameters(), ref.namedParameters()) {
+            let d = (p - q).abs().max().item()
+            worst = max(worst, d)
+            check(d < 1e-5, "DDP parameter \(name) differs from the single process by \(d)")
+        }
+        print("EMBER-DDP rank \(g.rank): max |ddp - single| = \(worst)")
+
+        // Gradient accumulation: two half-batches, the first under noSync.
+        let acc = makeModel(seed: 99)
+        let accRef = makeModel(seed: 99)
+        let accDDP = try DistributedDataParallel(acc, group: g)
+        let x = xs[0], y = ys[0]
+        let h = B / 2
+        let lo = g.rank * B
+        try accDDP.noSync {
+            try (crossEntropy(accDDP(x[lo..<(lo + h)]), y[lo..<(lo + h)]) * 0.5).backward()
+        }
+        try (crossEntropy(accDDP(x[(lo + h)..<(lo + B)]), y[(lo + h)..<(lo + B)]) * 0.5).backward()
+        try crossEntropy(accRef(x), y).backward()
+        for ((name, p), (_, q)) in zip(acc.namedParameters(), accRef.namedParameters()) {
+            let d = (p.grad! - q.grad!).abs().max().item()
+            check(d < 1e-5, "noSync accumulation: gradient of \(name) differs by \(d)")
+        }
+        // A second backward after an error works: a hook throwing mid-backward leaves no state behind.
+        let extra = acc.parameters()[0]
+        let handle = extra.registerHook { _ in throw DistributedError.backend("injected") }
+        acc.zeroGrad()
+        check((try? crossEntropy(accDDP(x[lo..<(lo + B)]), y[lo..<(lo + B)]).backward()) == nil, "the injected error surfaced")
+        handle.remove()
+        // Every rank failed the same way, so the ranks' collectives still line up: the next
+        // backward works and averages again.
+        acc.zeroGrad()
+        accRef.zeroGrad()
+        try crossEntropy(accDDP(x[lo..<(lo + B)]), y[lo..<(lo + B)]).backward()
+        try crossEntropy(accRef(x), y).backward()
+        let d = (acc.parameters()[0].grad! - accRef.parameters()[0].grad!).abs().max().item()
+        check(d < 1e-5, "backward after an error: gradient differs by \(d)")
+    }
+
+    /// A branch used only on rank 0: with findUnusedParameters the gradient is averaged
+    /// over the ranks that used it (zeros elsewhere); without it, backward names the parameter.
+    static func ddpUnused(_ g: ProcessGroup, _ check: Check) throws {
+        final class TwoHeads: Module {
+            let body = Linear(6, 6), a = Linear(6, 2), b = Linear(6, 2)
+            var useB = true
+            override func callAsFunction(_ x: Tensor) -> Tensor {
+                let h = body(x).relu()
+                return useB ? a(h) + b(h) : a(h)
+            }
+        }
+        Ember.manualSeed(5)
+        let m = TwoHeads()
+        m.useB = g.rank == 0
+        let ddp = try DistributedDataParallel(m, group: g, findUnusedParameters: true)
+        Ember.manualSeed(6)
+        let x = Tensor.randn([4, 6])
+        try ddp(x).sum().backward()
+        // b's gradient: rank 0's local gradient divided by the world size, on every rank.
+        let local = Tensor.ones([4, 2]).t().matmul(m.body(x).relu())
+        let want = local / Double(g.worldSize)
+        let got = try XCTUnwrap(m.b.weight.grad)
+        let d = (got - want).abs().max().item()
+        check(d < 1e-5, "unused-parameter gradient differs by \(d)")
+        // A parameter used by no rank keeps no gradient.
+        m.useB = false
+        m.zeroGrad()
+        try ddp(x).sum().backward()
+        check(m.b.weight.grad == nil, "a parameter no rank used got a gradient")
+        check(m.a.weight.grad != nil, "used parameter has a gradient")
+
+        // Without findUnusedParameters the error names the parameter.
+        let m2 = TwoHeads()
+        m2.useB = false
+        let strict = try DistributedDataParallel(m2, group: g)
+        do {
+            try strict(x).sum().backward()
+            check(false, "unused parameters were accepted")
+        } catch {
+            check("\(error)".contains("module.b.weight") || "\(error)".contains("b.weight"), "error names the parameter: \(error)")
+        }
+    }
+}
