@@ -34,6 +34,25 @@ struct Train: ParsableCommand {
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also when piped to a log
         if let threads { Ember.setNumThreads(threads) }
+        // Under `ember launch` / mpirun every rank runs this same command: data-parallel.
+        var group: ProcessGroup? = nil
+        if launchedByMPI() {
+            let g = try Distributed.initProcessGroup()
+            if g.worldSize > 1 { group = g }
+        }
+        do {
+            try train(group)
+        } catch {
+            guard let group else { throw error }
+            FileHandle.standardError.write("rank \(group.rank): \(error)\n".data(using: .utf8)!)
+            group.abort(code: 1)
+        }
+        try Distributed.destroyProcessGroup()
+    }
+
+    func train(_ group: ProcessGroup?) throws {
+        let rank = group?.rank ?? 0, world = group?.worldSize ?? 1
+        func say(_ line: String) { if rank == 0 { print(line) } }
         let train: FashionMNIST, test: FashionMNIST
         do {
             train = try FashionMNIST(root: data, train: true)
@@ -69,10 +88,13 @@ struct Train: ParsableCommand {
             if let o = ck.optimizer { try opt.loadStateDict(o) }
             startEpoch = Int(ck.values["epoch"] ?? "0") ?? 0
             if let s = ck.values["scheduler_step"].flatMap(Int.init) { scheduler?.setEpoch(s) }
-            print("resumed from \(path) after epoch \(startEpoch)")
+            say("resumed from \(path) after epoch \(startEpoch)")
         }
-        print("model \(model): \(net.parameterCount) parameters; \(n) training images, \(nt) test images; "
-              + "\(optimizer) lr \(opt.paramGroups[0].lr), batch \(batchSize), threads \(Ember.numThreads)")
+        // Data-parallel: rank 0's weights go to every rank, gradients are averaged in backward.
+        let forward: Module = try group.map { try DistributedDataParallel(net, group: $0) } ?? net
+        say("model \(model): \(net.parameterCount) parameters; \(n) training images, \(nt) test images; "
+            + "\(optimizer) lr \(opt.paramGroups[0].lr), batch \(batchSize), threads \(Ember.numThreads)"
+            + (world > 1 ? "; data-parallel over \(world) processes (\(group!.backendName)), global batch \(world * batchSize)" : ""))
 
         let mean = 0.2860, std = 0.3530
         func batch(_ images: Tensor, _ idx: Tensor) -> Tensor {
@@ -81,20 +103,24 @@ struct Train: ParsableCommand {
             return x
         }
         // Batches are gathered whole by the loader's workers while the model trains.
-        let loader = DataLoader(count: n, batchSize: batchSize, shuffle: true, numWorkers: workers, seed: seed) { indices in
+        let shard: DistributedSampler? = world > 1 ? DistributedSampler(count: n, numReplicas: world, rank: rank, shuffle: true, seed: seed) : nil
+        let sampler: Sampler? = shard
+        let loader = DataLoader(count: n, batchSize: batchSize, shuffle: sampler == nil, sampler: sampler, numWorkers: workers,
+                                seed: seed) { indices in
             let idx = Tensor(indices)
             return (batch(trainImages, idx), trainLabels.indexSelect(0, idx))
         }
         loader.epoch = startEpoch
 
-        if startEpoch >= epochs { print("nothing to do: the checkpoint is already at epoch \(startEpoch)") }
+        let stepsThisRank = shard.map { ($0.numSamples + batchSize - 1) / batchSize } ?? stepsPerEpoch
+        if startEpoch >= epochs { say("nothing to do: the checkpoint is already at epoch \(startEpoch)") }
         for epoch in startEpoch..<epochs {
             net.train()
-            let bar = Progress(total: stepsPerEpoch, label: "epoch \(epoch + 1)/\(epochs)", quiet: quiet)
+            let bar = Progress(total: stepsThisRank, label: "epoch \(epoch + 1)/\(epochs)", quiet: quiet || rank != 0)
             var seen = 0, step = 0
             let batches = loader.makeBatchIterator()
             while let (x, y) = try batches.next() {
-                let loss = crossEntropy(net(x), y)
+                let loss = crossEntropy(forward(x), y)
                 opt.zeroGrad()
                 try loss.backward()
                 opt.step()
@@ -104,32 +130,41 @@ struct Train: ParsableCommand {
                 bar.update(step, loss: loss.item(), samples: seen)
             }
             if schedule != "onecycle" { scheduler?.step() }
-            bar.finish()
-            let acc = evaluate(net, test, nt, batch)
-            print(String(format: "epoch %d: test accuracy %.2f%%", epoch + 1, acc * 100))
-            if let path = checkpoint {
+            if rank == 0 { bar.finish() }
+            let acc = try evaluate(net, test, nt, batch, group)
+            say(String(format: "epoch %d: test accuracy %.2f%%", epoch + 1, acc * 100))
+            if let path = checkpoint, rank == 0 {
                 try Checkpoint(model: net.stateDict(), optimizer: opt.stateDict(),
                                values: ["model": model, "epoch": "\(epoch + 1)", "scheduler_step": "\(scheduler?.lastEpoch ?? 0)"])
                     .save(to: path)
             }
         }
-        let acc = evaluate(net, test, nt, batch)
-        print(String(format: "test accuracy: %.4f (%.2f%%)", acc, acc * 100))
+        let acc = try evaluate(net, test, nt, batch, group)
+        say(String(format: "test accuracy: %.4f (%.2f%%)", acc, acc * 100))
     }
 
-    func evaluate(_ net: Module, _ test: FashionMNIST, _ count: Int, _ batch: (Tensor, Tensor) -> Tensor) -> Double {
+    /// Test accuracy; with a group, each rank scores its share and the counts are summed.
+    func evaluate(_ net: Module, _ test: FashionMNIST, _ count: Int, _ batch: (Tensor, Tensor) -> Tensor,
+                  _ group: ProcessGroup?) throws -> Double {
         net.eval()
         defer { net.train() }
         var correct = 0
+        let world = group?.worldSize ?? 1, rank = group?.rank ?? 0
+        let lo = count * rank / world, hi = count * (rank + 1) / world
         withNoGrad {
-            var i = 0
-            while i < count {
-                let m = min(1000, count - i)
+            var i = lo
+            while i < hi {
+                let m = min(1000, hi - i)
                 let idx = Tensor.arange(Double(i), Double(i + m), dtype: .int64)
                 let pred = net(batch(test.images, idx)).argmax(dim: 1)
                 correct += Int(pred.eq(test.labels.indexSelect(0, idx)).sum().item())
                 i += m
             }
+        }
+        if let group {
+            let total = Tensor([Int64(correct)])
+            try group.allReduce(total)
+            correct = Int(total.item(Int64.self))
         }
         return Double(correct) / Double(max(count, 1))
     }
