@@ -47,13 +47,22 @@ final class CommThread: @unchecked Sendable {
     func addPoll(_ poll: @escaping () -> Bool) { polls.append(poll) }
 
     private func loop() {
+        var idleSince: UInt64 = 0
         while true {
             cond.lock()
+            // Right after a job, yield-spin briefly for the next one: a futex sleep and
+            // wake-up costs more than a small collective on shared memory.
+            if jobs.isEmpty && polls.isEmpty && idleSince != 0 {
+                while jobs.isEmpty && DispatchTime.now().uptimeNanoseconds - idleSince < 50_000 {
+                    cond.unlock(); sched_yield(); cond.lock()
+                }
+            }
             while jobs.isEmpty && polls.isEmpty { cond.wait() }
             let batch = jobs
             jobs.removeAll(keepingCapacity: true)
             cond.unlock()
             for job in batch { job() }
+            idleSince = batch.isEmpty ? 0 : DispatchTime.now().uptimeNanoseconds
             if !polls.isEmpty {
                 polls.removeAll { $0() }
                 if !polls.isEmpty && batch.isEmpty { usleep(20) }
@@ -96,6 +105,11 @@ public final class Work: @unchecked Sendable {
     public func wait() throws {
         let deadline = Date().addingTimeInterval(group.timeout)
         cond.lock()
+        // Yield-spin a little before sleeping (small collectives finish within microseconds).
+        let spinStart = DispatchTime.now().uptimeNanoseconds
+        while !done && DispatchTime.now().uptimeNanoseconds - spinStart < 30_000 {
+            cond.unlock(); sched_yield(); cond.lock()
+        }
         while !done {
             if !cond.wait(until: deadline) && !done {
                 cond.unlock()

@@ -31,6 +31,10 @@ public final class DistributedDataParallel<M: Module>: Module {
     public let findUnusedParameters: Bool
     /// Broadcast buffers (batch-norm statistics) from rank 0 before each forward.
     public let broadcastBuffers: Bool
+    /// Gradients are views of the communication buckets (no copy after the reduction; a
+    /// gradient kept across steps is overwritten by the next backward), as PyTorch's
+    /// `gradient_as_bucket_view=True`.
+    public let gradientAsBucketView: Bool
 
     private let params: [(name: String, tensor: Tensor)]
     private var buckets: [Bucket] = []
@@ -54,7 +58,8 @@ public final class DistributedDataParallel<M: Module>: Module {
 
     /// Wraps `module` (`DistributedDataParallel(module)`).
     public init(_ module: M, group: ProcessGroup? = nil, bucketCapMB: Double = 25,
-                findUnusedParameters: Bool = false, broadcastBuffers: Bool = true) throws {
+                findUnusedParameters: Bool = false, broadcastBuffers: Bool = true,
+                gradientAsBucketView: Bool = true) throws {
         guard let g = group ?? Distributed.defaultGroup else {
             throw DistributedError.rendezvous("DistributedDataParallel needs a process group: call Distributed.initProcessGroup() first")
         }
@@ -62,6 +67,7 @@ public final class DistributedDataParallel<M: Module>: Module {
         self.group = g
         self.findUnusedParameters = findUnusedParameters
         self.broadcastBuffers = broadcastBuffers
+        self.gradientAsBucketView = gradientAsBucketView
         params = module.namedParameters().filter { $0.1.requiresGrad }.map { ($0.0, $0.1) }
         super.init()
         try verifyAcrossRanks()
@@ -209,6 +215,7 @@ public final class DistributedDataParallel<M: Module>: Module {
         let b = buckets[slot[ObjectIdentifier(p)]!.bucket]
         b.pending -= 1
         launchReady()
+        if gradientAsBucketView { Autograd.adoptAsGradient(v) }
         return v
     }
 
@@ -256,7 +263,7 @@ public final class DistributedDataParallel<M: Module>: Module {
         withNoGrad {
             for i in hadPrevious where hooked.contains(i) { params[i].tensor.grad = nil }
             for i in missing where usedAnywhere[i] || hadPrevious.contains(i) {
-                params[i].tensor.grad = view(i).clone()
+                params[i].tensor.grad = gradientAsBucketView ? view(i) : view(i).clone()
             }
         }
     }

@@ -7,7 +7,7 @@ struct EmberTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ember",
         abstract: "Ember: deep learning in Swift.",
-        subcommands: [Train.self, Launch.self, Demo.self, Info.self, Bench.self],
+        subcommands: [Train.self, Launch.self, Demo.self, Info.self, Bench.self, BenchDistributed.self],
         defaultSubcommand: Train.self)
 }
 

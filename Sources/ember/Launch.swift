@@ -40,8 +40,6 @@ struct Launch: ParsableCommand {
             if geteuid() == 0 { args.append("--allow-run-as-root") }
             if nproc > cores { args.append("--oversubscribe") }
             args += ["--bind-to", "none"]
-            // Single-copy shared memory (CMA) is often forbidden in containers; plain shared memory always works.
-            if env["OMPI_MCA_btl_vader_single_copy_mechanism"] == nil { env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none" }
         default:
             break
         }

@@ -35,6 +35,7 @@ final class DistributedTests: XCTestCase {
         for np in [2, 3] {
             let r = try h.run(scenario: "collectives", np: np)
             expectOK(r, np: np, "collectives with \(np) ranks")
+            XCTAssertTrue(r.output.contains("EMBER-BACKEND rank 0: MPI (Open MPI)"), r.output.suffix(1000).description)
         }
     }
 
@@ -42,6 +43,7 @@ final class DistributedTests: XCTestCase {
         let h = try harness(.mpich)
         let r = try h.run(scenario: "collectives", np: 2)
         expectOK(r, np: 2, "collectives on MPICH")
+        XCTAssertTrue(r.output.contains("EMBER-BACKEND rank 0: MPI (MPICH)"), r.output.suffix(1000).description)
     }
 
     func testMismatchedShapesAreReported() throws {

@@ -52,6 +52,7 @@ enum Scenarios {
         let r = Double(g.rank), n = Double(g.worldSize)
         let ranks = (0..<g.worldSize).map(Double.init)
         check(g.backendName.hasPrefix("MPI"), "backend \(g.backendName)")
+        print("EMBER-BACKEND rank \(g.rank): \(g.backendName)")
         for dtype in [DType.float32, .float64, .int32, .int64, .uint8, .float16, .bfloat16] {
             // x_r[i] = r + 1 + i (small, exact in every dtype)
             func make() -> Tensor { (Tensor.arange(6, dtype: .float64) + (r + 1)).to(dtype).reshape([2, 3]) }

@@ -55,8 +55,6 @@ struct MPIHarness {
         env["SWIFT_BACKTRACE"] = "enable=no"
         env["EMBER_NUM_THREADS"] = "1"
         if flavor == .openMPI {
-            // Containers often forbid the cross-memory-attach single copy; plain shared memory works everywhere.
-            env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
             env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
         }
         return try MPIHarness.run(args, env: env, timeout: timeout)

@@ -81,7 +81,8 @@ enum Engine {
         let callbacks = CallbackQueue.current
         callbacks.stack.append([])
         callbacks.passes.append(CallbackQueue.nextPass())
-        defer { callbacks.stack.removeLast(); callbacks.passes.removeLast() }
+        callbacks.adopted.append([])
+        defer { callbacks.stack.removeLast(); callbacks.passes.removeLast(); callbacks.adopted.removeLast() }
 
         try withGradMode(createGraph) {
             for (root, g) in roots {
@@ -128,9 +129,14 @@ enum Engine {
                 result.append(t.gradFn == nil ? leafPending[ObjectIdentifier(t)] : captured[ObjectIdentifier(t)])
             }
         } else {
+            let adopted = callbacks.adopted[callbacks.adopted.count - 1]
             for leaf in leafOrder {
                 let g = leafPending.removeValue(forKey: ObjectIdentifier(leaf))!
-                commit(leaf, g, createGraph)
+                if leaf.grad == nil && !createGraph && adopted.contains(ObjectIdentifier(g)) {
+                    leaf.grad = g
+                } else {
+                    commit(leaf, g, createGraph)
+                }
             }
             for (t, g) in retained { commit(t, g, createGraph) }
         }
@@ -174,6 +180,8 @@ extension Tensor {
 final class CallbackQueue {
     var stack: [[() throws -> Void]] = []
     var passes: [Int] = []
+    /// Gradients that hooks handed over to be stored as they are (no copy) in this pass.
+    var adopted: [Set<ObjectIdentifier>] = []
     nonisolated(unsafe) private static var counter = 0
     private static let counterLock = Lock()
     static func nextPass() -> Int { counterLock.withLock { counter += 1; return counter } }
@@ -191,6 +199,16 @@ public enum Autograd {
         let q = CallbackQueue.current
         precondition(!q.stack.isEmpty, "queueCallback: no backward pass is running on this thread")
         q.stack[q.stack.count - 1].append(callback)
+    }
+
+    /// Called by a leaf hook on the tensor it returns: when the leaf has no gradient yet,
+    /// backward stores this very tensor as `grad` instead of a copy of it. The hook's owner
+    /// promises that nothing else writes the tensor until the next backward (data-parallel
+    /// training uses it to make gradients views of its communication buckets).
+    public static func adoptAsGradient(_ t: Tensor) {
+        let q = CallbackQueue.current
+        precondition(!q.adopted.isEmpty, "adoptAsGradient: no backward pass is running on this thread")
+        q.adopted[q.adopted.count - 1].insert(ObjectIdentifier(t))
     }
 
     /// Whether a backward pass is running on this thread.
