@@ -1,3 +1,4 @@
+import CEmberKernels
 import Dispatch
 import Foundation
 
@@ -31,11 +32,42 @@ public func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         return
     }
     let per = (n + chunks - 1) / chunks
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+    _parallelRun(chunks) { c in
         let lo = c * per
         let hi = min(n, lo + per)
         if lo < hi { body(lo..<hi) }
     }
+}
+
+/// Runs `body(0..<chunks)` on the intra-op pool (the calling thread takes part). Falls back
+/// to Dispatch when the pool is busy with another caller's job, and runs inline when called
+/// from inside a pool job (no nested oversubscription).
+@usableFromInline
+func _parallelRun(_ chunks: Int, _ body: (Int) -> Void) {
+    _ = ThreadPool.started
+    withoutActuallyEscaping(body) { f in
+        var fn = f
+        let rc = withUnsafeMutablePointer(to: &fn) { p in
+            ember_pool_run({ ctx, c in
+                ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(c)
+            }, p, chunks)
+        }
+        if rc == 0 { return }
+        if rc == -2 {
+            for c in 0..<chunks { f(c) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: chunks, execute: f)
+    }
+}
+
+/// The persistent worker threads behind `parallelFor` (cores − 1 of them; the caller is
+/// the last worker). They spin for up to 200 µs after a job (`EMBER_SPIN_US`), then sleep.
+public enum ThreadPool {
+    public static let started: Int = {
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        return Int(ember_pool_start(Int32(max(CPUThreads.count, cores) - 1)))
+    }()
 }
 
 /// Runs `body(i)` for every `i` in `0..<n` on up to `CPUThreads.count` threads.
@@ -46,7 +78,7 @@ public func parallelTasks(_ n: Int, _ body: (Int) -> Void) {
         for i in 0..<n { body(i) }
         return
     }
-    DispatchQueue.concurrentPerform(iterations: n, execute: body)
+    _parallelRun(n, body)
 }
 
 /// Elements per chunk below which elementwise work stays on one thread.

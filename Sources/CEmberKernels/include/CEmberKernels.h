@@ -31,6 +31,16 @@ void ember_softmax_rows_avx2(const float *x, float *y, long rows, long n, int lo
 /// log Σ exp(row) of one row of `n` floats, AVX2+FMA.
 float ember_logsumexp_avx2(const float *x, long n);
 
+/// A chunk of a parallel job: fn(ctx, chunkIndex).
+typedef void (*ember_pool_fn)(void *ctx, long chunk);
+/// Starts the intra-op pool with `workers` threads (first call wins); returns how many run.
+int ember_pool_start(int workers);
+/// Runs chunks 0..<chunks on the pool and the calling thread; returns 0 when done, -1 when
+/// the pool is busy or absent, -2 when called from inside a pool job (run it inline).
+int ember_pool_run(ember_pool_fn fn, void *ctx, long chunks);
+/// Whether this thread is running a pool job.
+int ember_pool_in_job(void);
+
 #ifdef __cplusplus
 }
 #endif
