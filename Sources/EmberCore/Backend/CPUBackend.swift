@@ -691,14 +691,15 @@ public final class CPUBackend: Backend {
                                 }
                                 let line = plane + iy * W
                                 let x0 = j * dw - pw
-                                if sw == 1 && x0 >= 0 && x0 + Wo <= W {
-                                    for xo in 0..<Wo { r[xo] = line[x0 + xo] }
+                                // Output columns whose input column xo·sw + x0 lies inside the row.
+                                let (xs, xe) = validColumns(x0, sw, W, Wo)
+                                for xo in 0..<xs { r[xo] = pad }
+                                if sw == 1 {
+                                    (r + xs).update(from: line + (xs + x0), count: xe - xs)
                                 } else {
-                                    for xo in 0..<Wo {
-                                        let ix = xo * sw + x0
-                                        r[xo] = (ix >= 0 && ix < W) ? line[ix] : pad
-                                    }
+                                    for xo in xs..<xe { r[xo] = line[xo * sw + x0] }
                                 }
+                                for xo in xe..<Wo { r[xo] = pad }
                             }
                         }
                     }
@@ -710,6 +711,13 @@ public final class CPUBackend: Backend {
         case .float64: run(Double.self)
         default: unsupported("im2col", x.dtype)
         }
+    }
+
+    /// The output columns `xs..<xe` whose input column `xo·stride + x0` is in `0..<width`.
+    @inline(__always) private func validColumns(_ x0: Int, _ stride: Int, _ width: Int, _ outWidth: Int) -> (Int, Int) {
+        let xs = x0 >= 0 ? 0 : Swift.min(outWidth, (-x0 + stride - 1) / stride)
+        let xe = width - x0 <= 0 ? 0 : Swift.min(outWidth, (width - x0 + stride - 1) / stride)
+        return (xs, Swift.max(xs, xe))
     }
 
     public func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor) {
@@ -729,9 +737,13 @@ public final class CPUBackend: Backend {
                                 let iy = y * sh - ph + i * dh
                                 if iy < 0 || iy >= H { continue }
                                 let line = plane + iy * W, r = row + y * Wo
-                                for xo in 0..<Wo {
-                                    let ix = xo * sw - pw + j * dw
-                                    if ix >= 0 && ix < W { line[ix] += r[xo] }
+                                let x0 = j * dw - pw
+                                let (xs, xe) = validColumns(x0, sw, W, Wo)
+                                if sw == 1 {
+                                    let l = line + x0
+                                    for xo in xs..<xe { l[xo] += r[xo] }
+                                } else {
+                                    for xo in xs..<xe { line[xo * sw + x0] += r[xo] }
                                 }
                             }
                         }
@@ -791,6 +803,29 @@ public final class CPUBackend: Backend {
         let Ho = g.outHeight, Wo = g.outWidth
         func run<T: BinaryFloatingPoint>(_: T.Type) {
             let src = x.ptr(T.self), dst = out.ptr(T.self), idx = indices.ptr(Int64.self)
+            if kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 {
+                // The common 2×2/2 window without padding: four loads, no bounds checks.
+                // Ties keep the first element in scan order; NaN wins (as PyTorch).
+                parallelFor(planes, grain: Swift.max(1, 16384 / Swift.max(Ho * Wo * 4, 1))) { range in
+                    for pl in range {
+                        let plane = src + pl * H * W, o = dst + pl * Ho * Wo, io = idx + pl * Ho * Wo
+                        for y in 0..<Ho {
+                            let r0 = 2 * y * W, r1 = r0 + W
+                            for xo in 0..<Wo {
+                                let c0 = r0 + 2 * xo, c1 = r1 + 2 * xo
+                                var best = plane[c0], at = c0
+                                let b = plane[c0 + 1], c = plane[c1], d = plane[c1 + 1]
+                                if b > best || b.isNaN { best = b; at = c0 + 1 }
+                                if c > best || c.isNaN { best = c; at = c1 }
+                                if d > best || d.isNaN { best = d; at = c1 + 1 }
+                                o[y * Wo + xo] = best
+                                io[y * Wo + xo] = Int64(at)
+                            }
+                        }
+                    }
+                }
+                return
+            }
             parallelFor(planes, grain: Swift.max(1, 16384 / Swift.max(Ho * Wo * kh * kw, 1))) { range in
                 for pl in range {
                     let plane = src + pl * H * W, o = dst + pl * Ho * Wo, io = idx + pl * Ho * Wo
