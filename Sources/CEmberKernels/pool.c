@@ -31,6 +31,7 @@ typedef struct {
     _Atomic uint64_t claim;           // (generation << 32) | next chunk
     _Atomic long done;                // chunks finished in this job
     _Atomic int sleepers;
+    _Atomic uint64_t parks;           // bumped to send spinning workers to sleep at once
     ember_pool_fn fn;
     void *ctx;
     long chunks;
@@ -74,12 +75,14 @@ static void *worker_main(void *arg) {
         uint64_t g = atomic_load_explicit(&pool.generation, memory_order_acquire);
         if (g == seen) {
             uint64_t start = now_ns();
+            uint64_t parks = atomic_load_explicit(&pool.parks, memory_order_relaxed);
             int n = 0;
             while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen) {
                 CPU_RELAX();
                 if (++n == 256) {
                     n = 0;
                     if (now_ns() - start > (uint64_t)pool.spin_ns) break;
+                    if (atomic_load_explicit(&pool.parks, memory_order_relaxed) != parks) break;
                 }
             }
             if (g == seen) {
@@ -104,6 +107,7 @@ static void pool_init(void) {
     atomic_store(&pool.claim, 0);
     atomic_store(&pool.done, 0);
     atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.parks, 0);
     pool.spin_ns = 200000;
     const char *s = getenv("EMBER_SPIN_US");
     if (s) pool.spin_ns = atol(s) * 1000;
@@ -154,9 +158,12 @@ int ember_pool_run(ember_pool_fn fn, void *ctx, long chunks) {
 
 int ember_pool_in_job(void) { return in_pool_job; }
 
+void ember_pool_park(void) { atomic_fetch_add_explicit(&pool.parks, 1, memory_order_relaxed); }
+
 #else
 // Windows: no pool; the Swift side uses Dispatch.
 int ember_pool_start(int workers) { (void)workers; return 0; }
 int ember_pool_run(ember_pool_fn fn, void *ctx, long chunks) { (void)fn; (void)ctx; (void)chunks; return -1; }
 int ember_pool_in_job(void) { return 0; }
+void ember_pool_park(void) {}
 #endif

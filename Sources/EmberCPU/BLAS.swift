@@ -1,3 +1,4 @@
+import CEmberKernels
 import Foundation
 
 /// A system BLAS (OpenBLAS, MKL, BLIS, Accelerate) loaded at run time, used for the GEMM
@@ -79,9 +80,31 @@ public final class BLAS: @unchecked Sendable {
         let (ta, lda): (Int32, Int) = csA == 1 ? (111, rsA) : (rsA == 1 ? (112, csA) : (0, 0))
         let (tb, ldb): (Int32, Int) = csB == 1 ? (111, rsB) : (rsB == 1 ? (112, csB) : (0, 0))
         guard ta != 0, tb != 0, lda >= (ta == 111 ? k : m), ldb >= (tb == 111 ? n : k), ldc >= n else { return false }
-        if threads != threadsSet { setThreads?(Int32(threads)); threadsSet = threads }
-        sgemmFn(101, ta, tb, Int32(m), Int32(n), Int32(k), 1, a, Int32(Swift.max(lda, 1)), b, Int32(Swift.max(ldb, 1)),
-                accumulate ? 1 : 0, c, Int32(Swift.max(ldc, 1)))
+        // BLAS runs single-threaded inside Ember's own pool: two thread pools on the same
+        // cores (BLAS's workers spin-yield between calls) slowed training down measurably.
+        if threadsSet != 1, let setThreads { setThreads(1); threadsSet = 1 }
+        let parts = Swift.min(threads, Swift.max(1, (m >= n ? m / 64 : n / 64)))
+        if parts <= 1 || (setThreads == nil && threadsSet != 1) {
+            sgemmFn(101, ta, tb, Int32(m), Int32(n), Int32(k), 1, a, Int32(Swift.max(lda, 1)), b, Int32(Swift.max(ldb, 1)),
+                    accumulate ? 1 : 0, c, Int32(Swift.max(ldc, 1)))
+            return true
+        }
+        // Split the larger of M and N into `parts` blocks (multiples of 16).
+        let splitRows = m >= n
+        let total = splitRows ? m : n
+        let step = ((total + parts - 1) / parts + 15) / 16 * 16
+        let beta: Float = accumulate ? 1 : 0
+        let f = sgemmFn
+        parallelTasks((total + step - 1) / step) { p in
+            let lo = p * step, cnt = Swift.min(step, total - lo)
+            if splitRows {
+                f(101, ta, tb, Int32(cnt), Int32(n), Int32(k), 1, a + lo * rsA, Int32(Swift.max(lda, 1)), b, Int32(Swift.max(ldb, 1)),
+                  beta, c + lo * ldc, Int32(Swift.max(ldc, 1)))
+            } else {
+                f(101, ta, tb, Int32(m), Int32(cnt), Int32(k), 1, a, Int32(Swift.max(lda, 1)), b + lo * csB, Int32(Swift.max(ldb, 1)),
+                  beta, c + lo, Int32(Swift.max(ldc, 1)))
+            }
+        }
         return true
     }
 

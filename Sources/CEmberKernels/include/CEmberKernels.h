@@ -38,6 +38,8 @@ int ember_pool_start(int workers);
 /// Runs chunks 0..<chunks on the pool and the calling thread; returns 0 when done, -1 when
 /// the pool is busy or absent, -2 when called from inside a pool job (run it inline).
 int ember_pool_run(ember_pool_fn fn, void *ctx, long chunks);
+/// Sends spinning workers to sleep now (before handing the cores to another library's threads).
+void ember_pool_park(void);
 /// Whether this thread is running a pool job.
 int ember_pool_in_job(void);
 
