@@ -64,7 +64,7 @@ public enum GEMM {
     ) {
         // Below 256³ multiply-adds, a second thread costs more than it brings (measured:
         // 128³ took 54 µs on two threads, 43 µs on one).
-        let t = m * n * k < 1 << 24 ? 1 : (threads ?? CPUThreads.count)
+        let t = m * n * k < 1 << 20 ? 1 : (threads ?? CPUThreads.count)
         if useBLAS, let blas = BLAS.shared, let limit = blas.threshold, m * n * k >= limit,
            blas.sgemm(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA, b: b, rsB: rowStrideB, csB: colStrideB,
                       c: c, ldc: ldc, accumulate: accumulate, threads: t) {

@@ -84,7 +84,23 @@ public final class Sequential: Module {
     }
     public convenience init(_ layers: Module...) { self.init(layers) }
     public override func namedChildren() -> [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
-    public override func callAsFunction(_ x: Tensor) -> Tensor { layers.reduce(x) { $1($0) } }
+    /// Runs the layers in order; a `Linear` followed by `ReLU()` runs as one fused op
+    /// (bias and activation applied in the product's output buffer).
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        var y = x
+        var i = 0
+        while i < layers.count {
+            if let lin = layers[i] as? Linear, i + 1 < layers.count, let act = layers[i + 1] as? Activation, act.name == "ReLU",
+               y.rank == 2 {
+                y = Tensor.linear(y, lin.weight, lin.bias, relu: true)
+                i += 2
+                continue
+            }
+            y = layers[i](y)
+            i += 1
+        }
+        return y
+    }
     public subscript(_ i: Int) -> Module { layers[i] }
     public var count: Int { layers.count }
     public func append(_ m: Module) { layers.append(m) }

@@ -36,7 +36,11 @@ struct Bench: ParsableCommand {
         }
         for c in cases() where only.map({ c.name.contains($0) }) ?? true {
             let reps = c.repeats ?? repeats
+            // The twin's OpenMP threads busy-wait for a while after each of its cases (and
+            // Ember's pool workers for 200 µs): let the other side go idle before timing.
+            if twin != nil { usleep(300_000) }
             let e = measure(c.iterations, reps, c.setup())
+            if twin != nil { usleep(300_000) }
             let t = twin?.time(c.name, iterations: c.iterations, repeats: reps)
             let ratio = t.map { String(format: "%.2f", e.median / $0) } ?? "-"
             print(pad(c.name, 34) + pad(fmt(e.median), 12) + pad(t.map(fmt) ?? "-", 12) + ratio

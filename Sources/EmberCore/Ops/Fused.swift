@@ -103,3 +103,58 @@ public enum FusedUpdate {
         return true
     }
 }
+
+extension Tensor {
+    /// `x·Wᵀ + b`, optionally followed by ReLU, in one output buffer (`addmm` + `relu_`):
+    /// the bias fills the output, the product accumulates onto it, and ReLU runs in place.
+    /// Backward saves only the output (the ReLU mask) and the operands. Applies to 2-D
+    /// contiguous float32/float64 CPU operands; anything else takes the composed ops.
+    public static func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, relu: Bool) -> Tensor {
+        let d = x.dtype
+        let fusable = x.device == .cpu && weight.device == .cpu && x.rank == 2 && weight.rank == 2
+            && (d == .float32 || d == .float64) && weight.dtype == d && (bias.map { $0.dtype == d && $0.rank == 1 && $0.device == .cpu } ?? true)
+            && x.shape[1] == weight.shape[1] && (bias.map { $0.count == weight.shape[0] } ?? true)
+        guard fusable else {
+            let y = x.matmul(weight.t())
+            let z = bias.map { y + $0 } ?? y
+            return relu ? z.relu() : z
+        }
+        let (m, k, n) = (x.shape[0], x.shape[1], weight.shape[0])
+        let xc = x.contiguous(), wc = weight.contiguous()
+        let out = Tensor(uninitialized: [m, n], dtype: d)
+        func run<T: BinaryFloatingPoint>(_: T.Type, _ gemm: (UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>, Bool) -> Void) {
+            let o = out.ptr(T.self)
+            if let bias {
+                let b = bias.contiguous().ptr(T.self)
+                for i in 0..<m { (o + i * n).update(from: b, count: n) }
+            }
+            gemm(xc.ptr(T.self), wc.ptr(T.self), o, bias != nil)
+            if relu {
+                parallelFor(m * n, grain: elementwiseGrain) { r in for i in r where !(o[i] > 0) && !o[i].isNaN { o[i] = 0 } }
+            }
+        }
+        if d == .float32 {
+            run(Float.self) { a, w, c, acc in
+                GEMM.sgemm(m: m, n: n, k: k, a: a, rowStrideA: k, colStrideA: 1, b: w, rowStrideB: 1, colStrideB: k,
+                           c: c, ldc: n, accumulate: acc)
+            }
+        } else {
+            run(Double.self) { a, w, c, acc in
+                GEMM.dgemm(m: m, n: n, k: k, a: a, rowStrideA: k, colStrideA: 1, b: w, rowStrideB: 1, colStrideB: k,
+                           c: c, ldc: n, accumulate: acc)
+            }
+        }
+        let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+        if anyNeedsGrad(inputs) {
+            record(out, relu ? "LinearReluBackward" : "AddmmBackward", inputs, save: [x, weight], saveOutput: relu) { c in
+                var g = c.grad
+                if relu, let y = c.output { g = g * y.gt(0).to(g.dtype) }
+                let gx = c.needsGrad(0) ? g.matmul(weight) : nil
+                let gw = c.needsGrad(1) ? g.t().matmul(x) : nil
+                let gb = bias != nil && c.needsGrad(2) ? g.sum(dim: 0) : nil
+                return [gx, gw] + (bias != nil ? [gb] : [])
+            }
+        }
+        return out
+    }
+}
