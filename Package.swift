@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "EmberOptim", dependencies: ["EmberCore", "EmberNN"]),
         // Datasets, IDX/gzip readers, batching; safetensors checkpoints.
         .target(name: "EmberData", dependencies: ["EmberCore", "EmberNN", "EmberOptim"]),
+        // NVIDIA GPUs: driver, NVRTC and cuBLAS opened at run time; kernels compiled by NVRTC.
+        .target(name: "EmberCUDA", dependencies: ["EmberCore", "EmberCPU"]),
         // Process groups on MPI (loaded at run time), data-parallel training.
         .target(name: "EmberDistributed", dependencies: ["EmberCore", "EmberCPU", "EmberNN"]),
         // The umbrella module users import.
@@ -44,6 +46,9 @@ let package = Package(
             name: "EmberNNTests",
             dependencies: ["Ember", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "EmberCUDATests",
+            dependencies: ["EmberCUDA", "EmberCore"]),
         .testTarget(
             name: "EmberDistributedTests",
             dependencies: ["Ember", "EmberDistributed", "EmberTestSupport"]),

@@ -1,0 +1,94 @@
+import EmberCore
+@testable import EmberCUDA
+import Foundation
+import XCTest
+
+/// Every generated kernel module compiles with NVRTC (no GPU needed: NVRTC emits PTX and
+/// CUBIN on any machine). CI provides NVRTC from NVIDIA's PyPI wheel; without it the test
+/// is skipped with the reason printed.
+final class KernelCompileTests: XCTestCase {
+    func nvrtc() throws -> NVRTC {
+        do { return try NVRTC.load() } catch {
+            throw XCTSkip("NVRTC not found (pip install nvidia-cuda-nvrtc-cu12, or EMBER_NVRTC_LIBRARY): \(error)")
+        }
+    }
+
+    func testEveryModuleCompiles() throws {
+        let nv = try nvrtc()
+        print("NVRTC \(nv.version.major).\(nv.version.minor) from \(nv.library.path); architectures \(nv.supportedArchitectures)")
+        // CUBIN for a recent data-center GPU, and PTX for the oldest architecture NVRTC does
+        // not call deprecated (Ember needs compute capability 6.0+ for float64 atomics).
+        let targets: [NVRTC.Target] = [nv.target(forArchitecture: 90), .ptx(75)]
+        var failures: [String] = []
+        for (name, source) in KernelSource.allModules() {
+            for target in targets {
+                do {
+                    let binary = try nv.compile(source, name: name + ".cu", target: target)
+                    if binary.count < 100 { failures.append("\(name) \(target): \(binary.count) bytes") }
+                } catch {
+                    failures.append("\(name) \(target): \(error)".prefix(3000).description)
+                }
+            }
+        }
+        XCTAssertEqual(failures, [], failures.joined(separator: "\n\n"))
+    }
+
+    func testCompileErrorsCarryTheLog() throws {
+        let nv = try nvrtc()
+        XCTAssertThrowsError(try nv.compile("extern \"C\" __global__ void k() { undefined_thing(); }", target: .ptx(75))) { e in
+            XCTAssertTrue("\(e)".contains("undefined_thing"), "\(e)")
+        }
+    }
+
+    func testTargetPrefersExactCubin() throws {
+        let nv = try nvrtc()
+        XCTAssertEqual(nv.target(forArchitecture: 80), .cubin(80))
+        if let top = nv.supportedArchitectures.max() {
+            // A GPU newer than NVRTC knows gets PTX for the newest architecture it does know.
+            XCTAssertEqual(nv.target(forArchitecture: top + 100), .ptx(top))
+        }
+    }
+
+    func testKernelCacheRoundTripAndBrokenEntries() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ember-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = KernelCache(directory: dir)
+        XCTAssertNil(cache.load(key: "k1"))
+        let payload: [UInt8] = (0..<5000).map { UInt8($0 % 253) }
+        cache.store(key: "k1", binary: payload)
+        XCTAssertEqual(cache.load(key: "k1"), payload)
+        XCTAssertNil(cache.load(key: "k2"))
+        // Corrupt the entry: it is dropped (and the caller recompiles), never fatal.
+        let file = cache.file(for: Array("k1".utf8))
+        var bytes = try Data(contentsOf: file)
+        bytes[bytes.count - 1] ^= 0xff
+        try bytes.write(to: file)
+        XCTAssertNil(cache.load(key: "k1"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file.path))
+        // Truncated entry.
+        cache.store(key: "k1", binary: payload)
+        try Data(try Data(contentsOf: file).prefix(40)).write(to: file)
+        XCTAssertNil(cache.load(key: "k1"))
+        // No temporary files are left behind.
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".tmp") }
+        XCTAssertEqual(left, [])
+    }
+
+    func testLibrarySearchIncludesWheelLayouts() {
+        let env = ["EMBER_PYTHON_SITE": "/opt/py/site-packages", "EMBER_CUDA_LIBRARY_PATH": "/opt/cuda/lib"]
+        // Only existing site directories are listed; the explicit one is kept when it exists.
+        let c = CUDALibraries.candidates(CUDALibraries.nvrtc, environment: env)
+        XCTAssertEqual(c.first, "/opt/cuda/lib/libnvrtc.so.13")
+        XCTAssertTrue(c.contains("libnvrtc.so.12"))
+        XCTAssertTrue(c.contains("/usr/local/cuda/lib64/libnvrtc.so.12"))
+    }
+
+    func testMissingDriverIsReportedWithPaths() {
+        setenv("EMBER_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1)
+        defer { unsetenv("EMBER_CUDA_DRIVER") }
+        if FileManager.default.fileExists(atPath: "/usr/lib/x86_64-linux-gnu/libcuda.so.1") { return }
+        XCTAssertThrowsError(try CUDALibraries.open(CUDALibraries.driver)) { e in
+            XCTAssertTrue("\(e)".contains("/nonexistent/libcuda.so.1") && "\(e)".contains("libcuda.so.1"), "\(e)")
+        }
+    }
+}
