@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "Ember", targets: ["Ember"]),
         .executable(name: "ember", targets: ["ember"]),
+        .executable(name: "ember-gpu-check", targets: ["ember-gpu-check"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
@@ -39,9 +40,16 @@ let package = Package(
         // The command-line tool.
         .executableTarget(
             name: "ember",
-            dependencies: ["Ember", "EmberCPU", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Ember", "EmberCPU", "EmberCUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // GPU verification: the op fixtures, layers and training on a GPU against the CPU and
+        // PyTorch (built with --static-swift-stdlib and run where a GPU is lent).
+        .executableTarget(
+            name: "ember-gpu-check",
+            dependencies: ["Ember", "EmberCUDA", "EmberOpFixtures", "EmberTestSupport"]),
         // Helpers shared by the test targets (fixture loading, tolerances).
         .target(name: "EmberTestSupport", dependencies: ["EmberCore"], path: "Tests/EmberTestSupport"),
+        // The PyTorch op fixtures as a library: cases, the op table, and a runner per device.
+        .target(name: "EmberOpFixtures", dependencies: ["EmberCore", "EmberTestSupport"], path: "Tests/EmberOpFixtures"),
         .testTarget(
             name: "EmberNNTests",
             dependencies: ["Ember", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"],
@@ -54,7 +62,7 @@ let package = Package(
             dependencies: ["Ember", "EmberDistributed", "EmberTestSupport"]),
         .testTarget(
             name: "EmberCoreTests",
-            dependencies: ["Ember", "EmberCore", "EmberCPU", "EmberTestSupport"],
+            dependencies: ["Ember", "EmberCore", "EmberCPU", "EmberTestSupport", "EmberOpFixtures"],
             resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

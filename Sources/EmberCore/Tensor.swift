@@ -208,3 +208,13 @@ extension Tensor {
     /// Records an in-place write made through `contiguousDataPointer`.
     public func markModified() { storage.bumpVersion() }
 }
+
+extension Tensor {
+    /// A contiguous tensor over `storage` (device backends and pinned memory build their
+    /// tensors with it).
+    public convenience init(storage: Storage, shape: [Int], dtype: DType) {
+        precondition(shape.reduce(1, *) * dtype.itemSize <= storage.byteCount,
+                     "Tensor(storage:): shape \(fmt(shape)) of \(dtype) needs more than the storage's \(storage.byteCount) bytes")
+        self.init(storage: storage, layout: Layout(contiguous: shape), dtype: dtype)
+    }
+}

@@ -1,5 +1,6 @@
 import XCTest
 @testable import EmberCore
+import EmberOpFixtures
 import EmberTestSupport
 
 /// Float64 central finite differences against Ember's analytic gradients, for every

@@ -12,7 +12,8 @@ extension Tensor {
             try require(target.dtype == .int64, "crossEntropy: expected int64 class indices, got \(target.dtype)")
         }
         let t = target.contiguous()
-        let tp = t.ptr(Int64.self)
+        let hostTarget = t.device == .cpu ? t : t.to(.cpu)  // class indices are checked on the host
+        let tp = hostTarget.ptr(Int64.self)
         var counted = 0
         for i in 0..<t.count where Int(tp[i]) != ignoreIndex {
             counted += 1

@@ -1,8 +1,8 @@
-@testable import EmberCore
+import EmberCore
 import EmberTestSupport
 
 /// Every op the fixtures name, in Ember's API: the bridge between PyTorch's names and Ember's.
-let opTable: [String: ([Tensor], Params) -> [Tensor]] = [
+public let opTable: [String: ([Tensor], Params) -> [Tensor]] = [
     "neg": { x, _ in [-x[0]] },
     "abs": { x, _ in [x[0].abs()] },
     "sign": { x, _ in [x[0].sign()] },

@@ -1,0 +1,171 @@
+import EmberCore
+import Foundation
+
+extension Ember {
+    /// NVIDIA GPUs (`torch.cuda`). Everything is found when the program runs: the driver,
+    /// NVRTC (which compiles Ember's kernels) and cuBLAS. Accessing any property loads them
+    /// once and registers a backend for every GPU, so `tensor.to(.cuda(0))` works after
+    /// `Ember.CUDA.isAvailable` returned true.
+    public enum CUDA {
+        final class State: @unchecked Sendable {
+            var devices: [CUDADevice] = []
+            var reason: String?
+            var driver: CUDADriver?
+            var nvrtc: NVRTC?
+            var cublasStatus = "not loaded"
+        }
+
+        nonisolated(unsafe) private static var _allowTF32 = false
+
+        /// Whether float32 matrix products may use TF32 tensor cores (off by default: full
+        /// float32 precision, as PyTorch's default for matmul).
+        public static var allowTF32: Bool {
+            get { _allowTF32 }
+            set {
+                _allowTF32 = newValue
+                for d in state.devices { d.cublas?.setTF32(newValue) }
+            }
+        }
+
+        static let state: State = {
+            let s = State()
+            do {
+                let driver = try CUDADriver.load()
+                s.driver = driver
+                var count: Int32 = 0
+                try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
+                guard count > 0 else { throw CUDAError.noDevice("the driver reports no GPU") }
+                let nvrtc: NVRTC
+                do { nvrtc = try NVRTC.load() } catch {
+                    throw CUDAError.libraryNotFound("Ember compiles its GPU kernels with NVRTC, which was not found (pip install nvidia-cuda-nvrtc-cu12, or install the CUDA toolkit, or set EMBER_NVRTC_LIBRARY): \(error)")
+                }
+                s.nvrtc = nvrtc
+                var cublas: CUBLAS? = nil
+                do {
+                    cublas = try CUBLAS.load()
+                    s.cublasStatus = cublas!.library.path
+                } catch {
+                    s.cublasStatus = "not found, matrix products use Ember's own kernel (pip install nvidia-cublas-cu12): \(error)"
+                }
+                for i in 0..<Int(count) {
+                    let d = try CUDADevice(index: i, driver: driver, nvrtc: nvrtc, cublas: cublas)
+                    s.devices.append(d)
+                    BackendRegistry.register(CUDABackend(d), for: .cuda(i))
+                }
+            } catch {
+                s.reason = "\(error)"
+            }
+            return s
+        }()
+
+        /// Whether at least one GPU can run Ember's kernels.
+        public static var isAvailable: Bool { !state.devices.isEmpty }
+        /// Why CUDA is unavailable (every library path tried, the driver's message), or nil.
+        public static var unavailableReason: String? { state.reason }
+        public static var deviceCount: Int { state.devices.count }
+
+        static func device(_ i: Int) -> CUDADevice {
+            precondition(i >= 0 && i < state.devices.count,
+                         "CUDA: device \(i) does not exist (\(state.devices.count) GPU(s)\(state.reason.map { "; \($0)" } ?? ""))")
+            return state.devices[i]
+        }
+
+        public static func name(_ i: Int = 0) -> String { device(i).name }
+        /// Compute capability (major, minor), e.g. (9, 0) for H100.
+        public static func capability(_ i: Int = 0) -> (major: Int, minor: Int) { device(i).capability }
+        public static func totalMemory(_ i: Int = 0) -> Int { device(i).totalMemory }
+        /// Free and total bytes as the driver reports them.
+        public static func memoryInfo(_ i: Int = 0) -> (free: Int, total: Int) {
+            let d = device(i)
+            d.makeCurrent()
+            var free = 0, total = 0
+            _ = d.driver.cuMemGetInfo(&free, &total)
+            return (free, total)
+        }
+        /// Bytes held by live tensors (`torch.cuda.memory_allocated`).
+        public static func memoryAllocated(_ i: Int = 0) -> Int { device(i).allocatedBytes }
+        /// Bytes reserved from the driver by the caching allocator (`memory_reserved`).
+        public static func memoryReserved(_ i: Int = 0) -> Int { device(i).reservedBytes }
+        public static func maxMemoryAllocated(_ i: Int = 0) -> Int { device(i).peakAllocatedBytes }
+        /// Returns cached, unused blocks to the driver (`empty_cache`).
+        public static func emptyCache() {
+            for d in state.devices { d.lock.lock(); d.releaseCached(); d.lock.unlock() }
+        }
+        /// Waits until all queued work on device `i` (this thread's current stream) is done.
+        public static func synchronize(_ i: Int = 0) { device(i).synchronize() }
+        /// Seeds random numbers for every device. Ember draws random tensors on the host
+        /// and copies them, so a seed gives the same numbers on the CPU and on any GPU.
+        public static func manualSeed(_ seed: UInt64) { Ember.manualSeed(seed) }
+
+        /// What was found, for `ember info` and error reports.
+        public static func report() -> String {
+            let s = state
+            var lines: [String] = []
+            if let d = s.driver { lines.append("driver: \(d.library.path), CUDA \(d.version / 1000).\(d.version % 1000 / 10)") }
+            if let n = s.nvrtc { lines.append("NVRTC \(n.version.major).\(n.version.minor): \(n.library.path)") }
+            if s.driver != nil { lines.append("cuBLAS: \(s.cublasStatus)") }
+            for d in s.devices {
+                lines.append("cuda:\(d.index): \(d.name), compute \(d.capability.major).\(d.capability.minor), \(d.totalMemory >> 20) MiB, kernels built for \(d.target)")
+            }
+            if let r = s.reason { lines.append("unavailable: \(r)") }
+            return lines.joined(separator: "\n")
+        }
+
+        /// Runs `body` with work of device `device` queued on a new stream of its own, then
+        /// waits for that stream (`torch.cuda.stream`).
+        public static func withNewStream<R>(device i: Int = 0, _ body: () throws -> R) rethrows -> R {
+            let d = device(i)
+            d.makeCurrent()
+            var s: OpaquePointer?
+            d.driver.must(d.driver.cuStreamCreate(&s, 1), "cuStreamCreate")
+            let t = CUDAThreadState.current
+            let old = t.streams[i]
+            // Work queued so far on the previous stream comes first.
+            var e: OpaquePointer?
+            d.driver.must(d.driver.cuEventCreate(&e, 2 /* disable timing */), "cuEventCreate")
+            d.driver.must(d.driver.cuEventRecord(e, d.stream), "cuEventRecord")
+            d.driver.must(d.driver.cuStreamWaitEvent(s, e, 0), "cuStreamWaitEvent")
+            t.streams[i] = s
+            defer {
+                d.driver.must(d.driver.cuStreamSynchronize(s), "cuStreamSynchronize")
+                t.streams[i] = old
+                _ = d.driver.cuEventDestroy(e)
+                _ = d.driver.cuStreamDestroy(s)
+            }
+            return try body()
+        }
+
+        /// Milliseconds of GPU time taken by `body` on device `i`, measured with events.
+        public static func time(device i: Int = 0, _ body: () throws -> Void) rethrows -> Double {
+            let d = device(i)
+            d.makeCurrent()
+            var a: OpaquePointer?, b: OpaquePointer?
+            d.driver.must(d.driver.cuEventCreate(&a, 0), "cuEventCreate")
+            d.driver.must(d.driver.cuEventCreate(&b, 0), "cuEventCreate")
+            defer { _ = d.driver.cuEventDestroy(a); _ = d.driver.cuEventDestroy(b) }
+            d.driver.must(d.driver.cuEventRecord(a, d.stream), "cuEventRecord")
+            try body()
+            d.driver.must(d.driver.cuEventRecord(b, d.stream), "cuEventRecord")
+            d.driver.must(d.driver.cuEventSynchronize(b), "cuEventSynchronize")
+            var ms: Float = 0
+            _ = d.driver.cuEventElapsedTime(&ms, a, b)
+            return Double(ms)
+        }
+    }
+}
+
+extension Tensor {
+    /// A copy of this CPU tensor in page-locked host memory (`pin_memory()`), which the GPU
+    /// reads by DMA (faster host → device copies). Plain host memory without a GPU.
+    public func pinMemory() -> Tensor {
+        guard Ember.CUDA.isAvailable, let driver = Ember.CUDA.state.driver else { return contiguous().clone() }
+        let src = (device == .cpu ? self : to(.cpu)).contiguous()
+        let bytes = Swift.max(src.count * src.dtype.itemSize, 1)
+        Ember.CUDA.device(0).makeCurrent()
+        var p: UnsafeMutableRawPointer?
+        driver.must(driver.cuMemHostAlloc(&p, bytes, 0), "cuMemHostAlloc(\(bytes))")
+        let storage = Storage(device: .cpu, data: p!, byteCount: bytes) { ptr in _ = driver.cuMemFreeHost(ptr) }
+        memcpy(p!, src.contiguousDataPointer, src.count * src.dtype.itemSize)
+        return Tensor(storage: storage, shape: shape, dtype: dtype)
+    }
+}

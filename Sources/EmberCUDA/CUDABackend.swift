@@ -1,0 +1,221 @@
+import EmberCore
+import Foundation
+
+/// One GPU: its context, default stream, caching allocator, compiled kernels and cuBLAS.
+final class CUDADevice: @unchecked Sendable {
+    let index: Int
+    let driver: CUDADriver
+    let nvrtc: NVRTC
+    let cublas: CUBLAS?
+    let context: OpaquePointer
+    let defaultStream: OpaquePointer
+    let name: String
+    let capability: (major: Int, minor: Int)
+    let totalMemory: Int
+    let target: NVRTC.Target
+    let lock = NSLock()
+    private var modules: [String: OpaquePointer] = [:]
+    private var functions: [String: OpaquePointer] = [:]
+    let cache = KernelCache()
+
+    // Caching allocator: freed blocks are kept by rounded size and reused (stream-ordered:
+    // all work of a device runs on streams that the allocator's user synchronises).
+    private var freeBlocks: [Int: [UInt64]] = [:]
+    private(set) var allocatedBytes = 0
+    private(set) var reservedBytes = 0
+    private(set) var peakAllocatedBytes = 0
+
+    init(index: Int, driver: CUDADriver, nvrtc: NVRTC, cublas: CUBLAS?) throws {
+        self.index = index
+        self.driver = driver
+        self.nvrtc = nvrtc
+        var dev: Int32 = 0
+        try driver.check(driver.cuDeviceGet(&dev, Int32(index)), "cuDeviceGet(\(index))")
+        var buf = [CChar](repeating: 0, count: 256)
+        _ = driver.cuDeviceGetName(&buf, 256, dev)
+        name = String(cString: buf)
+        var major: Int32 = 0, minor: Int32 = 0
+        _ = driver.cuDeviceGetAttribute(&major, 75, dev)  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+        _ = driver.cuDeviceGetAttribute(&minor, 76, dev)
+        capability = (Int(major), Int(minor))
+        var total = 0
+        _ = driver.cuDeviceTotalMem(&total, dev)
+        totalMemory = total
+        var ctx: OpaquePointer?
+        try driver.check(driver.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain(\(index))")
+        context = ctx!
+        try driver.check(driver.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+        var s: OpaquePointer?
+        try driver.check(driver.cuStreamCreate(&s, 1 /* CU_STREAM_NON_BLOCKING */), "cuStreamCreate")
+        defaultStream = s!
+        target = nvrtc.target(forArchitecture: capability.major * 10 + capability.minor)
+        self.cublas = try cublas.map { try $0.forDevice(stream: s!) }
+    }
+
+    /// Makes this device's context current on the calling thread.
+    func makeCurrent() {
+        let t = CUDAThreadState.current
+        if t.context != context {
+            driver.must(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+            t.context = context
+        }
+    }
+
+    /// The stream work is queued on for this thread (a user stream inside `withStream`).
+    var stream: OpaquePointer { CUDAThreadState.current.streams[index] ?? defaultStream }
+
+    // MARK: memory
+
+    static func rounded(_ bytes: Int) -> Int {
+        let b = max(bytes, 1)
+        if b <= 1 << 20 { return (b + 511) / 512 * 512 }
+        return ((b + (1 << 20) - 1) >> 20) << 20
+    }
+
+    func allocate(_ bytes: Int) -> UInt64 {
+        let size = CUDADevice.rounded(bytes)
+        lock.lock(); defer { lock.unlock() }
+        allocatedBytes += size
+        peakAllocatedBytes = max(peakAllocatedBytes, allocatedBytes)
+        if var list = freeBlocks[size], let p = list.popLast() {
+            freeBlocks[size] = list
+            return p
+        }
+        makeCurrent()
+        var p: UInt64 = 0
+        var rc = driver.cuMemAlloc(&p, size)
+        if rc != 0 {
+            releaseCached()
+            rc = driver.cuMemAlloc(&p, size)
+        }
+        if rc != 0 {
+            fatalError("CUDA out of memory: tried to allocate \(size) bytes on cuda:\(index) (\(name)); Ember has \(allocatedBytes - size) bytes allocated, \(reservedBytes) reserved, of \(totalMemory)")
+        }
+        reservedBytes += size
+        return p
+    }
+
+    func free(_ p: UInt64, _ bytes: Int) {
+        let size = CUDADevice.rounded(bytes)
+        lock.lock(); defer { lock.unlock() }
+        allocatedBytes -= size
+        freeBlocks[size, default: []].append(p)
+    }
+
+    /// Returns cached blocks to the driver (`torch.cuda.empty_cache`). Caller holds `lock`.
+    func releaseCached() {
+        makeCurrent()
+        _ = driver.cuCtxSynchronize()
+        for (size, list) in freeBlocks {
+            for p in list { _ = driver.cuMemFree(p); reservedBytes -= size }
+        }
+        freeBlocks = [:]
+    }
+
+    // MARK: kernels
+
+    /// The kernel `kernel` of module `module` (compiled from `source()` on first use,
+    /// through the in-memory and on-disk caches).
+    func function(_ module: String, _ kernel: String, _ source: () -> String) -> OpaquePointer {
+        lock.lock(); defer { lock.unlock() }
+        if let f = functions[kernel] { return f }
+        makeCurrent()
+        let mod: OpaquePointer
+        if let m = modules[module] {
+            mod = m
+        } else {
+            let src = source()
+            let key = "\(module)\n\(target)\nnvrtc \(nvrtc.version.major).\(nvrtc.version.minor)\ndriver \(driver.version)\n\(src)"
+            var binary = cache.load(key: key)
+            if binary == nil {
+                do {
+                    binary = try nvrtc.compile(src, name: module + ".cu", target: target)
+                } catch {
+                    fatalError("Ember CUDA: \(error)")
+                }
+                cache.store(key: key, binary: binary!)
+            }
+            var m: OpaquePointer?
+            let rc = binary!.withUnsafeBytes { driver.cuModuleLoadData(&m, $0.baseAddress!) }
+            if rc != 0 {
+                fatalError("Ember CUDA: loading module \(module) for \(target) failed: \(CUDADriver.message(rc, driver.cuGetErrorString)); the driver (CUDA \(driver.version / 1000).\(driver.version % 1000 / 10)) may be older than NVRTC \(nvrtc.version.major).\(nvrtc.version.minor): update the driver or use an older NVRTC")
+            }
+            modules[module] = m!
+            mod = m!
+        }
+        var f: OpaquePointer?
+        let rc = kernel.withCString { driver.cuModuleGetFunction(&f, mod, $0) }
+        driver.must(rc, "cuModuleGetFunction(\(kernel))")
+        functions[kernel] = f!
+        return f!
+    }
+
+    /// Launches `f` with a 1-D grid covering `n` items (grid-stride loops inside).
+    func launch(_ f: OpaquePointer, items n: Int, block: Int = 256, sharedBytes: Int = 0, _ args: KernelArgs) {
+        let grid = max(1, min((n + block - 1) / block, 65535 * 8))
+        launch(f, grid: grid, block: block, sharedBytes: sharedBytes, args)
+    }
+
+    func launch(_ f: OpaquePointer, grid: Int, block: Int, sharedBytes: Int = 0, _ args: KernelArgs) {
+        makeCurrent()
+        args.withPointers { p in
+            driver.must(driver.cuLaunchKernel(f, UInt32(grid), 1, 1, UInt32(block), 1, 1, UInt32(sharedBytes), stream, p, nil),
+                        "cuLaunchKernel")
+        }
+    }
+
+    func synchronize() {
+        makeCurrent()
+        driver.must(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    }
+}
+
+/// Per-thread CUDA state: the current context and each device's current stream.
+final class CUDAThreadState {
+    var context: OpaquePointer?
+    var streams: [Int: OpaquePointer] = [:]
+    private static let local = ThreadLocal { CUDAThreadState() }
+    static var current: CUDAThreadState { local.value }
+}
+
+/// Kernel arguments, packed as the driver wants them: an array of pointers to each value.
+final class KernelArgs {
+    private var storage: [UnsafeMutableRawPointer] = []
+    deinit { storage.forEach { $0.deallocate() } }
+
+    @discardableResult
+    func add<T>(_ v: T) -> KernelArgs {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(MemoryLayout<T>.size, 8), alignment: 16)
+        p.storeBytes(of: v, as: T.self)
+        storage.append(p)
+        return self
+    }
+
+    /// A struct given as its 64-bit words (the `Geo` and `Win` structs of the kernels).
+    @discardableResult
+    func addWords(_ words: [Int64]) -> KernelArgs {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: words.count * 8, alignment: 16)
+        for (i, w) in words.enumerated() { p.storeBytes(of: w, toByteOffset: i * 8, as: Int64.self) }
+        storage.append(p)
+        return self
+    }
+
+    func withPointers(_ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Void) {
+        var ptrs: [UnsafeMutableRawPointer?] = storage
+        ptrs.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+/// The `Geo` struct: up to 4 operands over one iteration shape.
+func geo(_ shape: [Int], _ operands: [(strides: [Int], offset: Int)]) -> [Int64] {
+    precondition(shape.count <= KernelSource.maxDims, "CUDA: tensors of rank \(shape.count) exceed the kernels' \(KernelSource.maxDims) dimensions")
+    let maxD = KernelSource.maxDims
+    var w: [Int64] = [Int64(shape.count), Int64(shape.reduce(1, *))]
+    w += (0..<maxD).map { $0 < shape.count ? Int64(shape[$0]) : 1 }
+    for k in 0..<4 {
+        let st = k < operands.count ? operands[k].strides : []
+        w += (0..<maxD).map { $0 < st.count ? Int64(st[$0]) : 0 }
+    }
+    w += (0..<4).map { $0 < operands.count ? Int64(operands[$0].offset) : 0 }
+    return w
+}

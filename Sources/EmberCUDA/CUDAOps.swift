@@ -1,0 +1,289 @@
+import EmberCore
+import Foundation
+
+/// The op table on one GPU: generated kernels (NVRTC) for everything but matrix products,
+/// which go to cuBLAS (float32/float64) or a plain kernel (other dtypes).
+final class CUDABackend: Backend, @unchecked Sendable {
+    let dev: CUDADevice
+    init(_ dev: CUDADevice) { self.dev = dev }
+
+    // MARK: helpers
+
+    func address(_ t: Tensor) -> UInt64 {
+        UInt64(UInt(bitPattern: t.storage.data)) + UInt64(t.layout.offset * t.dtype.itemSize)
+    }
+
+    private func elementwise(_ kernel: String, _ d: DType) -> OpaquePointer {
+        dev.function("elementwise_\(d)", kernel) { KernelSource.elementwiseModule(d) }
+    }
+
+    private func contiguousAll(_ ts: [Tensor]) -> Bool {
+        ts.allSatisfy { $0.isContiguous } && Set(ts.map(\.shape)).count == 1
+    }
+
+    /// Runs an elementwise kernel over `out`'s shape with operands `ins` (broadcast views).
+    private func run(_ kernel: String, module d: DType, _ out: Tensor, _ ins: [Tensor], p0: Double = 0, p1: Double = 0) {
+        let n = out.count
+        if n == 0 { return }
+        let all = [out] + ins
+        let args = KernelArgs()
+        let contiguous = contiguousAll(all)
+        if contiguous {
+            args.add(Int64(n))
+        } else {
+            // Offsets are folded into the base addresses: the Geo offsets stay 0.
+            args.addWords(geo(out.shape, all.map { ($0.strides, 0) }))
+        }
+        for t in all { args.add(address(t)) }
+        args.add(p0).add(p1)
+        dev.launch(elementwise(contiguous ? kernel + "_c" : kernel, d), items: n, args)
+    }
+
+    // MARK: Backend
+
+    func allocate(bytes: Int, device: Device) -> Storage {
+        let p = dev.allocate(bytes)
+        let d = dev
+        return Storage(device: device, data: UnsafeMutableRawPointer(bitPattern: UInt(p))!, byteCount: bytes) { ptr in
+            d.free(UInt64(UInt(bitPattern: ptr)), bytes)
+        }
+    }
+
+    func fill(_ out: Tensor, _ value: Double) {
+        run(KernelSource.name("fill", out.dtype.description), module: out.dtype, out, [], p0: value)
+    }
+
+    func copy(_ src: Tensor, into dst: Tensor) {
+        if src.dtype == dst.dtype && src.isContiguous && dst.isContiguous && src.count == dst.count {
+            dev.makeCurrent()
+            dev.driver.must(dev.driver.cuMemcpyDtoDAsync(address(dst), address(src), src.count * src.dtype.itemSize, dev.stream),
+                            "cuMemcpyDtoDAsync")
+            return
+        }
+        run(KernelSource.name("copy", src.dtype.description, dst.dtype.description), module: src.dtype, dst, [src])
+    }
+
+    func unary(_ op: UnaryOp, _ x: Tensor, _ out: Tensor) {
+        var p0 = 0.0, p1 = 0.0
+        switch op {
+        case .softplus(let beta, let threshold): p0 = beta; p1 = threshold
+        case .leakyRelu(let slope): p0 = slope
+        case .powScalar(let e): p0 = e
+        case .clamp(let lo, let hi): p0 = lo ?? -Double.infinity; p1 = hi ?? Double.infinity
+        default: break
+        }
+        if case .clamp(let lo, let hi) = op, !x.dtype.isFloatingPoint {
+            p0 = lo.map { $0.rounded(.up) } ?? -9.2e18
+            p1 = hi.map { $0.rounded(.down) } ?? 9.2e18
+        }
+        guard KernelSource.unaryExpression(op, KernelSource.compute(x.dtype)) != nil else {
+            fatalError("\(KernelSource.unaryName(op)): not defined for \(x.dtype) tensors on CUDA")
+        }
+        run(KernelSource.name("unary", KernelSource.unaryName(op), x.dtype.description), module: x.dtype, out, [x], p0: p0, p1: p1)
+    }
+
+    func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        run(KernelSource.name("binary", KernelSource.binaryName(op), a.dtype.description), module: a.dtype, out, [a, b])
+    }
+
+    func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        run(KernelSource.name("select", out.dtype.description), module: out.dtype, out, [cond, a, b])
+    }
+
+    func reduce(_ op: EmberCore.ReduceOp, _ x: Tensor, dims: [Int], _ out: Tensor) {
+        let d = x.dtype
+        let name: String
+        switch op {
+        case .sum: name = "sum"
+        case .prod: name = "prod"
+        case .max: name = "max"
+        case .min: name = "min"
+        case .argmax: name = "argmax"
+        case .argmin: name = "argmin"
+        }
+        let kept = (0..<x.rank).filter { !dims.contains($0) }
+        // gk: output index → (out offset, input base offset); gr: reduced index → input offset.
+        let outStrides = kept.map { out.strides[$0] }, inKept = kept.map { x.strides[$0] }
+        let gk = geo(kept.map { x.shape[$0] }, [(outStrides, 0), (inKept, 0)])
+        let gr = geo(dims.map { x.shape[$0] }, [([], 0), (dims.map { x.strides[$0] }, 0)])
+        let args = KernelArgs().addWords(gk).addWords(gr).add(address(out)).add(address(x))
+        let f = dev.function("reduce_\(d)", KernelSource.name("reduce", name, d.description)) { KernelSource.reductionModule(d) }
+        dev.launch(f, grid: max(1, out.count), block: 256, args)
+    }
+
+    func matmul(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        let B = out.shape[0], M = out.shape[1], N = out.shape[2], K = a.shape[2]
+        if B == 0 || M == 0 || N == 0 { return }
+        if K == 0 { fill(out, 0); return }
+        if let cublas = dev.cublas, out.dtype == .float32 || out.dtype == .float64 {
+            gemm(cublas, a, b, out, beta: 0)
+            return
+        }
+        // Other dtypes: C = A·B elementwise over (b, i, j) with a K loop (the reduction kernel
+        // over a broadcast product would need K× memory).
+        let prod = Tensor.empty([B, M, K, N], dtype: out.dtype, device: out.device)
+        binary(.mul, a.unsqueeze(3).expand([B, M, K, N]), b.unsqueeze(1).expand([B, M, K, N]), prod)
+        reduce(.sum, prod, dims: [2], out.unsqueeze(2))
+    }
+
+    /// `out = A·B (+ beta·out)` through cuBLAS's strided-batched GEMM (row-major operands are
+    /// handed over as the transposed column-major problem; other layouts are copied first).
+    private func gemm(_ cublas: CUBLAS, _ a0: Tensor, _ b0: Tensor, _ out: Tensor, beta: Double) {
+        let B = out.shape[0], M = out.shape[1], N = out.shape[2], K = a0.shape[2]
+        func operand(_ t: Tensor) -> (Tensor, transposed: Bool, ld: Int, batchStride: Int) {
+            let s = t.strides
+            if s[2] == 1 && s[1] >= t.shape[2] { return (t, false, s[1], s[0]) }
+            if s[1] == 1 && s[2] >= t.shape[1] { return (t, true, s[2], s[0]) }
+            let c = Tensor.empty(t.shape, dtype: t.dtype, device: t.device)
+            copy(t, into: c)
+            return (c, false, t.shape[2], t.shape[1] * t.shape[2])
+        }
+        let (a, ta, lda, sa) = operand(a0)
+        let (b, tb, ldb, sb) = operand(b0)
+        precondition(out.isContiguous, "CUDA matmul: output must be contiguous")
+        dev.makeCurrent()
+        _ = cublas.setStream(cublas.handle, dev.stream)
+        // Row-major C[M,N] = A·B  ⇔  column-major Cᵀ[N,M] = Bᵀ·Aᵀ.
+        let opB: Int32 = tb ? 1 : 0, opA: Int32 = ta ? 1 : 0
+        let rc: Int32
+        if out.dtype == .float32 {
+            var alpha: Float = 1, betaF = Float(beta)
+            rc = cublas.sgemmStridedBatched(cublas.handle, opB, opA, Int32(N), Int32(M), Int32(K), &alpha,
+                                            address(b), Int32(max(ldb, 1)), Int64(sb), address(a), Int32(max(lda, 1)), Int64(sa),
+                                            &betaF, address(out), Int32(N), Int64(M * N), Int32(B))
+        } else {
+            var alpha: Double = 1, betaD = beta
+            rc = cublas.dgemmStridedBatched(cublas.handle, opB, opA, Int32(N), Int32(M), Int32(K), &alpha,
+                                            address(b), Int32(max(ldb, 1)), Int64(sb), address(a), Int32(max(lda, 1)), Int64(sa),
+                                            &betaD, address(out), Int32(N), Int64(M * N), Int32(B))
+        }
+        if rc != 0 { fatalError("Ember CUDA: cuBLAS GEMM [\(B), \(M), \(K)]·[\(B), \(K), \(N)] failed with status \(rc)") }
+    }
+
+    private func structured(_ kernel: String, _ d: DType) -> OpaquePointer {
+        dev.function("structured_\(d)", KernelSource.name(kernel, d.description)) { KernelSource.structuredModule(d) }
+    }
+
+    func indexSelect(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor) {
+        let outer = x.shape[..<dim].reduce(1, *), inner = x.shape[(dim + 1)...].reduce(1, *)
+        let L = index.count, n = outer * L * inner
+        if n == 0 { return }
+        let args = KernelArgs().add(Int64(n)).add(Int64(L)).add(Int64(x.shape[dim])).add(Int64(inner))
+            .add(address(out)).add(address(x)).add(address(index))
+        dev.launch(structured("indexSelect", x.dtype), items: n, args)
+    }
+
+    func indexAdd(_ out: Tensor, dim: Int, _ index: Tensor, _ src: Tensor) {
+        let s = src.isContiguous ? src : { let c = Tensor.empty(src.shape, dtype: src.dtype, device: src.device); copy(src, into: c); return c }()
+        let outer = out.shape[..<dim].reduce(1, *), inner = out.shape[(dim + 1)...].reduce(1, *)
+        let L = index.count, n = outer * L * inner
+        if n == 0 { return }
+        let args = KernelArgs().add(Int64(n)).add(Int64(L)).add(Int64(out.shape[dim])).add(Int64(inner))
+            .add(address(out)).add(address(s)).add(address(index))
+        dev.launch(structured("indexAdd", out.dtype), items: n, args)
+    }
+
+    func gather(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor) {
+        let idx = index.isContiguous ? index : index.contiguous()
+        // Geo over index's shape: st[0] = out, st[1] = x with dim's stride zeroed, st[3] = x's strides.
+        var xs = x.strides
+        let full = xs
+        xs[dim] = 0
+        let g = geo(idx.shape, [(out.strides, 0), (xs, 0), ([], 0), (full, 0)])
+        let args = KernelArgs().addWords(g).add(Int32(dim)).add(address(out)).add(address(x)).add(address(idx))
+        dev.launch(structured("gather", x.dtype), items: idx.count, args)
+    }
+
+    func scatter(_ out: Tensor, dim: Int, _ index: Tensor, _ src: Tensor, accumulate: Bool) {
+        let idx = index.isContiguous ? index : index.contiguous()
+        var os = out.strides
+        let full = os
+        os[dim] = 0
+        let g = geo(idx.shape, [(os, 0), ([], 0), (src.strides, 0), (full, 0)])
+        let args = KernelArgs().addWords(g).add(Int32(dim)).add(Int32(accumulate ? 1 : 0)).add(address(out)).add(address(src)).add(address(idx))
+        dev.launch(structured("scatter", out.dtype), items: idx.count, args)
+    }
+
+    func maskedSelect(_ x: Tensor, _ mask: Tensor) -> Tensor {
+        // Positions are found on the host (one small copy), the values gathered on the GPU.
+        let m = mask.to(.cpu).contiguous().toArray(Bool.self)
+        let positions = m.enumerated().filter { $0.element }.map { Int64($0.offset) }
+        let flat = x.contiguous().reshape([-1])
+        let out = Tensor.empty([positions.count], dtype: x.dtype, device: x.device)
+        if positions.isEmpty { return out }
+        indexSelect(flat, dim: 0, Tensor(positions).to(x.device), out)
+        return out
+    }
+
+    private func win(_ n: Int, _ g: WindowGeometry) -> [Int64] {
+        [n, g.channels, g.height, g.width, g.kernel.0, g.kernel.1, g.stride.0, g.stride.1, g.padding.0, g.padding.1,
+         g.dilation.0, g.dilation.1, g.outHeight, g.outWidth].map(Int64.init)
+    }
+
+    func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor) {
+        let args = KernelArgs().addWords(win(x.shape[0], g)).add(padValue).add(address(out)).add(address(x))
+        dev.launch(structured("im2col", x.dtype), items: out.count, args)
+    }
+
+    func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor) {
+        let args = KernelArgs().addWords(win(out.shape[0], g)).add(address(out)).add(address(cols))
+        dev.launch(structured("col2im", out.dtype), items: out.count, args)
+    }
+
+    func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        let B = a.shape[0]
+        fill(out, 0)
+        guard let cublas = dev.cublas, out.dtype == .float32 || out.dtype == .float64 else {
+            let full = Tensor.empty([B, out.shape[0], out.shape[1]], dtype: out.dtype, device: out.device)
+            matmul(a, b, full)
+            reduce(.sum, full, dims: [0], out.unsqueeze(0))
+            return
+        }
+        // Accumulate batch by batch into the same output (beta = 1).
+        let o3 = out.unsqueeze(0)
+        for i in 0..<B { gemm(cublas, a[i].unsqueeze(0), b[i].unsqueeze(0), o3, beta: 1) }
+    }
+
+    func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) {
+        let args = KernelArgs().addWords(win(x.shape[0], g)).add(address(out)).add(address(indices)).add(address(x))
+        dev.launch(structured("maxPool2d", x.dtype), items: out.count, args)
+    }
+
+    func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) {
+        let l = grad.shape[2] * grad.shape[3], hw = out.shape[2] * out.shape[3]
+        let args = KernelArgs().add(Int64(grad.count)).add(Int64(l)).add(Int64(hw)).add(address(out)).add(address(grad)).add(address(indices))
+        dev.launch(structured("maxPool2dBackward", out.dtype), items: grad.count, args)
+    }
+
+    func softmax(_ x: Tensor, _ out: Tensor, log: Bool) {
+        let n = x.shape.last ?? 1, rows = x.count / max(n, 1)
+        if rows == 0 { return }
+        let args = KernelArgs().add(Int64(rows)).add(Int64(n)).add(Int32(log ? 1 : 0)).add(address(out)).add(address(x))
+        dev.launch(structured("softmax", x.dtype), grid: rows, block: 256, args)
+    }
+
+    func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor) {
+        let r = logits.shape[0], c = logits.shape[1]
+        if r == 0 { return }
+        let args = KernelArgs().add(Int64(r)).add(Int64(c)).add(Int64(ignoreIndex)).add(address(loss)).add(address(lse))
+            .add(address(logits)).add(address(target))
+        dev.launch(structured("crossEntropyRows", logits.dtype), grid: r, block: 256, args)
+    }
+
+    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) {
+        let n = t.count * t.dtype.itemSize
+        if n == 0 { return }
+        dev.makeCurrent()
+        dev.driver.must(dev.driver.cuMemcpyDtoHAsync(into, address(t), n, dev.stream), "cuMemcpyDtoHAsync")
+        dev.synchronize()
+    }
+
+    func writeBytes(_ t: Tensor, from: UnsafeRawPointer) {
+        let n = t.count * t.dtype.itemSize
+        if n == 0 { return }
+        dev.makeCurrent()
+        dev.driver.must(dev.driver.cuMemcpyHtoDAsync(address(t), from, n, dev.stream), "cuMemcpyHtoDAsync")
+        // The host buffer may be released as soon as this returns: wait for the copy.
+        dev.synchronize()
+    }
+}

@@ -1,0 +1,67 @@
+import EmberCore
+import EmberTestSupport
+
+/// Runs one case on `device` against PyTorch's values; returns failure messages.
+public func runOpCase(_ c: OpCase, device: Device = .cpu) -> [String] {
+    var failures: [String] = []
+    guard let fn = opTable[c.op] else { return ["no Ember op for \(c.op)"] }
+    let built = c.inputs.map { $0.build(device: device) }
+    let outs = fn(built.map(\.view), c.params)
+    if outs.count != c.outputs.count { return ["\(outs.count) outputs, expected \(c.outputs.count)"] }
+    for (i, (o, want)) in zip(outs, c.outputs).enumerated() {
+        if o.shape != want.shape { failures.append("output \(i) shape \(o.shape) != \(want.shape)") }
+        if o.dtype != want.dtype { failures.append("output \(i) dtype \(o.dtype) != \(want.dtype)") }
+        if let m = mismatch(o.toArray(Double.self), want.data, want.dtype) { failures.append("output \(i): \(m)") }
+    }
+    guard let ups = c.upstream, let grads = c.grads else { return failures }
+    // loss = Σ sum(out_i * upstream_i)
+    var loss: Tensor? = nil
+    for (o, u) in zip(outs, ups) {
+        guard let u else { continue }
+        let term = (o * Tensor(u, shape: o.shape, dtype: o.dtype).to(o.device)).sum()
+        loss = loss.map { $0 + term } ?? term
+    }
+    guard let loss else { return failures + ["no differentiable output"] }
+    let leaves = built.compactMap(\.leaf)
+    let wantDouble = c.doubleGrads != nil
+    do {
+        let g = try Autograd.grad(of: [loss], wrt: leaves, createGraph: wantDouble)
+        var li = 0
+        for (k, input) in built.enumerated() {
+            guard input.leaf != nil else { continue }
+            defer { li += 1 }
+            guard let want = grads[k] else { continue }
+            let got = g[li]?.toArray(Double.self) ?? [Double](repeating: 0, count: want.count)
+            if let gg = g[li], gg.shape != c.inputs[k].baseShape {
+                failures.append("grad \(k) shape \(gg.shape) != \(c.inputs[k].baseShape)")
+            }
+            if let m = mismatch(got, want, c.inputs[k].dtype, scale: 5) { failures.append("grad of input \(k): \(m)") }
+        }
+        if let dv = c.doubleV, let dg = c.doubleGrads {
+            var s: Tensor? = nil
+            for (gi, v) in zip(g, dv) {
+                guard let gi, let v, gi.requiresGrad else { continue }
+                let term = (gi * Tensor(v, shape: gi.shape, dtype: gi.dtype).to(gi.device)).sum()
+                s = s.map { $0 + term } ?? term
+            }
+            if let s {
+                let gg = try Autograd.grad(of: [s], wrt: leaves)
+                for (i, want) in dg.enumerated() {
+                    let got = gg[i]?.toArray(Double.self) ?? [Double](repeating: 0, count: want.count)
+                    if let m = mismatch(got, want, leaves[i].dtype, scale: 5) {
+                        failures.append("second-order grad of leaf \(i): \(m)")
+                    }
+                }
+            } else {
+                // The first gradients do not depend on the inputs: the second order is zero.
+                for (i, want) in dg.enumerated() where want.contains(where: { $0 != 0 }) {
+                    failures.append("second-order grad of leaf \(i) is zero in Ember but not in PyTorch")
+                }
+            }
+        }
+    } catch {
+        failures.append("backward threw \(error)")
+    }
+    return failures
+}
+
