@@ -169,3 +169,19 @@ extension Tensor {
         return Tensor(storage: storage, shape: shape, dtype: dtype)
     }
 }
+
+/// Library calls made directly, without Ember's dispatch: the baselines of `ember-gpu-check`.
+public enum CUDADirect {
+    /// `out = a·b` for contiguous row-major float32 CUDA matrices, one cublasSgemm call.
+    public static func sgemm(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        guard case .cuda(let i) = a.device else { preconditionFailure("CUDADirect.sgemm: CUDA tensors only") }
+        let d = Ember.CUDA.device(i)
+        guard let cublas = d.cublas else { preconditionFailure("CUDADirect.sgemm: cuBLAS was not found") }
+        let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1])
+        func addr(_ t: Tensor) -> UInt64 { UInt64(UInt(bitPattern: t.storage.data)) + UInt64(t.layout.offset * 4) }
+        var alpha: Float = 1, beta: Float = 0
+        d.makeCurrent()
+        _ = cublas.sgemmStridedBatched(cublas.handle, 0, 0, Int32(n), Int32(m), Int32(k), &alpha, addr(b), Int32(n), 0,
+                                       addr(a), Int32(k), 0, &beta, addr(out), Int32(n), 0, 1)
+    }
+}

@@ -1,1 +1,210 @@
-print("placeholder")
+// ember-gpu-check: everything that needs a GPU, in one self-contained program.
+//
+//   swift build -c release --static-swift-stdlib --product ember-gpu-check
+//   .build/release/ember-gpu-check [--fixtures Tests/EmberCoreTests/Fixtures/ops.json] [--no-bench] [--python python3]
+//
+// 1. the environment report (driver, NVRTC, cuBLAS, devices);
+// 2. every PyTorch op fixture of the core run on cuda:0 (forward, gradients, second order);
+// 3. the nn layers on the GPU against the CPU (outputs and every gradient);
+// 4. 20 training steps of the MLP and the CNN on the GPU against the CPU;
+// 5. SGEMM through Ember against cuBLAS called directly, and one Fashion-MNIST-sized epoch
+//    (synthetic data) of the MLP and the CNN against PyTorch CUDA on the same GPU.
+// Exit status: 0 when every check passed, 1 when one failed, 2 when no GPU is usable.
+import Ember
+import EmberCUDA
+import EmberOpFixtures
+import Foundation
+
+setvbuf(stdout, nil, _IOLBF, 0)
+let args = CommandLine.arguments
+func option(_ name: String) -> String? { args.firstIndex(of: name).flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil } }
+let fixturesPath = option("--fixtures") ?? "Tests/EmberCoreTests/Fixtures/ops.json"
+let python = option("--python") ?? "python3"
+let runBench = !args.contains("--no-bench")
+var failed = 0
+
+print("== environment")
+print(Ember.CUDA.report())
+guard Ember.CUDA.isAvailable else {
+    print("no usable GPU (see above): nothing to check")
+    exit(2)
+}
+let gpu = Device.cuda(0)
+
+// MARK: 2. op fixtures
+print("\n== op fixtures on \(gpu) (\(fixturesPath))")
+do {
+    let fx = try Fixtures(url: URL(fileURLWithPath: fixturesPath))
+    let cases = fx.cases
+    var bad: [String] = []
+    let t0 = Date()
+    for c in cases {
+        let f = runOpCase(c, device: gpu)
+        if !f.isEmpty { bad.append("\(c.name): " + f.joined(separator: "; ")) }
+    }
+    print("\(cases.count - bad.count) of \(cases.count) cases pass (\(String(format: "%.1f", Date().timeIntervalSince(t0))) s)")
+    for b in bad.prefix(40) { print("  FAIL \(b.prefix(400))") }
+    if bad.count > 40 { print("  … \(bad.count - 40) more") }
+    failed += bad.count
+} catch {
+    print("FAIL: cannot read the fixtures: \(error)")
+    failed += 1
+}
+
+// MARK: 3. layers, GPU against CPU
+func maxDiff(_ a: Tensor, _ b: Tensor) -> Double { (a.to(.cpu).to(.float64) - b.to(.cpu).to(.float64)).abs().max().item() }
+func relDiff(_ a: Tensor, _ b: Tensor) -> Double {
+    maxDiff(a, b) / max(1e-6, b.to(.cpu).to(.float64).abs().max().item())
+}
+
+print("\n== layers: \(gpu) against cpu (forward and every gradient, relative max difference)")
+let layerCases: [(String, () -> Module, [Int])] = [
+    ("Linear(20, 7)", { Linear(20, 7) }, [5, 20]),
+    ("Conv2d(3, 8, 3, padding 1)", { Conv2d(3, 8, kernelSize: 3, padding: 1) }, [2, 3, 9, 9]),
+    ("Conv2d(4, 6, 3, stride 2, groups 2)", { Conv2d(4, 6, kernelSize: 3, stride: 2, groups: 2) }, [2, 4, 11, 11]),
+    ("ConvTranspose2d(4, 3, 3, stride 2)", { ConvTranspose2d(4, 3, kernelSize: 3, stride: 2) }, [2, 4, 5, 5]),
+    ("MaxPool2d(2)", { MaxPool2d(2) }, [2, 3, 8, 8]),
+    ("AvgPool2d(2)", { AvgPool2d(2) }, [2, 3, 8, 8]),
+    ("BatchNorm2d(3)", { BatchNorm2d(3) }, [4, 3, 5, 5]),
+    ("LayerNorm([10])", { LayerNorm([10]) }, [3, 4, 10]),
+    ("GroupNorm(2, 4)", { GroupNorm(2, 4) }, [2, 4, 3, 3]),
+    ("FashionModels.mlp()", { FashionModels.mlp() }, [8, 784]),
+    ("FashionModels.cnn()", { FashionModels.cnn() }, [4, 1, 28, 28]),
+]
+for (name, make, shape) in layerCases {
+    Ember.manualSeed(11)
+    let cpuLayer = make()
+    Ember.manualSeed(11)
+    let gpuLayer = make().to(gpu)
+    Ember.manualSeed(12)
+    let x = Tensor.randn(shape)
+    let xc = x.clone().requiringGrad(), xg = x.to(gpu).requiringGrad()
+    let yc = cpuLayer(xc), yg = gpuLayer(xg)
+    let up = Tensor.randn(yc.shape)
+    var worst = relDiff(yg, yc)
+    do {
+        try (yc * up).sum().backward()
+        try (yg * up.to(gpu)).sum().backward()
+        worst = max(worst, relDiff(xg.grad!, xc.grad!))
+        for ((pn, pc), (_, pg)) in zip(cpuLayer.namedParameters(), gpuLayer.namedParameters()) {
+            guard let gc = pc.grad, let gg = pg.grad else {
+                print("  FAIL \(name): parameter \(pn) has no gradient on one device"); failed += 1; continue
+            }
+            worst = max(worst, relDiff(gg, gc))
+        }
+    } catch {
+        print("  FAIL \(name): backward threw \(error)"); failed += 1; continue
+    }
+    let ok = worst < 1e-4
+    if !ok { failed += 1 }
+    print("  \(ok ? "ok  " : "FAIL") \(name): \(String(format: "%.2e", worst))")
+}
+
+// MARK: 4. training, GPU against CPU
+print("\n== 20 training steps: \(gpu) against cpu")
+for model in ["mlp", "cnn"] {
+    Ember.manualSeed(21)
+    let netC = model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
+    Ember.manualSeed(21)
+    let netG = (model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()).to(gpu)
+    let optC = Adam(netC.parameters(), lr: 1e-3), optG = Adam(netG.parameters(), lr: 1e-3)
+    Ember.manualSeed(22)
+    var worstLoss = 0.0
+    for _ in 0..<20 {
+        let x = model == "mlp" ? Tensor.randn([64, 784]) : Tensor.randn([64, 1, 28, 28])
+        let y = Tensor.randint(0, 10, [64])
+        let lc = crossEntropy(netC(x), y), lg = crossEntropy(netG(x.to(gpu)), y.to(gpu))
+        worstLoss = max(worstLoss, abs(lc.item() - lg.item()))
+        optC.zeroGrad(); optG.zeroGrad()
+        try! lc.backward(); try! lg.backward()
+        optC.step(); optG.step()
+    }
+    var worstParam = 0.0
+    for (pc, pg) in zip(netC.parameters(), netG.parameters()) { worstParam = max(worstParam, maxDiff(pg, pc)) }
+    let ok = worstLoss < 1e-3 && worstParam < 1e-3
+    if !ok { failed += 1 }
+    print("  \(ok ? "ok  " : "FAIL") \(model): max |loss difference| \(String(format: "%.2e", worstLoss)), max |parameter difference| \(String(format: "%.2e", worstParam))")
+}
+
+// MARK: 5. speed
+if runBench {
+    print("\n== speed on \(Ember.CUDA.name(0))")
+    // SGEMM through Ember (matmul) against the same cuBLAS call made directly.
+    for n in [1024, 4096, 8192] {
+        let a = Tensor.randn([n, n], device: gpu), b = Tensor.randn([n, n], device: gpu)
+        _ = a.matmul(b); Ember.CUDA.synchronize()
+        let reps = n >= 8192 ? 5 : 20
+        let emberMs = Ember.CUDA.time { for _ in 0..<reps { _ = a.matmul(b) } } / Double(reps)
+        let out = Tensor.empty([n, n], device: gpu)
+        let directMs = Ember.CUDA.time { for _ in 0..<reps { CUDADirect.sgemm(a, b, out) } } / Double(reps)
+        let tflops = { (ms: Double) in 2 * Double(n) * Double(n) * Double(n) / (ms / 1000) / 1e12 }
+        print(String(format: "  sgemm %5d: Ember %.3f ms (%.1f TFLOPS), cuBLAS direct %.3f ms (%.1f TFLOPS): %.1f %% of direct",
+                     n, emberMs, tflops(emberMs), directMs, tflops(directMs), directMs / emberMs * 100))
+    }
+    // One epoch on synthetic Fashion-MNIST-shaped data, Ember against PyTorch.
+    func emberEpoch(_ model: String) -> Double {
+        Ember.manualSeed(0)
+        let net = (model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()).to(gpu)
+        let opt = Adam(net.parameters(), lr: 1e-3)
+        let images = model == "mlp" ? Tensor.randn([60_000, 784], device: gpu) : Tensor.randn([60_000, 1, 28, 28], device: gpu)
+        let labels = Tensor.randint(0, 10, [60_000]).to(gpu)
+        func step(_ i: Int) {
+            let lo = i * 64, hi = min(60_000, lo + 64)
+            let loss = crossEntropy(net(images[lo..<hi]), labels[lo..<hi])
+            opt.zeroGrad()
+            try! loss.backward()
+            opt.step()
+        }
+        for i in 0..<5 { step(i) }
+        Ember.CUDA.synchronize()
+        let t0 = Date()
+        for i in 0..<938 { step(i) }
+        Ember.CUDA.synchronize()
+        return Date().timeIntervalSince(t0)
+    }
+    let torchScript = """
+    import sys, time, torch, torch.nn as nn
+    model = sys.argv[1]
+    torch.manual_seed(0)
+    dev = torch.device('cuda')
+    if model == 'mlp':
+        net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)).to(dev)
+        x = torch.randn(60000, 784, device=dev)
+    else:
+        net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10)).to(dev)
+        x = torch.randn(60000, 1, 28, 28, device=dev)
+    y = torch.randint(0, 10, (60000,), device=dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    lossf = nn.CrossEntropyLoss()
+    def step(i):
+        lo = i * 64
+        loss = lossf(net(x[lo:lo + 64]), y[lo:lo + 64])
+        opt.zero_grad(); loss.backward(); opt.step()
+    for i in range(5): step(i)
+    torch.cuda.synchronize(); t0 = time.perf_counter()
+    for i in range(938): step(i)
+    torch.cuda.synchronize(); print(time.perf_counter() - t0)
+    """
+    func torchEpoch(_ model: String) -> Double? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, "-c", torchScript, model]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+    for model in ["mlp", "cnn"] {
+        let e = emberEpoch(model)
+        let t = torchEpoch(model)
+        print(String(format: "  %@ epoch (938 steps, batch 64): Ember %.2f s, PyTorch %@: ratio %@", model, e,
+                     t.map { String(format: "%.2f s", $0) } ?? "unavailable", t.map { String(format: "%.2f", e / $0) } ?? "-"))
+    }
+}
+
+print("\n== \(failed == 0 ? "all GPU checks passed" : "\(failed) GPU check(s) failed")")
+exit(failed == 0 ? 0 : 1)

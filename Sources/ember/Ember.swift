@@ -1,6 +1,7 @@
 import ArgumentParser
 import Ember
 import EmberCPU
+import EmberCUDA
 
 @main
 struct EmberTool: ParsableCommand {
@@ -19,6 +20,11 @@ struct Info: ParsableCommand {
         print("  CPU kernels: \(CPUFeatures.active) (detected \(CPUFeatures.detected); EMBER_CPU_ISA to change)")
         _ = BLAS.shared
         print("  BLAS: \(BLAS.status)")
-        print("  devices: cpu")
+        if Ember.CUDA.isAvailable {
+            print("  devices: cpu, " + (0..<Ember.CUDA.deviceCount).map { "cuda:\($0)" }.joined(separator: ", "))
+        } else {
+            print("  devices: cpu")
+        }
+        print("  CUDA:\n" + Ember.CUDA.report().split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
     }
 }

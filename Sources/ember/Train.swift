@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Ember
+import EmberCUDA
 import Foundation
 
 /// Trains the MLP or the CNN on Fashion-MNIST and prints the test accuracy.
@@ -22,6 +23,7 @@ struct Train: ParsableCommand {
     @Option(help: "CPU threads (default: all cores).") var threads: Int?
     @Option(help: "DataLoader worker threads preparing batches ahead (0 = on the training thread).") var workers = 1
     @Flag(help: "No progress bar.") var quiet = false
+    @Option(help: "cpu or cuda / cuda:N (default: cuda when a GPU is usable, else cpu).") var device: String?
 
     func validate() throws {
         guard ["mlp", "cnn"].contains(model) else { throw ValidationError("--model must be mlp or cnn") }
@@ -29,6 +31,14 @@ struct Train: ParsableCommand {
         guard ["none", "cosine", "step", "onecycle"].contains(schedule) else { throw ValidationError("unknown --schedule \(schedule)") }
         guard !resume || checkpoint != nil else { throw ValidationError("--resume needs --checkpoint PATH") }
         guard epochs > 0, batchSize > 0 else { throw ValidationError("--epochs and --batch-size must be positive") }
+        if let device { _ = try Train.parseDevice(device) }
+    }
+
+    static func parseDevice(_ s: String) throws -> Device {
+        if s == "cpu" { return .cpu }
+        if s == "cuda" { return .cuda(0) }
+        if s.hasPrefix("cuda:"), let i = Int(s.dropFirst(5)) { return .cuda(i) }
+        throw ValidationError("--device must be cpu, cuda or cuda:N")
     }
 
     func run() throws {
@@ -64,8 +74,22 @@ struct Train: ParsableCommand {
         let trainImages = train.images.narrow(0, start: 0, length: n), trainLabels = train.labels.narrow(0, start: 0, length: n)
         let nt = min(testLimit ?? test.count, test.count)
 
+        // The device: --device, else a GPU when one is usable (data-parallel runs use MPI,
+        // which takes CPU tensors).
+        let dev: Device
+        if let d = device {
+            dev = try Train.parseDevice(d)
+            if dev != .cpu, !Ember.CUDA.isAvailable {
+                throw ValidationError("--device \(d): no usable GPU: \(Ember.CUDA.unavailableReason ?? "")")
+            }
+        } else {
+            dev = Ember.CUDA.isAvailable && group == nil ? .cuda(0) : .cpu
+        }
+        if dev != .cpu && resume {
+            throw ValidationError("--resume restores optimizer state on the CPU only for now: add --device cpu")
+        }
         Ember.manualSeed(seed)
-        let net = model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
+        let net = (model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()).to(dev)
         let opt: Optimizer = optimizer == "adam"
             ? Adam(net.parameters(), lr: lr ?? 1e-3)
             : SGD(net.parameters(), lr: lr ?? 0.05, momentum: 0.9)
@@ -93,7 +117,8 @@ struct Train: ParsableCommand {
         // Data-parallel: rank 0's weights go to every rank, gradients are averaged in backward.
         let forward: Module = try group.map { try DistributedDataParallel(net, group: $0) } ?? net
         say("model \(model): \(net.parameterCount) parameters; \(n) training images, \(nt) test images; "
-            + "\(optimizer) lr \(opt.paramGroups[0].lr), batch \(batchSize), threads \(Ember.numThreads)"
+            + "\(optimizer) lr \(opt.paramGroups[0].lr), batch \(batchSize), "
+            + (dev == .cpu ? "threads \(Ember.numThreads)" : "device \(dev) (\(Ember.CUDA.name(0)))")
             + (world > 1 ? "; data-parallel over \(world) processes (\(group!.backendName)), global batch \(world * batchSize)" : ""))
 
         let mean = 0.2860, std = 0.3530
@@ -120,7 +145,7 @@ struct Train: ParsableCommand {
             var seen = 0, step = 0
             let batches = loader.makeBatchIterator()
             while let (x, y) = try batches.next() {
-                let loss = crossEntropy(forward(x), y)
+                let loss = dev == .cpu ? crossEntropy(forward(x), y) : crossEntropy(forward(x.to(dev)), y.to(dev))
                 opt.zeroGrad()
                 try loss.backward()
                 opt.step()
@@ -131,7 +156,7 @@ struct Train: ParsableCommand {
             }
             if schedule != "onecycle" { scheduler?.step() }
             if rank == 0 { bar.finish() }
-            let acc = try evaluate(net, test, nt, batch, group)
+            let acc = try evaluate(net, test, nt, batch, group, dev)
             say(String(format: "epoch %d: test accuracy %.2f%%", epoch + 1, acc * 100))
             if let path = checkpoint, rank == 0 {
                 try Checkpoint(model: net.stateDict(), optimizer: opt.stateDict(),
@@ -139,13 +164,13 @@ struct Train: ParsableCommand {
                     .save(to: path)
             }
         }
-        let acc = try evaluate(net, test, nt, batch, group)
+        let acc = try evaluate(net, test, nt, batch, group, dev)
         say(String(format: "test accuracy: %.4f (%.2f%%)", acc, acc * 100))
     }
 
     /// Test accuracy; with a group, each rank scores its share and the counts are summed.
     func evaluate(_ net: Module, _ test: FashionMNIST, _ count: Int, _ batch: (Tensor, Tensor) -> Tensor,
-                  _ group: ProcessGroup?) throws -> Double {
+                  _ group: ProcessGroup?, _ dev: Device = .cpu) throws -> Double {
         net.eval()
         defer { net.train() }
         var correct = 0
@@ -156,7 +181,7 @@ struct Train: ParsableCommand {
             while i < hi {
                 let m = min(1000, hi - i)
                 let idx = Tensor.arange(Double(i), Double(i + m), dtype: .int64)
-                let pred = net(batch(test.images, idx)).argmax(dim: 1)
+                let pred = net(batch(test.images, idx).to(dev)).argmax(dim: 1).to(.cpu)
                 correct += Int(pred.eq(test.labels.indexSelect(0, idx)).sum().item())
                 i += m
             }
