@@ -1,6 +1,8 @@
 import EmberCore
 import Foundation
+#if canImport(XCTest)
 import XCTest
+#endif
 
 /// A JSON number, or "inf"/"-inf"/"nan".
 public func number(_ v: Any) -> Double {
@@ -54,6 +56,7 @@ public func mismatch(_ got: [Double], _ want: [Double], _ d: DType, scale: Doubl
     }
     return nil
 }
+#if canImport(XCTest)
 
 /// Asserts a tensor's values (and optionally shape) match.
 public func assertClose(_ t: Tensor, _ want: [Double], shape: [Int]? = nil, scale: Double = 1, _ message: String = "",
@@ -71,3 +74,4 @@ public func assertClose(_ t: Tensor, fixture: Any?, scale: Double = 1, _ message
     XCTAssertEqual(t.shape, want.shape, "\(message) shape", file: file, line: line)
     if t.shape == want.shape { assertClose(t, want.toArray(Double.self), scale: scale, message, file: file, line: line) }
 }
+#endif
