@@ -104,8 +104,47 @@ public enum CUDALibraries {
         do {
             return try DynamicLibrary.open(spec.name, environment: spec.environment, candidates: candidates(spec))
         } catch let e as DynamicLibrary.LoadError {
+            // Last resort for the wheels: ask the Python on PATH where its packages live.
+            if !spec.wheelComponents.isEmpty, let sites = askPythonForSites(), !sites.isEmpty {
+                var env = ProcessInfo.processInfo.environment
+                env["EMBER_PYTHON_SITE"] = (sites + [env["EMBER_PYTHON_SITE"]].compactMap { $0 }).joined(separator: ":")
+                let more = candidates(spec, environment: env).filter { c in !e.tried.contains { $0.path == c } }
+                if let lib = try? DynamicLibrary.open(spec.name, candidates: more) { return lib }
+            }
             throw CUDAError.libraryNotFound("\(e)")
         }
+    }
+
+    nonisolated(unsafe) private static var pythonSites: [String]?? = nil
+    private static let pythonLock = NSLock()
+
+    /// `site.getsitepackages()` and the user site of `python3` (asked once; nil without Python).
+    static func askPythonForSites() -> [String]? {
+        pythonLock.lock(); defer { pythonLock.unlock() }
+        if let cached = pythonSites { return cached }
+        #if os(Windows)
+        let exe = "python", launcher = "C:\\Windows\\System32\\cmd.exe"
+        let args = ["/c", exe, "-c", "import site; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()]))"]
+        #else
+        let launcher = "/usr/bin/env"
+        let args = ["python3", "-c", "import site; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()]))"]
+        #endif
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: launcher)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        var result: [String]? = nil
+        if (try? p.run()) != nil {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            if p.terminationStatus == 0 {
+                result = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            }
+        }
+        pythonSites = .some(result)
+        return result
     }
 }
 
