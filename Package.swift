@@ -33,8 +33,8 @@ let package = Package(
         .target(name: "EmberData", dependencies: ["EmberCore", "EmberNN", "EmberOptim"]),
         // NVIDIA GPUs: driver, NVRTC and cuBLAS opened at run time; kernels compiled by NVRTC.
         .target(name: "EmberCUDA", dependencies: ["EmberCore", "EmberCPU"]),
-        // Process groups on MPI (loaded at run time), data-parallel training.
-        .target(name: "EmberDistributed", dependencies: ["EmberCore", "EmberCPU", "EmberNN"]),
+        // Process groups on MPI and NCCL (both loaded at run time), data-parallel training.
+        .target(name: "EmberDistributed", dependencies: ["EmberCore", "EmberCPU", "EmberNN", "EmberCUDA", "CEmberKernels"]),
         // The umbrella module users import.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberNN", "EmberOptim", "EmberData", "EmberDistributed"]),
         // The command-line tool.

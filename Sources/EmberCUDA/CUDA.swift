@@ -185,3 +185,40 @@ public enum CUDADirect {
                                        addr(a), Int32(k), 0, &beta, addr(out), Int32(n), 0, 1)
     }
 }
+
+/// Low-level access for libraries that queue their own work on Ember's GPUs (NCCL):
+/// contexts, streams and events, as opaque driver handles.
+public enum CUDAInterop {
+    /// Makes device `i`'s context current on this thread.
+    public static func makeCurrent(_ i: Int) { Ember.CUDA.device(i).makeCurrent() }
+
+    /// The stream Ember queues this thread's work for device `i` on.
+    public static func currentStream(_ i: Int) -> OpaquePointer { Ember.CUDA.device(i).stream }
+
+    /// A new non-blocking stream on device `i` (kept for the life of the process).
+    public static func newStream(_ i: Int) -> OpaquePointer {
+        let d = Ember.CUDA.device(i)
+        d.makeCurrent()
+        var s: OpaquePointer?
+        d.driver.must(d.driver.cuStreamCreate(&s, 1), "cuStreamCreate")
+        return s!
+    }
+
+    /// Makes `stream` wait for everything queued so far on `after` (both on device `i`).
+    public static func streamWait(_ i: Int, _ stream: OpaquePointer, after: OpaquePointer) {
+        let d = Ember.CUDA.device(i)
+        d.makeCurrent()
+        var e: OpaquePointer?
+        d.driver.must(d.driver.cuEventCreate(&e, 2), "cuEventCreate")
+        d.driver.must(d.driver.cuEventRecord(e, after), "cuEventRecord")
+        d.driver.must(d.driver.cuStreamWaitEvent(stream, e, 0), "cuStreamWaitEvent")
+        _ = d.driver.cuEventDestroy(e)
+    }
+
+    /// Blocks until `stream` has finished its work.
+    public static func synchronize(_ i: Int, _ stream: OpaquePointer) {
+        let d = Ember.CUDA.device(i)
+        d.makeCurrent()
+        d.driver.must(d.driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    }
+}

@@ -121,9 +121,10 @@ public final class DistributedDataParallel<M: Module>: Module {
             hashes.append(Int64(bitPattern: h >> 1))
         }
         // Counts first, then per-parameter fingerprints up to the smallest count.
-        let counts = try group.allGather(Tensor([Int64(params.count)])).map { Int($0.item(Int64.self)) }
+        let dev = group.device
+        let counts = try group.allGather(Tensor([Int64(params.count)]).to(dev)).map { Int($0.item(Int64.self)) }
         let n = counts.min()!
-        let all = try group.allGather(Tensor(Array(hashes.prefix(n + 1))))
+        let all = try group.allGather(Tensor(Array(hashes.prefix(n + 1))).to(dev))
         let rows = all.map { $0.toArray(Int64.self) }
         guard let i = (1...max(n, 1)).first(where: { k in k <= n && rows.contains { $0[k] != rows[0][k] } }) else {
             if Set(counts).count > 1 {
@@ -136,7 +137,7 @@ public final class DistributedDataParallel<M: Module>: Module {
         let width = 256
         var me = [UInt8](repeating: 0, count: width)
         for (k, b) in describe(i - 1).utf8.prefix(width - 1).enumerated() { me[k] = b }
-        let gathered = try group.allGather(Tensor(me))
+        let gathered = try group.allGather(Tensor(me).to(dev))
         let lines = gathered.enumerated().map { r, t -> String in
             let bytes = t.toArray(UInt8.self).prefix { $0 != 0 }
             return "rank \(r): \(String(decoding: bytes, as: UTF8.self))"
@@ -166,7 +167,7 @@ public final class DistributedDataParallel<M: Module>: Module {
             bytes += size
         }
         if let c = current { buckets.append(c) }
-        for b in buckets { b.flat = Tensor.zeros([b.count], dtype: b.dtype) }
+        for b in buckets { b.flat = Tensor.zeros([b.count], dtype: b.dtype, device: group.device) }
     }
 
     private func syncBuffersIfNeeded() {
@@ -254,10 +255,11 @@ public final class DistributedDataParallel<M: Module>: Module {
         precondition(nextLaunch == buckets.count, "DistributedDataParallel: a bucket was not started")
         var usedAnywhere: [Bool] = Array(repeating: true, count: params.count)
         if findUnusedParameters {
-            let used = Tensor.zeros([params.count], dtype: .int32)
-            withNoGrad { for i in hooked { used[i] = Tensor(scalar: Int32(1)) } }
+            var flags = [Int32](repeating: 0, count: params.count)
+            for i in hooked { flags[i] = 1 }
+            let used = Tensor(flags).to(group.device)
             try group.allReduceAsync(used, op: .max, verifying: false).wait()
-            usedAnywhere = used.toArray(Int32.self).map { $0 != 0 }
+            usedAnywhere = used.to(.cpu).toArray(Int32.self).map { $0 != 0 }
         }
         for b in buckets { try b.work?.wait() }
         withNoGrad {

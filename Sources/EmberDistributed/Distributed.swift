@@ -1,3 +1,4 @@
+import EmberCUDA
 import EmberCore
 import Foundation
 
@@ -16,6 +17,8 @@ public enum Distributed {
     }
 
     nonisolated(unsafe) private static var group: ProcessGroup?
+    /// Kept alive for the job: rank 0 serves the rendezvous store.
+    nonisolated(unsafe) private static var rendezvousStore: TCPStore?
     private static let lock = NSLock()
 
     /// The group made by `initProcessGroup`, if any.
@@ -47,7 +50,10 @@ public enum Distributed {
     /// Joins the job this process was launched into (`init_process_group`).
     ///
     /// With `.mpi` the ranks come from the MPI launcher (`ember launch`, `mpirun`, `mpiexec`,
-    /// `srun`); a process started on its own is a group of one.
+    /// `srun`); a process started on its own is a group of one. With `.nccl` (CUDA tensors,
+    /// one GPU per process: `localRank` picks it) the ranks come from `RANK`/`WORLD_SIZE` or
+    /// the launcher, and NCCL's id is exchanged through the TCP store at
+    /// `MASTER_ADDR`:`MASTER_PORT`.
     /// - Throws: `DistributedError.libraryNotFound` (with every path tried) when no MPI is
     ///   installed, `.rendezvous` when the environment names a job MPI cannot see.
     @discardableResult
@@ -57,8 +63,36 @@ public enum Distributed {
         let env = ProcessInfo.processInfo.environment
         switch backend {
         case .nccl:
-            throw DistributedError.backend(
-                "the NCCL backend runs on CUDA tensors, and this build of Ember has no CUDA backend yet; use the MPI backend (CPU tensors)")
+            // Ranks from RANK/WORLD_SIZE or the MPI launcher; the NCCL id travels through the
+            // TCP store at MASTER_ADDR:MASTER_PORT (rank 0 serves it).
+            guard Ember.CUDA.isAvailable else {
+                throw DistributedError.backend("the NCCL backend needs a GPU: \(Ember.CUDA.unavailableReason ?? "none found")")
+            }
+            let rank = ["RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"].lazy.compactMap { env[$0].flatMap(Int.init) }.first ?? 0
+            let world = ["WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"].lazy.compactMap { env[$0].flatMap(Int.init) }.first ?? 1
+            guard rank >= 0 && rank < world else { throw DistributedError.rendezvous("rank \(rank) is not in 0..<\(world)") }
+            let limit = timeout ?? defaultTimeout
+            let nccl = try NCCLLibrary.load()
+            let id: [UInt8]
+            if world == 1 {
+                id = try nccl.uniqueId()
+            } else {
+                guard let portText = env["MASTER_PORT"], let port = Int(portText) else {
+                    throw DistributedError.rendezvous("the NCCL backend with \(world) processes needs MASTER_ADDR and MASTER_PORT (ember launch sets them)")
+                }
+                let store = try TCPStore(host: env["MASTER_ADDR"] ?? "127.0.0.1", port: port, isServer: rank == 0, timeout: limit)
+                id = try nccl.exchangeUniqueId(rank: rank, store: store)
+                // Every rank has read the id before rank 0's store may go away.
+                try store.barrier("ember/nccl/joined", worldSize: world)
+                rendezvousStore = store
+            }
+            let device = localRank % Ember.CUDA.deviceCount
+            let comm = CommThread(name: "ember-comm")
+            let engine = try comm.sync { try NCCLEngine(nccl: nccl, id: id, rank: rank, worldSize: world, deviceIndex: device) }
+            let g = ProcessGroup(engine: engine, comm: comm, timeout: limit)
+            group = g
+            atexit { Distributed.finalizeAtExit() }
+            return g
         case .mpi:
             let expected = env["WORLD_SIZE"].flatMap(Int.init)
             if let expected, expected > 1, !launchedByMPI(env) {

@@ -7,6 +7,7 @@ final class MPIEngine: CollectiveEngine {
     let rank: Int
     let worldSize: Int
     var name: String { "MPI (\(mpi.abi.rawValue))" }
+    var device: Device { .cpu }
     private var ownsInit = false
 
     /// Initialises MPI on the calling thread (the communication thread).

@@ -48,6 +48,8 @@ public enum DistributedError: Error, CustomStringConvertible, Equatable {
 /// on the group's communication thread; Ember never implements a collective itself.
 protocol CollectiveEngine: AnyObject {
     var name: String { get }
+    /// Where the engine's tensors live (the CPU for MPI, a GPU for NCCL).
+    var device: Device { get }
     var rank: Int { get }
     var worldSize: Int { get }
     func supports(_ dtype: DType) -> Bool
@@ -76,6 +78,8 @@ public final class ProcessGroup: @unchecked Sendable {
     public let worldSize: Int
     /// The communication library: "MPI (Open MPI)" or "MPI (MPICH)".
     public let backendName: String
+    /// The device whose tensors the group's collectives take.
+    public var device: Device { engine.device }
     /// The longest any operation may take before `wait()` throws (seconds).
     public var timeout: Double
     /// Check before each collective that all ranks passed the same shape, dtype and op
@@ -131,8 +135,8 @@ public final class ProcessGroup: @unchecked Sendable {
     }
 
     private func requireHost(_ op: String, _ t: Tensor) {
-        precondition(t.device == .cpu,
-                     "\(op): the \(backendName) process group takes CPU tensors, but got one on \(t.device)")
+        precondition(t.device == engine.device,
+                     "\(op): the \(backendName) process group takes tensors on \(engine.device), but got one on \(t.device)")
     }
 
     /// A contiguous tensor the library can read and write (the tensor itself when it
@@ -153,18 +157,18 @@ public final class ProcessGroup: @unchecked Sendable {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in what.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         let mine = Int64(bitPattern: h >> 2)
-        var buf: [Int64] = [mine, -mine]
-        try buf.withUnsafeMutableBytes { try engine.allReduce($0.baseAddress!, count: 2, dtype: .int64, op: .max) }
+        let dev = engine.device
+        let fp = Tensor([mine, -mine]).to(dev)
+        try engine.allReduce(fp.contiguousDataPointer, count: 2, dtype: .int64, op: .max)
+        let buf = fp.to(.cpu).toArray(Int64.self)
         if buf[0] == mine && buf[1] == -mine { return }
         let width = 256
         var me = [UInt8](repeating: 0, count: width)
         for (i, b) in what.utf8.prefix(width - 1).enumerated() { me[i] = b }
-        var all = [UInt8](repeating: 0, count: width * worldSize)
-        try me.withUnsafeBytes { s in
-            try all.withUnsafeMutableBytes { r in
-                try engine.allGather(s.baseAddress!, r.baseAddress!, count: width, dtype: .uint8)
-            }
-        }
+        let mineT = Tensor(me).to(dev)
+        let allT = Tensor.zeros([width * worldSize], dtype: .uint8, device: dev)
+        try engine.allGather(mineT.contiguousDataPointer, allT.contiguousDataPointer, count: width, dtype: .uint8)
+        let all = allT.to(.cpu).toArray(UInt8.self)
         let lines = (0..<worldSize).map { r -> String in
             let bytes = all[(r * width)..<((r + 1) * width)].prefix { $0 != 0 }
             return "rank \(r): \(String(decoding: bytes, as: UTF8.self))"
@@ -232,7 +236,7 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// Every rank's `tensor`, in rank order (`all_gather`).
     public func allGather(_ tensor: Tensor) throws -> [Tensor] {
-        let out = Tensor.empty([worldSize] + tensor.shape, dtype: tensor.dtype)
+        let out = Tensor.empty([worldSize] + tensor.shape, dtype: tensor.dtype, device: tensor.device)
         try allGatherAsync(tensor, into: out).wait()
         return (0..<worldSize).map { out[$0] }
     }
@@ -263,7 +267,7 @@ public final class ProcessGroup: @unchecked Sendable {
         precondition(!shape.isEmpty && shape[0] % worldSize == 0,
                      "reduceScatter: dimension 0 of \(input.shape) is not divisible by the world size \(worldSize)")
         shape[0] /= worldSize
-        let out = Tensor.empty(shape, dtype: input.dtype)
+        let out = Tensor.empty(shape, dtype: input.dtype, device: input.device)
         try reduceScatterAsync(input, into: out, op: op).wait()
         return out
     }

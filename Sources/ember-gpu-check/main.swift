@@ -126,6 +126,28 @@ for model in ["mlp", "cnn"] {
     print("  \(ok ? "ok  " : "FAIL") \(model): max |loss difference| \(String(format: "%.2e", worstLoss)), max |parameter difference| \(String(format: "%.2e", worstParam))")
 }
 
+// MARK: 4b. NCCL on one GPU (a group of one: communicator, collectives, DDP step)
+print("\n== NCCL on \(gpu)")
+do {
+    let g = try Distributed.initProcessGroup(backend: .nccl, timeout: 60)
+    let t = Tensor.arange(0, 10, dtype: .float32).to(gpu)
+    try g.allReduce(t)
+    try g.broadcast(t, from: 0)
+    let parts = try g.allGather(t)
+    let ok = t.to(.cpu).toArray(Float.self) == (0..<10).map(Float.init) && parts.count == 1
+    Ember.manualSeed(31)
+    let net = FashionModels.mlp().to(gpu)
+    let ddp = try DistributedDataParallel(net, group: g)
+    try crossEntropy(ddp(Tensor.randn([8, 784]).to(gpu)), Tensor.randint(0, 10, [8]).to(gpu)).backward()
+    let grads = net.parameters().allSatisfy { $0.grad != nil }
+    if !(ok && grads) { failed += 1 }
+    print("  \(ok && grads ? "ok  " : "FAIL") \(g.backendName): allReduce/broadcast/allGather and a DDP backward")
+    try Distributed.destroyProcessGroup()
+} catch {
+    print("  skipped or failed: \(error)")
+    if !"\(error)".contains("not found") { failed += 1 }
+}
+
 // MARK: 5. speed
 if runBench {
     print("\n== speed on \(Ember.CUDA.name(0))")

@@ -35,6 +35,9 @@ struct Launch: ParsableCommand {
         var env = ProcessInfo.processInfo.environment
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if env["EMBER_NUM_THREADS"] == nil { env["EMBER_NUM_THREADS"] = "\(max(1, cores / nproc))" }
+        // The rendezvous store for engines that need one (NCCL): rank 0 serves it.
+        if env["MASTER_ADDR"] == nil { env["MASTER_ADDR"] = "127.0.0.1" }
+        if env["MASTER_PORT"] == nil, let port = Launch.freePort() { env["MASTER_PORT"] = "\(port)" }
         switch flavor {
         case "openmpi":
             if geteuid() == 0 { args.append("--allow-run-as-root") }
@@ -55,6 +58,16 @@ struct Launch: ParsableCommand {
         signal(SIGINT, SIG_IGN)
         p.waitUntilExit()
         if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
+    }
+
+    /// A TCP port nobody listens on now (the store's port for this job).
+    static func freePort() -> Int? {
+        #if os(Windows)
+        return 29500
+        #else
+        guard let probe = try? TCPStore(port: 0, isServer: true, timeout: 2) else { return nil }
+        return probe.port
+        #endif
     }
 
     /// The MPI launcher and its family ("openmpi", "mpich").

@@ -47,7 +47,9 @@ struct Train: ParsableCommand {
         // Under `ember launch` / mpirun every rank runs this same command: data-parallel.
         var group: ProcessGroup? = nil
         if launchedByMPI() {
-            let g = try Distributed.initProcessGroup()
+            // GPUs talk through NCCL, CPUs through MPI.
+            let wantsGPU = device.map { $0 != "cpu" } ?? Ember.CUDA.isAvailable
+            let g = try Distributed.initProcessGroup(backend: wantsGPU ? .nccl : .mpi)
             if g.worldSize > 1 { group = g }
         }
         do {
@@ -83,7 +85,10 @@ struct Train: ParsableCommand {
                 throw ValidationError("--device \(d): no usable GPU: \(Ember.CUDA.unavailableReason ?? "")")
             }
         } else {
-            dev = Ember.CUDA.isAvailable && group == nil ? .cuda(0) : .cpu
+            dev = group?.device ?? (Ember.CUDA.isAvailable ? .cuda(0) : .cpu)
+        }
+        if let group, group.device != dev {
+            throw ValidationError("--device \(dev) does not match the process group's device \(group.device)")
         }
         if dev != .cpu && resume {
             throw ValidationError("--resume restores optimizer state on the CPU only for now: add --device cpu")
@@ -118,7 +123,7 @@ struct Train: ParsableCommand {
         let forward: Module = try group.map { try DistributedDataParallel(net, group: $0) } ?? net
         say("model \(model): \(net.parameterCount) parameters; \(n) training images, \(nt) test images; "
             + "\(optimizer) lr \(opt.paramGroups[0].lr), batch \(batchSize), "
-            + (dev == .cpu ? "threads \(Ember.numThreads)" : "device \(dev) (\(Ember.CUDA.name(0)))")
+            + (dev == .cpu ? "threads \(Ember.numThreads)" : "device \(dev) (\(Ember.CUDA.name(dev == .cuda(0) ? 0 : Distributed.localRank % max(1, Ember.CUDA.deviceCount))))")
             + (world > 1 ? "; data-parallel over \(world) processes (\(group!.backendName)), global batch \(world * batchSize)" : ""))
 
         let mean = 0.2860, std = 0.3530
