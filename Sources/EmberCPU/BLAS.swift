@@ -59,7 +59,15 @@ public final class BLAS: @unchecked Sendable {
         }
         let blas = BLAS(library: lib, sgemm: f, setThreads: lib.symbol("openblas_set_num_threads", as: SetThreads.self)
                             ?? lib.symbol("MKL_Set_Num_Threads", as: SetThreads.self), coreName: core)
-        blas.calibrate()
+        // A fixed, measured policy keeps results reproducible from run to run (a timing
+        // calibration can pick differently each time, and so round differently): with BLAS
+        // single-threaded inside Ember's pool, OpenBLAS beat Ember's kernel from 64³ up
+        // (98 vs 65 GFLOPS per core at 256³). EMBER_BLAS_CALIBRATE=1 times it here instead.
+        if ProcessInfo.processInfo.environment["EMBER_BLAS_CALIBRATE"] == "1" {
+            blas.calibrate()
+        } else {
+            blas.threshold = 64 * 64 * 64
+        }
         status = "\(lib.path)" + (core.map { " (core \($0))" } ?? "") + ": "
             + (blas.threshold.map { "used for products of ≥ \($0) multiply-adds" } ?? "slower than Ember's GEMM here, not used")
         return blas

@@ -14,7 +14,7 @@ final class CommThread: @unchecked Sendable {
     private var thread: Thread?
 
     init(name: String) {
-        let t = Thread { [unowned self] in self.loop() }
+        let t = Thread { [self] in self.loop() }  // lives as long as the process
         t.name = name
         t.stackSize = 8 << 20
         thread = t

@@ -231,7 +231,7 @@ public final class TCPStore: @unchecked Sendable {
             _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
             listenFD = s
             self.port = Int(UInt16(bigEndian: bound.sin_port))
-            let t = Thread { [unowned self] in self.acceptLoop() }
+            let t = Thread { [self] in self.acceptLoop() }  // the thread keeps the server until accept fails after stop()
             t.name = "ember-store"
             t.start()
         }
