@@ -669,19 +669,30 @@ public final class CPUBackend: Backend {
     }
 
     public func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor) {
+        im2col(x, g, padValue: padValue, into: out.storage.data + out.layout.offset * out.dtype.itemSize, rowPitch: nil)
+    }
+
+    /// im2col into raw memory. With `rowPitch`, the columns of all images share rows:
+    /// row `(c·kh + i)·kw + j` starts at `rowPitch·row` and image `n`'s columns at `n·L` in it
+    /// (one `[C·kh·kw, N·L]` matrix, so that one product covers several images).
+    func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, into out: UnsafeMutableRawPointer, rowPitch: Int?) {
         let n = x.shape[0], (C, H, W) = (g.channels, g.height, g.width)
         let (kh, kw) = g.kernel, (sh, sw) = g.stride, (ph, pw) = g.padding, (dh, dw) = g.dilation
         let Ho = g.outHeight, Wo = g.outWidth, L = Ho * Wo
         func run<T: BinaryFloatingPoint>(_: T.Type) {
-            let src = x.ptr(T.self), dst = out.ptr(T.self), pad = T(padValue)
+            let src = x.ptr(T.self), dst = out.assumingMemoryBound(to: T.self), pad = T(padValue)
             // One task per (image, channel): writes kh·kw rows of L columns.
             parallelFor(n * C, grain: Swift.max(1, 4096 / Swift.max(kh * kw * L, 1))) { range in
                 for t in range {
                     let plane = src + t * H * W
-                    let rows = dst + t * kh * kw * L  // (n·C + c)·kh·kw·L: columns are contiguous per image
                     for i in 0..<kh {
                         for j in 0..<kw {
-                            let row = rows + (i * kw + j) * L
+                            let row: UnsafeMutablePointer<T>
+                            if let rowPitch {
+                                row = dst + (((t % C) * kh + i) * kw + j) * rowPitch + (t / C) * L
+                            } else {
+                                row = dst + (t * kh * kw + i * kw + j) * L  // [N, C·kh·kw, L]
+                            }
                             for y in 0..<Ho {
                                 let iy = y * sh - ph + i * dh
                                 let r = row + y * Wo

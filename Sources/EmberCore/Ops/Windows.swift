@@ -1,3 +1,6 @@
+import EmberCPU
+import Foundation
+
 /// Sliding-window ops: `unfold`/`fold` (im2col/col2im) and constant padding. Convolution
 /// and pooling are built on them.
 extension Tensor {
@@ -68,6 +71,9 @@ extension Tensor {
         let ck = g.columnRows, l = ho * wo
         let compute = DType.promote(dtype, weight.dtype).computeType
         let x = cast(compute).contiguous()
+        if device == .cpu && (compute == .float32 || compute == .float64) {
+            return conv2dCPU(x, weight, bias, g, compute: compute)
+        }
         let cols = Tensor(uninitialized: [n, ck, l], dtype: compute, device: device)
         device.backend.im2col(x, g, padValue: 0, cols)
         let w2 = weight.cast(compute).contiguous().reshape([o, ck])
@@ -105,6 +111,112 @@ extension Tensor {
                 }
                 let gb = bias != nil && ctx.needsGrad(2) ? ctx.grad.sum(dims: [0, 2, 3]) : nil
                 return [gx, gw] + (bias != nil ? [gb] : [])
+            }
+        }
+        return result
+    }
+
+    /// `C = A·B` (+ C) on one thread, for float32 or float64 buffers.
+    private static func gemm1(_ d: DType, m: Int, n: Int, k: Int, a: UnsafeRawPointer, rsA: Int, csA: Int,
+                              b: UnsafeRawPointer, rsB: Int, csB: Int, c: UnsafeMutableRawPointer, ldc: Int, accumulate: Bool) {
+        if d == .float32 {
+            GEMM.sgemm(m: m, n: n, k: k, a: a.assumingMemoryBound(to: Float.self), rowStrideA: rsA, colStrideA: csA,
+                       b: b.assumingMemoryBound(to: Float.self), rowStrideB: rsB, colStrideB: csB,
+                       c: c.assumingMemoryBound(to: Float.self), ldc: ldc, accumulate: accumulate, threads: 1)
+        } else {
+            GEMM.dgemm(m: m, n: n, k: k, a: a.assumingMemoryBound(to: Double.self), rowStrideA: rsA, colStrideA: csA,
+                       b: b.assumingMemoryBound(to: Double.self), rowStrideB: rsB, colStrideB: csB,
+                       c: c.assumingMemoryBound(to: Double.self), ldc: ldc, accumulate: accumulate, threads: 1)
+        }
+    }
+
+    /// Convolution on the CPU, one image at a time per thread: its columns are built in a
+    /// buffer that stays in cache and multiplied at once, so the `[N, C·kh·kw, L]` column
+    /// matrix never exists (it was most of the memory traffic); backward rebuilds each
+    /// image's columns instead of keeping them.
+    private func conv2dCPU(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, _ g: WindowGeometry, compute: DType) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let o = weight.shape[0], ck = g.columnRows, l = g.outHeight * g.outWidth
+        let item = compute.itemSize
+        let w2 = weight.cast(compute).contiguous().reshape([o, ck])
+        let y = Tensor(uninitialized: [n, o, l], dtype: compute)
+        let cpu = CPUBackend.shared
+        let wp = UnsafeRawPointer(w2.storage.data + w2.layout.offset * item), yp = y.storage.data
+        // Images go in groups whose columns sit side by side ([C·kh·kw, G·L]): one product per
+        // group packs the weights once and is wide enough to run near the kernel's peak.
+        let group = Swift.max(1, Swift.min(8, 1024 / Swift.max(l, 1)))
+        let groups = (n + group - 1) / group
+        parallelFor(groups, grain: 1) { range in
+            let cols = Tensor(uninitialized: [ck, group * l], dtype: compute)
+            let prod = Tensor(uninitialized: [o, group * l], dtype: compute)
+            for gi in range {
+                let first = gi * group, count = Swift.min(group, n - first), width = count * l
+                cpu.im2col(x.narrow(0, start: first, length: count), g, padValue: 0, into: cols.storage.data, rowPitch: width)
+                if count == 1 {
+                    Tensor.gemm1(compute, m: o, n: l, k: ck, a: wp, rsA: ck, csA: 1, b: cols.storage.data, rsB: l, csB: 1,
+                                 c: yp + first * o * l * item, ldc: l, accumulate: false)
+                    continue
+                }
+                Tensor.gemm1(compute, m: o, n: width, k: ck, a: wp, rsA: ck, csA: 1, b: cols.storage.data, rsB: width, csB: 1,
+                             c: prod.storage.data, ldc: width, accumulate: false)
+                // [O, G·L] → G blocks of [O, L]
+                for j in 0..<count {
+                    for r in 0..<o {
+                        (yp + ((first + j) * o + r) * l * item).copyMemory(from: prod.storage.data + (r * width + j * l) * item,
+                                                                           byteCount: l * item)
+                    }
+                }
+            }
+        }
+        var out = Tensor(storage: y.storage, layout: Layout(contiguous: [n, o, g.outHeight, g.outWidth]), dtype: compute)
+        if let bias { out = withNoGrad { out + bias.cast(compute).reshape([1, o, 1, 1]) } }
+        let result = out.cast(DType.promote(dtype, weight.dtype))
+        let inputs = [self, weight] + (bias.map { [$0] } ?? [])
+        if anyNeedsGrad(inputs) {
+            let input = self, wt = weight, inShape = shape
+            let (kh, kw) = g.kernel
+            record(result, "ConvolutionBackward", inputs, save: [self, weight]) { ctx in
+                if ctx.createGraph {
+                    // Differentiable formulation (for higher-order gradients).
+                    let gr = ctx.grad.reshape([n, o, l])
+                    let colsT = input.unfold(kernel: (kh, kw), dilation: g.dilation, padding: g.padding, stride: g.stride)
+                    let gw = gr.matmul(colsT.mT).sum(dim: 0).reshape(wt.shape)
+                    let gx = wt.reshape([o, ck]).t().matmul(gr).fold(outputSize: (h, w), kernel: (kh, kw), dilation: g.dilation,
+                                                                     padding: g.padding, stride: g.stride)
+                    return [gx, gw] + (bias != nil ? [ctx.grad.sum(dims: [0, 2, 3])] : [])
+                }
+                let gc = ctx.grad.cast(compute).contiguous()
+                let gp = UnsafeRawPointer(gc.storage.data + gc.layout.offset * item)
+                let wantX = ctx.needsGrad(0), wantW = ctx.needsGrad(1)
+                let gx = wantX ? Tensor.zeros([n, c, h, w], dtype: compute) : nil
+                let acc = wantW ? Tensor.zeros([o, ck], dtype: compute) : nil
+                let lock = NSLock()
+                parallelFor(n, grain: 1) { range in
+                    let buf = Tensor(uninitialized: [1, ck, l], dtype: compute)
+                    let partial = wantW ? Tensor.zeros([o, ck], dtype: compute) : nil
+                    for i in range {
+                        let gri = gp + i * o * l * item
+                        if let gx {
+                            // columns' gradient Wᵀ·g, folded back into image i
+                            Tensor.gemm1(compute, m: ck, n: l, k: o, a: wp, rsA: 1, csA: ck, b: gri, rsB: l, csB: 1,
+                                         c: buf.storage.data, ldc: l, accumulate: false)
+                            cpu.col2im(buf, g, gx.narrow(0, start: i, length: 1))
+                        }
+                        if let partial {
+                            // weight gradient g·colsᵀ, columns rebuilt for this image
+                            cpu.im2col(x.narrow(0, start: i, length: 1), g, padValue: 0, buf)
+                            Tensor.gemm1(compute, m: o, n: ck, k: l, a: gri, rsA: l, csA: 1, b: buf.storage.data, rsB: 1, csB: l,
+                                         c: partial.storage.data, ldc: ck, accumulate: true)
+                        }
+                    }
+                    if let partial, let acc {
+                        lock.lock()
+                        withNoGrad { _ = acc.add_(partial) }
+                        lock.unlock()
+                    }
+                }
+                let gb = bias != nil && ctx.needsGrad(2) ? ctx.grad.sum(dims: [0, 2, 3]) : nil
+                return [gx, acc?.reshape(wt.shape)] + (bias != nil ? [gb] : [])
             }
         }
         return result
