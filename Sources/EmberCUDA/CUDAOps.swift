@@ -164,23 +164,24 @@ final class CUDABackend: Backend, @unchecked Sendable {
         dev.function("structured_\(d)", KernelSource.name(kernel, d.description)) { KernelSource.structuredModule(d) }
     }
 
-    func indexSelect(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor) {
-        let outer = x.shape[..<dim].reduce(1, *), inner = x.shape[(dim + 1)...].reduce(1, *)
+    /// indexSelect / indexAdd: `full` is the tensor indexed along `dim` (the other operand
+    /// has `index.count` slices there).
+    private func indexKernel(_ kernel: String, full: Tensor, dim: Int, out: Tensor, src: Tensor, _ index: Tensor) {
+        let outer = full.shape[..<dim].reduce(1, *), inner = full.shape[(dim + 1)...].reduce(1, *)
         let L = index.count, n = outer * L * inner
         if n == 0 { return }
-        let args = KernelArgs().add(Int64(n)).add(Int64(L)).add(Int64(x.shape[dim])).add(Int64(inner))
-            .add(address(out)).add(address(x)).add(address(index))
-        dev.launch(structured("indexSelect", x.dtype), items: n, args)
+        let args = KernelArgs().add(Int64(n)).add(Int64(L)).add(Int64(full.shape[dim])).add(Int64(inner))
+            .add(address(out)).add(address(src)).add(address(index))
+        dev.launch(structured(kernel, full.dtype), items: n, args)
+    }
+
+    func indexSelect(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor) {
+        indexKernel("indexSelect", full: x, dim: dim, out: out, src: x, index)
     }
 
     func indexAdd(_ out: Tensor, dim: Int, _ index: Tensor, _ src: Tensor) {
         let s = src.isContiguous ? src : { let c = Tensor.empty(src.shape, dtype: src.dtype, device: src.device); copy(src, into: c); return c }()
-        let outer = out.shape[..<dim].reduce(1, *), inner = out.shape[(dim + 1)...].reduce(1, *)
-        let L = index.count, n = outer * L * inner
-        if n == 0 { return }
-        let args = KernelArgs().add(Int64(n)).add(Int64(L)).add(Int64(out.shape[dim])).add(Int64(inner))
-            .add(address(out)).add(address(s)).add(address(index))
-        dev.launch(structured("indexAdd", out.dtype), items: n, args)
+        indexKernel("indexAdd", full: out, dim: dim, out: out, src: s, index)
     }
 
     func gather(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor) {

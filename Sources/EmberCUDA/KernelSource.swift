@@ -447,11 +447,8 @@ public enum KernelSource {
                 \(add("out[(i / l) * hw + at]", "grad[i]"));
             }
         }
-        // One block per row: softmax (or log-softmax) over n contiguous values.
-        extern "C" __global__ void \(name("softmax", d.description))(long long rows, long long n, int logMode, \(st)* out, const \(st)* x) {
-            __shared__ \(t) red[256];
-            long long row = blockIdx.x; if (row >= rows) return;
-            const \(st)* xr = x + row * n; \(st)* orow = out + row * n;
+        // A row's maximum m (0 when the row is all -inf) and Σ exp(x − m), by the whole block.
+        __device__ void \(name("rowStats", d.description))(const \(st)* xr, long long n, \(t)* red, \(t)* mOut, \(t)* sumOut) {
             \(t) m = -EMBER_INF;
             for (long long j = threadIdx.x; j < n; j += blockDim.x) { \(t) v = \(load(d, "xr[j]")); m = v > m || v != v ? v : m; }
             red[threadIdx.x] = m; __syncthreads();
@@ -461,7 +458,15 @@ public enum KernelSource {
             for (long long j = threadIdx.x; j < n; j += blockDim.x) sum += ember_exp(\(load(d, "xr[j]")) - m);
             red[threadIdx.x] = sum; __syncthreads();
             for (int w = blockDim.x / 2; w > 0; w >>= 1) { if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w]; __syncthreads(); }
-            sum = red[0];
+            *mOut = m; *sumOut = red[0];
+        }
+        // One block per row: softmax (or log-softmax) over n contiguous values.
+        extern "C" __global__ void \(name("softmax", d.description))(long long rows, long long n, int logMode, \(st)* out, const \(st)* x) {
+            __shared__ \(t) red[256];
+            long long row = blockIdx.x; if (row >= rows) return;
+            const \(st)* xr = x + row * n; \(st)* orow = out + row * n;
+            \(t) m, sum;
+            \(name("rowStats", d.description))(xr, n, red, &m, &sum);
             for (long long j = threadIdx.x; j < n; j += blockDim.x) {
                 \(t) v = \(load(d, "xr[j]")) - m;
                 orow[j] = \(store(d, "logMode ? v - ember_log(sum) : ember_exp(v) / sum"));
@@ -471,17 +476,10 @@ public enum KernelSource {
             __shared__ \(t) red[256];
             long long row = blockIdx.x; if (row >= rows) return;
             const \(st)* xr = x + row * c;
-            \(t) m = -EMBER_INF;
-            for (long long j = threadIdx.x; j < c; j += blockDim.x) { \(t) v = \(load(d, "xr[j]")); m = v > m || v != v ? v : m; }
-            red[threadIdx.x] = m; __syncthreads();
-            for (int w = blockDim.x / 2; w > 0; w >>= 1) { if (threadIdx.x < w) { \(t) a = red[threadIdx.x], b = red[threadIdx.x + w]; red[threadIdx.x] = b > a || b != b ? b : a; } __syncthreads(); }
-            m = red[0]; if (m == -EMBER_INF) m = 0; __syncthreads();
-            \(t) sum = 0;
-            for (long long j = threadIdx.x; j < c; j += blockDim.x) sum += ember_exp(\(load(d, "xr[j]")) - m);
-            red[threadIdx.x] = sum; __syncthreads();
-            for (int w = blockDim.x / 2; w > 0; w >>= 1) { if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w]; __syncthreads(); }
+            \(t) m, sum;
+            \(name("rowStats", d.description))(xr, c, red, &m, &sum);
             if (threadIdx.x == 0) {
-                \(t) l = m + ember_log(red[0]);
+                \(t) l = m + ember_log(sum);
                 lse[row] = \(store(d, "l"));
                 long long k = target[row];
                 loss[row] = \(store(d, "k == ignoreIndex ? (\(t))0 : l - \(load(d, "xr[k]"))"));
