@@ -3,6 +3,7 @@
 #
 #   bash Scripts/gpu-check.sh build   # here: static binary, stripped and xz-compressed into .build/gpu-check/
 #   bash Scripts/gpu-check.sh run     # on the GPU machine, from the repository root (carry .build/gpu-check)
+#   .build/release/ember-gpu-check --device cpu --no-bench   # dry run of the checker itself, here
 #
 # `run` unpacks the binary, makes NVRTC/cuBLAS/NCCL from the Python environment findable,
 # and runs ember-gpu-check (op fixtures, layers, training, NCCL, speed against PyTorch).
@@ -18,6 +19,7 @@ case "${1:-}" in
     ;;
   run)
     dir=$(mktemp -d)
+    trap 'rm -rf "$dir"' EXIT
     xz -dc .build/gpu-check/ember-gpu-check.xz > "$dir/ember-gpu-check"
     chmod +x "$dir/ember-gpu-check"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true

@@ -23,32 +23,40 @@ let python = option("--python") ?? "python3"
 let runBench = !args.contains("--no-bench")
 var failed = 0
 
-print("== environment")
-print(Ember.CUDA.report())
-guard Ember.CUDA.isAvailable else {
+let isChild = option("--section") != nil
+if !isChild {
+    print("== environment")
+    print(Ember.CUDA.report())
+}
+// `--device cpu` dry-runs the checker itself on the CPU (CPU against CPU) where no GPU is.
+let dryRun = option("--device") == "cpu"
+guard Ember.CUDA.isAvailable || dryRun else {
     print("no usable GPU (see above): nothing to check")
     exit(2)
 }
-let gpu = Device.cuda(0)
+let gpu: Device = dryRun ? .cpu : .cuda(0)
 
 // MARK: 2. op fixtures
-print("\n== op fixtures on \(gpu) (\(fixturesPath))")
-do {
-    let fx = try Fixtures(url: URL(fileURLWithPath: fixturesPath))
-    let cases = fx.cases
-    var bad: [String] = []
-    let t0 = Date()
-    for c in cases {
-        let f = runOpCase(c, device: gpu)
-        if !f.isEmpty { bad.append("\(c.name): " + f.joined(separator: "; ")) }
+/// The fixture cases of op `only` (all when nil) on the GPU; prints failures, returns their count.
+func fixtures(only: String?) -> Int {
+    var failed = 0
+    do {
+        let fx = try Fixtures(url: URL(fileURLWithPath: fixturesPath))
+        let cases = fx.cases.filter { only == nil || $0.op == only }
+        var bad: [String] = []
+        for c in cases {
+            let f = runOpCase(c, device: gpu)
+            if !f.isEmpty { bad.append("\(c.name): " + f.joined(separator: "; ")) }
+        }
+        print("FIXTURES \(only ?? "all") \(cases.count - bad.count)/\(cases.count)")
+        for b in bad.prefix(10) { print("  FAIL \(b.prefix(400))") }
+        if bad.count > 10 { print("  … \(bad.count - 10) more") }
+        failed += bad.count
+    } catch {
+        print("FAIL: cannot read the fixtures: \(error)")
+        failed += 1
     }
-    print("\(cases.count - bad.count) of \(cases.count) cases pass (\(String(format: "%.1f", Date().timeIntervalSince(t0))) s)")
-    for b in bad.prefix(40) { print("  FAIL \(b.prefix(400))") }
-    if bad.count > 40 { print("  … \(bad.count - 40) more") }
-    failed += bad.count
-} catch {
-    print("FAIL: cannot read the fixtures: \(error)")
-    failed += 1
+    return failed
 }
 
 // MARK: 3. layers, GPU against CPU
@@ -57,99 +65,111 @@ func relDiff(_ a: Tensor, _ b: Tensor) -> Double {
     maxDiff(a, b) / max(1e-6, b.to(.cpu).to(.float64).abs().max().item())
 }
 
+func layers() -> Int {
+    var failed = 0
 print("\n== layers: \(gpu) against cpu (forward and every gradient, relative max difference)")
-let layerCases: [(String, () -> Module, [Int])] = [
-    ("Linear(20, 7)", { Linear(20, 7) }, [5, 20]),
-    ("Conv2d(3, 8, 3, padding 1)", { Conv2d(3, 8, kernelSize: 3, padding: 1) }, [2, 3, 9, 9]),
-    ("Conv2d(4, 6, 3, stride 2, groups 2)", { Conv2d(4, 6, kernelSize: 3, stride: 2, groups: 2) }, [2, 4, 11, 11]),
-    ("ConvTranspose2d(4, 3, 3, stride 2)", { ConvTranspose2d(4, 3, kernelSize: 3, stride: 2) }, [2, 4, 5, 5]),
-    ("MaxPool2d(2)", { MaxPool2d(2) }, [2, 3, 8, 8]),
-    ("AvgPool2d(2)", { AvgPool2d(2) }, [2, 3, 8, 8]),
-    ("BatchNorm2d(3)", { BatchNorm2d(3) }, [4, 3, 5, 5]),
-    ("LayerNorm([10])", { LayerNorm([10]) }, [3, 4, 10]),
-    ("GroupNorm(2, 4)", { GroupNorm(2, 4) }, [2, 4, 3, 3]),
-    ("FashionModels.mlp()", { FashionModels.mlp() }, [8, 784]),
-    ("FashionModels.cnn()", { FashionModels.cnn() }, [4, 1, 28, 28]),
-]
-for (name, make, shape) in layerCases {
-    Ember.manualSeed(11)
-    let cpuLayer = make()
-    Ember.manualSeed(11)
-    let gpuLayer = make().to(gpu)
-    Ember.manualSeed(12)
-    let x = Tensor.randn(shape)
-    let xc = x.clone().requiringGrad(), xg = x.to(gpu).requiringGrad()
-    let yc = cpuLayer(xc), yg = gpuLayer(xg)
-    let up = Tensor.randn(yc.shape)
-    var worst = relDiff(yg, yc)
-    do {
-        try (yc * up).sum().backward()
-        try (yg * up.to(gpu)).sum().backward()
-        worst = max(worst, relDiff(xg.grad!, xc.grad!))
-        for ((pn, pc), (_, pg)) in zip(cpuLayer.namedParameters(), gpuLayer.namedParameters()) {
-            guard let gc = pc.grad, let gg = pg.grad else {
-                print("  FAIL \(name): parameter \(pn) has no gradient on one device"); failed += 1; continue
+    let layerCases: [(String, () -> Module, [Int])] = [
+        ("Linear(20, 7)", { Linear(20, 7) }, [5, 20]),
+        ("Conv2d(3, 8, 3, padding 1)", { Conv2d(3, 8, kernelSize: 3, padding: 1) }, [2, 3, 9, 9]),
+        ("Conv2d(4, 6, 3, stride 2, groups 2)", { Conv2d(4, 6, kernelSize: 3, stride: 2, groups: 2) }, [2, 4, 11, 11]),
+        ("ConvTranspose2d(4, 3, 3, stride 2)", { ConvTranspose2d(4, 3, kernelSize: 3, stride: 2) }, [2, 4, 5, 5]),
+        ("MaxPool2d(2)", { MaxPool2d(2) }, [2, 3, 8, 8]),
+        ("AvgPool2d(2)", { AvgPool2d(2) }, [2, 3, 8, 8]),
+        ("BatchNorm2d(3)", { BatchNorm2d(3) }, [4, 3, 5, 5]),
+        ("LayerNorm([10])", { LayerNorm([10]) }, [3, 4, 10]),
+        ("GroupNorm(2, 4)", { GroupNorm(2, 4) }, [2, 4, 3, 3]),
+        ("FashionModels.mlp()", { FashionModels.mlp() }, [8, 784]),
+        ("FashionModels.cnn()", { FashionModels.cnn() }, [4, 1, 28, 28]),
+    ]
+    for (name, make, shape) in layerCases {
+        Ember.manualSeed(11)
+        let cpuLayer = make()
+        Ember.manualSeed(11)
+        let gpuLayer = make().to(gpu)
+        Ember.manualSeed(12)
+        let x = Tensor.randn(shape)
+        let xc = x.clone().requiringGrad(), xg = x.to(gpu).requiringGrad()
+        let yc = cpuLayer(xc), yg = gpuLayer(xg)
+        let up = Tensor.randn(yc.shape)
+        var worst = relDiff(yg, yc)
+        do {
+            try (yc * up).sum().backward()
+            try (yg * up.to(gpu)).sum().backward()
+            worst = max(worst, relDiff(xg.grad!, xc.grad!))
+            for ((pn, pc), (_, pg)) in zip(cpuLayer.namedParameters(), gpuLayer.namedParameters()) {
+                guard let gc = pc.grad, let gg = pg.grad else {
+                    print("  FAIL \(name): parameter \(pn) has no gradient on one device"); failed += 1; continue
+                }
+                worst = max(worst, relDiff(gg, gc))
             }
-            worst = max(worst, relDiff(gg, gc))
+        } catch {
+            print("  FAIL \(name): backward threw \(error)"); failed += 1; continue
         }
-    } catch {
-        print("  FAIL \(name): backward threw \(error)"); failed += 1; continue
+        let ok = worst < 1e-4
+        if !ok { failed += 1 }
+        print("  \(ok ? "ok  " : "FAIL") \(name): \(String(format: "%.2e", worst))")
     }
-    let ok = worst < 1e-4
-    if !ok { failed += 1 }
-    print("  \(ok ? "ok  " : "FAIL") \(name): \(String(format: "%.2e", worst))")
+    return failed
 }
 
 // MARK: 4. training, GPU against CPU
+func training() -> Int {
+    var failed = 0
 print("\n== 20 training steps: \(gpu) against cpu")
-for model in ["mlp", "cnn"] {
-    Ember.manualSeed(21)
-    let netC = model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
-    Ember.manualSeed(21)
-    let netG = (model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()).to(gpu)
-    let optC = Adam(netC.parameters(), lr: 1e-3), optG = Adam(netG.parameters(), lr: 1e-3)
-    Ember.manualSeed(22)
-    var worstLoss = 0.0
-    for _ in 0..<20 {
-        let x = model == "mlp" ? Tensor.randn([64, 784]) : Tensor.randn([64, 1, 28, 28])
-        let y = Tensor.randint(0, 10, [64])
-        let lc = crossEntropy(netC(x), y), lg = crossEntropy(netG(x.to(gpu)), y.to(gpu))
-        worstLoss = max(worstLoss, abs(lc.item() - lg.item()))
-        optC.zeroGrad(); optG.zeroGrad()
-        try! lc.backward(); try! lg.backward()
-        optC.step(); optG.step()
+    for model in ["mlp", "cnn"] {
+        Ember.manualSeed(21)
+        let netC = model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
+        Ember.manualSeed(21)
+        let netG = (model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()).to(gpu)
+        let optC = Adam(netC.parameters(), lr: 1e-3), optG = Adam(netG.parameters(), lr: 1e-3)
+        Ember.manualSeed(22)
+        var worstLoss = 0.0
+        for _ in 0..<20 {
+            let x = model == "mlp" ? Tensor.randn([64, 784]) : Tensor.randn([64, 1, 28, 28])
+            let y = Tensor.randint(0, 10, [64])
+            let lc = crossEntropy(netC(x), y), lg = crossEntropy(netG(x.to(gpu)), y.to(gpu))
+            worstLoss = max(worstLoss, abs(lc.item() - lg.item()))
+            optC.zeroGrad(); optG.zeroGrad()
+            try! lc.backward(); try! lg.backward()
+            optC.step(); optG.step()
+        }
+        var worstParam = 0.0
+        for (pc, pg) in zip(netC.parameters(), netG.parameters()) { worstParam = max(worstParam, maxDiff(pg, pc)) }
+        let ok = worstLoss < 1e-3 && worstParam < 1e-3
+        if !ok { failed += 1 }
+        print("  \(ok ? "ok  " : "FAIL") \(model): max |loss difference| \(String(format: "%.2e", worstLoss)), max |parameter difference| \(String(format: "%.2e", worstParam))")
     }
-    var worstParam = 0.0
-    for (pc, pg) in zip(netC.parameters(), netG.parameters()) { worstParam = max(worstParam, maxDiff(pg, pc)) }
-    let ok = worstLoss < 1e-3 && worstParam < 1e-3
-    if !ok { failed += 1 }
-    print("  \(ok ? "ok  " : "FAIL") \(model): max |loss difference| \(String(format: "%.2e", worstLoss)), max |parameter difference| \(String(format: "%.2e", worstParam))")
+    return failed
 }
 
 // MARK: 4b. NCCL on one GPU (a group of one: communicator, collectives, DDP step)
+func ncclGroupOfOne() -> Int {
+    var failed = 0
 print("\n== NCCL on \(gpu)")
-do {
-    let g = try Distributed.initProcessGroup(backend: .nccl, timeout: 60)
-    let t = Tensor.arange(0, 10, dtype: .float32).to(gpu)
-    try g.allReduce(t)
-    try g.broadcast(t, from: 0)
-    let parts = try g.allGather(t)
-    let ok = t.to(.cpu).toArray(Float.self) == (0..<10).map(Float.init) && parts.count == 1
-    Ember.manualSeed(31)
-    let net = FashionModels.mlp().to(gpu)
-    let ddp = try DistributedDataParallel(net, group: g)
-    try crossEntropy(ddp(Tensor.randn([8, 784]).to(gpu)), Tensor.randint(0, 10, [8]).to(gpu)).backward()
-    let grads = net.parameters().allSatisfy { $0.grad != nil }
-    if !(ok && grads) { failed += 1 }
-    print("  \(ok && grads ? "ok  " : "FAIL") \(g.backendName): allReduce/broadcast/allGather and a DDP backward")
-    try Distributed.destroyProcessGroup()
-} catch {
-    print("  skipped or failed: \(error)")
-    if !"\(error)".contains("not found") { failed += 1 }
+    do {
+        let g = try Distributed.initProcessGroup(backend: .nccl, timeout: 60)
+        let t = Tensor.arange(0, 10, dtype: .float32).to(gpu)
+        try g.allReduce(t)
+        try g.broadcast(t, from: 0)
+        let parts = try g.allGather(t)
+        let ok = t.to(.cpu).toArray(Float.self) == (0..<10).map(Float.init) && parts.count == 1
+        Ember.manualSeed(31)
+        let net = FashionModels.mlp().to(gpu)
+        let ddp = try DistributedDataParallel(net, group: g)
+        try crossEntropy(ddp(Tensor.randn([8, 784]).to(gpu)), Tensor.randint(0, 10, [8]).to(gpu)).backward()
+        let grads = net.parameters().allSatisfy { $0.grad != nil }
+        if !(ok && grads) { failed += 1 }
+        print("  \(ok && grads ? "ok  " : "FAIL") \(g.backendName): allReduce/broadcast/allGather and a DDP backward")
+        try Distributed.destroyProcessGroup()
+    } catch {
+        print("  skipped or failed: \(error)")
+        if !"\(error)".contains("not found") { failed += 1 }
+    }
+    return failed
 }
 
 // MARK: 5. speed
-if runBench {
+func speed() -> Int {
     print("\n== speed on \(Ember.CUDA.name(0))")
     // SGEMM through Ember (matmul) against the same cuBLAS call made directly.
     for n in [1024, 4096, 8192] {
@@ -226,7 +246,75 @@ if runBench {
         print(String(format: "  %@ epoch (938 steps, batch 64): Ember %.2f s, PyTorch %@: ratio %@", model, e,
                      t.map { String(format: "%.2f s", $0) } ?? "unavailable", t.map { String(format: "%.2f", e / $0) } ?? "-"))
     }
+    return 0
 }
 
-print("\n== \(failed == 0 ? "all GPU checks passed" : "\(failed) GPU check(s) failed")")
+// MARK: orchestration
+// Each part runs in a child process of this same program, so that a crash (a bad kernel, a
+// driver error) costs only that part and one run on a lent GPU reports everything.
+if let section = option("--section") {
+    let n: Int
+    switch section {
+    case "fixtures": n = fixtures(only: option("--op"))
+    case "layers": n = layers()
+    case "training": n = training()
+    case "nccl": n = ncclGroupOfOne()
+    case "speed": n = speed()
+    default: print("unknown section \(section)"); n = 1
+    }
+    exit(n == 0 ? 0 : 1)
+}
+
+func child(_ extra: [String], timeout: Double) -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? args[0])
+    p.arguments = ["--fixtures", fixturesPath, "--python", python] + (dryRun ? ["--device", "cpu"] : []) + extra
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    final class Box: @unchecked Sendable { var data = Data() }
+    let box = Box()
+    let reader = Thread { box.data = pipe.fileHandleForReading.readDataToEndOfFile() }
+    do { try p.run() } catch { return (-1, "cannot start: \(error)") }
+    reader.start()
+    let start = Date()
+    while p.isRunning && Date().timeIntervalSince(start) < timeout { usleep(50_000) }
+    if p.isRunning { p.terminate(); usleep(500_000); if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+    p.waitUntilExit()
+    while reader.isExecuting { usleep(10_000) }
+    let text = String(decoding: box.data, as: UTF8.self)
+    return (p.terminationReason == .uncaughtSignal ? -p.terminationStatus : p.terminationStatus, text)
+}
+
+func report(_ what: String, _ r: (status: Int32, output: String), echo: Bool = true) {
+    if echo { print(r.output, terminator: r.output.hasSuffix("\n") || r.output.isEmpty ? "" : "\n") }
+    if r.status != 0 { failed += 1 }
+    if r.status < 0 || r.status > 1 {
+        print("  CRASH \(what) (status \(r.status)); its last lines:")
+        for l in r.output.split(separator: "\n").suffix(12) { print("    \(l)") }
+    }
+}
+
+print("\n== op fixtures on \(gpu) (\(fixturesPath)), one child process per op")
+if let fx = try? Fixtures(url: URL(fileURLWithPath: fixturesPath)) {
+    var ops: [String] = []
+    for c in fx.cases where !ops.contains(c.op) { ops.append(c.op) }
+    var passed = 0, total = 0
+    for op in ops {
+        let r = child(["--section", "fixtures", "--op", op], timeout: 300)
+        let counts = r.output.split(separator: "\n").first { $0.hasPrefix("FIXTURES ") }?.split(separator: " ").last?.split(separator: "/")
+        if let counts, counts.count == 2, let a = Int(counts[0]), let b = Int(counts[1]) { passed += a; total += b }
+        else { total += fx.cases.filter { $0.op == op }.count }
+        if r.status != 0 { report("fixtures of \(op)", r) }
+    }
+    print("op fixtures: \(passed) of \(total) cases pass on \(gpu)")
+} else {
+    print("FAIL: cannot read \(fixturesPath)"); failed += 1
+}
+report("layers", child(["--section", "layers"], timeout: 600))
+report("training", child(["--section", "training"], timeout: 600))
+if !dryRun { report("nccl", child(["--section", "nccl"], timeout: 300)) }
+if runBench && !dryRun { report("speed", child(["--section", "speed"], timeout: 900)) }
+
+print("\n== \(failed == 0 ? "all GPU checks passed" : "\(failed) GPU check part(s) failed")")
 exit(failed == 0 ? 0 : 1)
