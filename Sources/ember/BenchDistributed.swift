@@ -14,6 +14,7 @@ struct BenchDistributed: ParsableCommand {
     @Option(help: "Repeats per case (median reported).") var repeats = 5
     @Option(help: "Comma-separated allReduce sizes in MB.") var sizes = "1,4,16,64,100"
     @Option(help: "Training steps per DDP measurement.") var steps = 20
+    @Option(name: .customLong("bucket-mb"), help: "DDP bucket cap in MB (the first bucket is at most 1 MB).") var bucketMB = 25.0
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
@@ -49,7 +50,7 @@ struct BenchDistributed: ParsableCommand {
             Ember.manualSeed(0)
             let local = name == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
             let shared = name == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
-            let ddp = try DistributedDataParallel(shared, group: g)
+            let ddp = try DistributedDataParallel(shared, group: g, bucketCapMB: bucketMB)
             let x = name == "mlp" ? Tensor.randn([64, 784]) : Tensor.randn([64, 1, 28, 28])
             let y = Tensor.randint(0, 10, [64])
             let optLocal = Adam(local.parameters()), optDDP = Adam(shared.parameters())
