@@ -115,11 +115,7 @@ public final class DistributedDataParallel<M: Module>: Module {
             "\(params[i].name) \(params[i].tensor.dtype) [\(params[i].tensor.shape.map(String.init).joined(separator: ", "))]"
         }
         var hashes: [Int64] = [Int64(params.count)]
-        for i in params.indices {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in describe(i).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-            hashes.append(Int64(bitPattern: h >> 1))
-        }
+        for i in params.indices { hashes.append(fingerprint(describe(i))) }
         // Counts first, then per-parameter fingerprints up to the smallest count.
         let dev = group.device
         let counts = try group.allGather(Tensor([Int64(params.count)]).to(dev)).map { Int($0.item(Int64.self)) }

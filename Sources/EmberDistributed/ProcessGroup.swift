@@ -44,6 +44,13 @@ public enum DistributedError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// A 63-bit FNV-1a hash of `text`: what ranks compare to find out whether they agree.
+func fingerprint(_ text: String) -> Int64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return Int64(bitPattern: h >> 1)
+}
+
 /// The operations a communication library provides on raw host buffers. Every method runs
 /// on the group's communication thread; Ember never implements a collective itself.
 protocol CollectiveEngine: AnyObject {
@@ -154,9 +161,7 @@ public final class ProcessGroup: @unchecked Sendable {
     /// they differ, they exchange descriptions and every rank throws the same message.
     private func verify(_ what: String) throws {
         guard checksConsistency && worldSize > 1 else { return }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in what.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        let mine = Int64(bitPattern: h >> 2)
+        let mine = fingerprint(what)
         let dev = engine.device
         let fp = Tensor([mine, -mine]).to(dev)
         try engine.allReduce(fp.contiguousDataPointer, count: 2, dtype: .int64, op: .max)
@@ -284,21 +289,9 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Sends `tensor` to rank `peer` (`isend`); the tensor must stay unchanged until the
     /// work finishes.
     public func sendAsync(_ tensor: Tensor, to peer: Int, tag: Int = 0) -> Work {
-        requireHost("send", tensor)
-        precondition(peer >= 0 && peer < worldSize && peer != rank, "send: invalid peer \(peer) (rank \(rank) of \(worldSize))")
-        let src = staging(tensor)
-        let work = Work(describe("send(to \(peer), tag \(tag))", tensor), group: self)
-        if let f = failureReason { work.finish(DistributedError.broken(f)); return work }
-        comm.submit { [self] in
-            do {
-                let poll = try engine.startSend(src.contiguousDataPointer, count: src.count, dtype: src.dtype, peer: peer, tag: tag)
-                comm.addPoll {
-                    do { if try poll() { _ = src; work.finish(nil); return true }; return false }
-                    catch { work.finish(error); return true }
-                }
-            } catch { work.finish(error) }
+        pointToPoint("send", tensor, peer: peer, tag: tag) { [self] src in
+            try engine.startSend(src.contiguousDataPointer, count: src.count, dtype: src.dtype, peer: peer, tag: tag)
         }
-        return work
     }
 
     public func send(_ tensor: Tensor, to peer: Int, tag: Int = 0) throws {
@@ -307,19 +300,31 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// Receives into `tensor` from rank `peer` (`irecv`).
     public func recvAsync(_ tensor: Tensor, from peer: Int, tag: Int = 0) -> Work {
-        requireHost("recv", tensor)
-        precondition(peer >= 0 && peer < worldSize && peer != rank, "recv: invalid peer \(peer) (rank \(rank) of \(worldSize))")
-        let dst = staging(tensor)
-        let work = Work(describe("recv(from \(peer), tag \(tag))", tensor), group: self)
+        pointToPoint("recv", tensor, peer: peer, tag: tag) { [self] dst in
+            try engine.startRecv(dst.contiguousDataPointer, count: dst.count, dtype: dst.dtype, peer: peer, tag: tag)
+        }
+    }
+
+    /// Starts a send or receive of `tensor`'s staging copy on the communication thread and
+    /// polls it between jobs; a receive is written back into `tensor` when it completes.
+    private func pointToPoint(_ op: String, _ tensor: Tensor, peer: Int, tag: Int,
+                              _ start: @escaping (Tensor) throws -> () throws -> Bool) -> Work {
+        requireHost(op, tensor)
+        precondition(peer >= 0 && peer < worldSize && peer != rank, "\(op): invalid peer \(peer) (rank \(rank) of \(worldSize))")
+        let staged = staging(tensor)
+        let direction = op == "send" ? "to" : "from"
+        let work = Work(describe("\(op)(\(direction) \(peer), tag \(tag))", tensor), group: self)
         if let f = failureReason { work.finish(DistributedError.broken(f)); return work }
         comm.submit { [self] in
             do {
-                let poll = try engine.startRecv(dst.contiguousDataPointer, count: dst.count, dtype: dst.dtype, peer: peer, tag: tag)
+                let poll = try start(staged)
                 comm.addPoll { [self] in
                     do {
-                        if try poll() { writeBack(dst, into: tensor); work.finish(nil); return true }
-                        return false
-                    } catch { work.finish(error); return true }
+                        guard try poll() else { return false }
+                        if op == "recv" { writeBack(staged, into: tensor) }
+                        work.finish(nil)
+                    } catch { work.finish(error) }
+                    return true
                 }
             } catch { work.finish(error) }
         }
