@@ -16,7 +16,7 @@ let package = Package(
     ],
     targets: [
         // Instruction-set-specific micro-kernels (AVX2+FMA, AVX-512), chosen at run time.
-        .target(name: "CEmberKernels"),
+        .target(name: "CEmberKernels", exclude: ["vector_kernels.inc"]),
         // CPU kernels on raw buffers and strides: no tensor type, no autograd.
         .target(
             name: "EmberCPU",

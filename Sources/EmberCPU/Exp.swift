@@ -40,7 +40,11 @@ public func fastExp(_ x: Float) -> Float { fastExp(SIMD8<Float>(repeating: x))[0
 /// `y = exp(x)` over `n` contiguous floats with the best kernel for this CPU.
 @inlinable
 public func expContiguous(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    if CPUFeatures.active >= .avx2 { ember_exp_avx2(x, y, n); return }
+    switch CPUFeatures.active {
+    case .avx512: ember_exp_avx512(x, y, n); return
+    case .avx2: ember_exp_avx2(x, y, n); return
+    case .baseline: break
+    }
     var i = 0
     while i + 8 <= n {
         UnsafeMutableRawPointer(y + i).storeBytes(of: fastExp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)), as: SIMD8<Float>.self)
@@ -49,10 +53,14 @@ public func expContiguous(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<F
     while i < n { y[i] = fastExp(x[i]); i += 1 }
 }
 
-/// log Σ exp of a contiguous row (AVX2 kernel where available).
+/// log Σ exp of a contiguous row (AVX2 or AVX-512 kernel where available).
 @inlinable
 public func logSumExpRow(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    if CPUFeatures.active >= .avx2 { return ember_logsumexp_avx2(x, n) }
+    switch CPUFeatures.active {
+    case .avx512: return ember_logsumexp_avx512(x, n)
+    case .avx2: return ember_logsumexp_avx2(x, n)
+    case .baseline: break
+    }
     var m = -Float.infinity
     for j in 0..<n { m = Swift.max(m, x[j]) }
     if m == -.infinity { m = 0 }
@@ -68,9 +76,14 @@ public func logSumExpRow(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
 @inlinable
 public func softmaxRows(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, n: Int, log: Bool) {
     parallelFor(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(n, 1))) { range in
-        if CPUFeatures.active >= .avx2 {
+        switch CPUFeatures.active {
+        case .avx512:
+            ember_softmax_rows_avx512(x + range.lowerBound * n, out + range.lowerBound * n, range.count, n, log ? 1 : 0)
+            return
+        case .avx2:
             ember_softmax_rows_avx2(x + range.lowerBound * n, out + range.lowerBound * n, range.count, n, log ? 1 : 0)
             return
+        case .baseline: break
         }
         for r in range {
             let a = x + r * n, o = out + r * n

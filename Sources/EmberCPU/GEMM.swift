@@ -10,9 +10,14 @@ public enum CPUISA: Int, Comparable, Sendable, CustomStringConvertible {
 
 /// What the processor supports, detected once with CPUID (and the OS's saved-state mask),
 /// and the level kernels use: the detected one, or lower when `EMBER_CPU_ISA`
-/// (baseline | avx2 | avx512) or `CPUFeatures.active` asks for it. The default is AVX2
-/// where available (measured faster than AVX-512 here); AVX-512 is opt-in. The baseline path uses
+/// (baseline | avx2 | avx512) or `CPUFeatures.active` asks for it. The baseline path uses
 /// only SSE2 instructions (the x86-64 minimum), so the binary runs on any x86-64 CPU.
+///
+/// Per kernel family, on an AVX-512 CPU: exp, softmax and log-sum-exp run 16 lanes wide
+/// (27 % faster than AVX2 on [64, 1000] softmax, Zen 4); the memory-bound streaming kernels
+/// (add/sub/mul/div, relu) stay on AVX2; the GEMM uses the AVX2 6×16 micro-kernel unless
+/// `GEMM.avx512MicroKernel` (or `EMBER_GEMM_KERNEL=avx512`) asks for the 12×32 one, which
+/// measured slower (141 vs 170 GFLOPS at n = 1024) where AVX-512 executes as two 256-bit halves.
 public enum CPUFeatures {
     public static let detected: CPUISA = {
         let f = ember_cpu_features()
@@ -24,10 +29,8 @@ public enum CPUFeatures {
     @exclusivity(unchecked) nonisolated(unsafe) private static var _active: CPUISA = {
         switch ProcessInfo.processInfo.environment["EMBER_CPU_ISA"]?.lowercased() {
         case "baseline", "sse2": return .baseline
-        case "avx512": return detected
-        // AVX2 by default: on the Xeon this was tuned on, the AVX2 6×16 kernel beat the
-        // AVX-512 12×32 one (170 vs 141 GFLOPS at n = 1024); AVX-512 is opt-in.
-        default: return Swift.min(.avx2, detected)
+        case "avx2": return Swift.min(.avx2, detected)
+        default: return detected
         }
     }()
 
@@ -77,7 +80,8 @@ public enum GEMM {
     /// The single-core float32 throughput of the active micro-kernel on cache-resident panels
     /// (GFLOPS): the machine's practical FMA peak, the yardstick for GEMM efficiency.
     public static func measuredPeakGFLOPS() -> Double {
-        let (mr, nr): (Int, Int) = CPUFeatures.active == .avx512 ? (12, 32) : (CPUFeatures.active == .avx2 ? (6, 16) : (6, 8))
+        let isa = microKernelISA
+        let (mr, nr): (Int, Int) = isa == .avx512 ? (12, 32) : (isa == .avx2 ? (6, 16) : (6, 8))
         let kc = 128
         let a = UnsafeMutablePointer<Float>.allocate(capacity: mr * kc), b = UnsafeMutablePointer<Float>.allocate(capacity: nr * kc)
         let c = UnsafeMutablePointer<Float>.allocate(capacity: mr * nr)
@@ -90,7 +94,7 @@ public enum GEMM {
         for _ in 0..<5 {
             let t0 = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<reps {
-                switch CPUFeatures.active {
+                switch isa {
                 case .avx512: ember_sgemm_12x32_avx512(kc, a, b, c, nr, 1)
                 case .avx2: ember_sgemm_6x16_avx2(kc, a, b, c, nr, 1)
                 case .baseline: microKernel(SIMD8<Float>.self, kc, a, b, c, nr, true)
@@ -101,14 +105,24 @@ public enum GEMM {
         return 2 * Double(mr * nr * kc * reps) / best
     }
 
+    /// Use the AVX-512 12×32 micro-kernel when the active level is AVX-512 (default false:
+    /// the AVX2 6×16 kernel, see `CPUFeatures`; `EMBER_GEMM_KERNEL=avx512` sets it).
+    nonisolated(unsafe) public static var avx512MicroKernel =
+        ProcessInfo.processInfo.environment["EMBER_GEMM_KERNEL"]?.lowercased() == "avx512"
+
+    /// The micro-kernel the GEMM runs now.
+    public static var microKernelISA: CPUISA {
+        CPUFeatures.active == .avx512 && !avx512MicroKernel ? .avx2 : CPUFeatures.active
+    }
+
     /// Whether `sgemm` may hand large products to a system BLAS (default true; `EMBER_BLAS=none` also disables it).
     nonisolated(unsafe) public static var useBLAS = true
 
-    /// Ember's own single-precision GEMM (the kernel of `CPUFeatures.active`).
+    /// Ember's own single-precision GEMM (the micro-kernel of `microKernelISA`).
     public static func native(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rsA rowStrideA: Int, csA colStrideA: Int,
                               b: UnsafePointer<Float>, rsB rowStrideB: Int, csB colStrideB: Int,
                               c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, threads t: Int) {
-        switch CPUFeatures.active {
+        switch microKernelISA {
         case .avx512:
             driver(m, n, k, a, rowStrideA, colStrideA, b, rowStrideB, colStrideB, c, ldc, accumulate, t, mr: 12, nr: 32) {
                 ember_sgemm_12x32_avx512($0, $1, $2, $3, $4, $5 ? 1 : 0)

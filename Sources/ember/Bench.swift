@@ -27,7 +27,7 @@ struct Bench: ParsableCommand {
         if twin == nil && !noTorch { print("(no Python with torch found: Ember timings only)") }
         let peak = GEMM.measuredPeakGFLOPS()
         _ = BLAS.shared
-        print("threads: \(Ember.numThreads); CPU kernels \(CPUFeatures.active); BLAS: \(BLAS.status)")
+        print("threads: \(Ember.numThreads); CPU kernels \(CPUFeatures.active) (GEMM \(GEMM.microKernelISA)); BLAS: \(BLAS.status)")
         print(String(format: "measured float32 FMA peak: %.1f GFLOPS per core, %.1f on %d threads", peak, peak * Double(Ember.numThreads), Ember.numThreads))
         self.peak = peak
         print(pad("case", 34) + pad("ember", 12) + pad("torch", 12) + "ratio (ember/torch; < 1 = Ember faster)")

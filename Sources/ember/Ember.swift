@@ -17,7 +17,7 @@ struct Info: ParsableCommand {
     func run() {
         print("Ember")
         print("  CPU threads: \(Ember.numThreads) (EMBER_NUM_THREADS or Ember.setNumThreads to change)")
-        print("  CPU kernels: \(CPUFeatures.active) (detected \(CPUFeatures.detected); EMBER_CPU_ISA to change)")
+        print("  CPU kernels: \(CPUFeatures.active) (detected \(CPUFeatures.detected); EMBER_CPU_ISA to change), GEMM micro-kernel \(GEMM.microKernelISA)")
         _ = BLAS.shared
         print("  BLAS: \(BLAS.status)")
         if Ember.CUDA.isAvailable {

@@ -144,11 +144,61 @@ final class GEMMTests: XCTestCase {
         defer { CPUFeatures.active = saved }
         let a = Tensor.randn([45, 67]), b = Tensor.randn([67, 53])
         let want = a.to(.float64).matmul(b.to(.float64)).toArray(Double.self)
+        let savedKernel = GEMM.avx512MicroKernel, savedBLAS = GEMM.useBLAS
+        defer { GEMM.avx512MicroKernel = savedKernel; GEMM.useBLAS = savedBLAS }
+        GEMM.useBLAS = false
+        let big = Tensor.randn([131, 300]), bigB = Tensor.randn([300, 77])
+        let wantBig = big.to(.float64).matmul(bigB.to(.float64)).toArray(Double.self)
+        for isa in [CPUISA.baseline, .avx2, .avx512] where isa <= CPUFeatures.detected {
+            for wide in isa == .avx512 ? [false, true] : [false] {
+                CPUFeatures.active = isa
+                GEMM.avx512MicroKernel = wide
+                XCTAssertEqual(CPUFeatures.active, isa)
+                XCTAssertEqual(GEMM.microKernelISA, wide || isa != .avx512 ? isa : .avx2)
+                XCTAssertNil(mismatch(a.matmul(b).toArray(Double.self), want, .float32, scale: 10), "\(isa)")
+                XCTAssertNil(mismatch(a.t().contiguous().t().matmul(b).toArray(Double.self), want, .float32, scale: 10), "\(isa) transposed")
+                XCTAssertNil(mismatch(big.matmul(bigB).toArray(Double.self), wantBig, .float32, scale: 30), "\(isa) k > KC")
+            }
+        }
+    }
+
+    /// Softmax, log-softmax, log-sum-exp (cross-entropy) and exp at every instruction-set
+    /// level against float64, on row lengths around every vector width (tails) and with
+    /// infinities and NaN in rows.
+    func testVectorKernelsAtEveryISALevel() throws {
+        let saved = CPUFeatures.active
+        defer { CPUFeatures.active = saved }
+        for n in [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 1000] {
+            let x = Tensor.randn([5, n]) * 4
+            let x64 = x.to(.float64)
+            let wantSoft = x64.softmax(dim: 1).toArray(Double.self), wantLog = x64.logSoftmax(dim: 1).toArray(Double.self)
+            let target = Tensor.randint(0, n, [5])
+            let wantCE = x64.crossEntropyPerSample(target, ignoreIndex: -100).losses.toArray(Double.self)
+            let wantExp = x64.exp().toArray(Double.self)
+            for isa in [CPUISA.baseline, .avx2, .avx512] where isa <= CPUFeatures.detected {
+                CPUFeatures.active = isa
+                XCTAssertNil(mismatch(x.softmax(dim: 1).toArray(Double.self), wantSoft, .float32), "softmax n=\(n) \(isa)")
+                XCTAssertNil(mismatch(x.logSoftmax(dim: 1).toArray(Double.self), wantLog, .float32, scale: 4), "logSoftmax n=\(n) \(isa)")
+                XCTAssertNil(mismatch(x.crossEntropyPerSample(target, ignoreIndex: -100).losses.toArray(Double.self), wantCE, .float32, scale: 4),
+                             "cross-entropy n=\(n) \(isa)")
+                XCTAssertNil(mismatch(x.exp().toArray(Double.self), wantExp, .float32), "exp n=\(n) \(isa)")
+            }
+        }
+        // Rows with -inf, +inf and NaN give what float64 gives.
+        let special = Tensor([[1, -Float.infinity, 2, 0.5], [-Float.infinity, -Float.infinity, -Float.infinity, -Float.infinity],
+                              [1, .nan, 2, 3]])
+        let want = special.to(.float64).softmax(dim: 1).toArray(Double.self)
+        let wantLSE = special.to(.float64).logSoftmax(dim: 1).toArray(Double.self)
         for isa in [CPUISA.baseline, .avx2, .avx512] where isa <= CPUFeatures.detected {
             CPUFeatures.active = isa
-            XCTAssertEqual(CPUFeatures.active, isa)
-            XCTAssertNil(mismatch(a.matmul(b).toArray(Double.self), want, .float32, scale: 10), "\(isa)")
-            XCTAssertNil(mismatch(a.t().contiguous().t().matmul(b).toArray(Double.self), want, .float32, scale: 10), "\(isa) transposed")
+            for (g, w) in zip(special.softmax(dim: 1).toArray(Double.self), want) {
+                if w.isNaN { XCTAssertTrue(g.isNaN, "\(isa)") } else { XCTAssertEqual(g, w, accuracy: 1e-6, "\(isa)") }
+            }
+            for (g, w) in zip(special.logSoftmax(dim: 1).toArray(Double.self), wantLSE) {
+                if w.isNaN { XCTAssertTrue(g.isNaN, "\(isa)") } else if w.isInfinite { XCTAssertEqual(g, w, "\(isa)") } else {
+                    XCTAssertEqual(g, w, accuracy: 1e-5, "\(isa)")
+                }
+            }
         }
     }
 
@@ -162,11 +212,11 @@ final class GEMMTests: XCTestCase {
             x += 0.0137
         }
         XCTAssertLessThan(worst, 3e-7)
-        // The AVX2 kernel (when this CPU has it) agrees with the portable one.
+        // The AVX2 and AVX-512 kernels (when this CPU has them) agree with the portable one.
         let xs = (0..<1000).map { Float($0) * 0.17 - 85 } + [-.infinity, .infinity, .nan, 0, 100, -200]
         var ys = [Float](repeating: 0, count: xs.count)
         let saved = CPUFeatures.active
-        for isa in [CPUISA.baseline, .avx2] where isa <= CPUFeatures.detected {
+        for isa in [CPUISA.baseline, .avx2, .avx512] where isa <= CPUFeatures.detected {
             CPUFeatures.active = isa
             expContiguous(xs, &ys, xs.count)
             for (x, y) in zip(xs, ys) {

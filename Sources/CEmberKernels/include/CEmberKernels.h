@@ -19,17 +19,29 @@ void ember_sgemm_6x16_avx2(long kc, const float *a, const float *b, float *c, lo
 /// C[12x32] (+)= A[kc x 12 packed] * B[kc x 32 packed].
 void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 
-/// out = a op b elementwise over n contiguous floats (op: 0 add, 1 sub, 2 mul, 3 div), AVX2;
-/// `bScalar` broadcasts b[0].
+/// Vector kernels, one copy per instruction set (suffix _avx2: AVX2+FMA, _avx512: AVX-512F),
+/// called only when CPUID says the CPU has it:
+/// out = a op b elementwise over n contiguous floats (op: 0 add, 1 sub, 2 mul, 3 div);
+/// `bScalar` broadcasts b[0]. (Memory-bound: AVX2 only, also used on AVX-512 CPUs.)
 void ember_binary_f32_avx2(int op, const float *a, const float *b, float *out, long n, int bScalar);
-/// out = max(x, 0) (NaN kept) over n contiguous floats, AVX2.
+/// out = max(x, 0) (NaN kept) over n contiguous floats (AVX2 only, as above).
 void ember_relu_f32_avx2(const float *x, float *out, long n);
-/// y[i] = exp(x[i]) (Cephes expf polynomial, relative error < 2e-7), AVX2+FMA.
+/// y[i] = exp(x[i]) (Cephes expf polynomial, relative error < 2e-7).
 void ember_exp_avx2(const float *x, float *y, long n);
-/// Softmax (or log-softmax) of `rows` contiguous rows of `n` floats, AVX2+FMA.
+void ember_exp_avx512(const float *x, float *y, long n);
+/// Softmax (or log-softmax) of `rows` contiguous rows of `n` floats.
 void ember_softmax_rows_avx2(const float *x, float *y, long rows, long n, int log);
-/// log Σ exp(row) of one row of `n` floats, AVX2+FMA.
+void ember_softmax_rows_avx512(const float *x, float *y, long rows, long n, int log);
+/// log Σ exp(row) of one row of `n` floats.
 float ember_logsumexp_avx2(const float *x, long n);
+float ember_logsumexp_avx512(const float *x, long n);
+
+/// im2col of one float32 image plane [H, W]: writes kh·kw rows (row (i·kw + j) at
+/// `dst + (i·kw + j)·rowPitch`) of Ho·Wo columns, `pad` outside the image. `g` holds
+/// H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo. Portable code (any CPU).
+void ember_im2col_plane_f32(const float *plane, float *dst, long rowPitch, const long *g, float pad);
+/// col2im of one plane: adds the kh·kw rows (laid out as im2col writes them) into `plane`.
+void ember_col2im_plane_f32(const float *rows, float *plane, long rowPitch, const long *g);
 
 /// A chunk of a parallel job: fn(ctx, chunkIndex).
 typedef void (*ember_pool_fn)(void *ctx, long chunk);

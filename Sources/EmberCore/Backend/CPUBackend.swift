@@ -275,11 +275,11 @@ public final class CPUBackend: Backend {
         default: nil
         }
         if a.dtype == .float32 && CPUFeatures.active >= .avx2, let code, p.shape.count == 1, p.innerStride(0) == 1, p.innerStride(1) == 1, p.innerStride(2) <= 1 {
-            // Contiguous float32 arithmetic (b contiguous or one broadcast value): the AVX2 loop.
+            // Contiguous float32 arithmetic (b contiguous or one broadcast value): the AVX2 loop
+            // (memory-bound: AVX2 also on AVX-512 CPUs).
             let pa = a.ptr(Float.self), pb = b.ptr(Float.self), po = out.ptr(Float.self), scalar: Int32 = p.innerStride(2) == 0 ? 1 : 0
             parallelFor(p.count, grain: 1 << 18) { r in
-                ember_binary_f32_avx2(code, pa + r.lowerBound, scalar == 1 ? pb : pb + r.lowerBound, po + r.lowerBound,
-                                      r.count, scalar)
+                ember_binary_f32_avx2(code, pa + r.lowerBound, scalar == 1 ? pb : pb + r.lowerBound, po + r.lowerBound, r.count, scalar)
             }
             return
         }
@@ -679,6 +679,17 @@ public final class CPUBackend: Backend {
         let n = x.shape[0], (C, H, W) = (g.channels, g.height, g.width)
         let (kh, kw) = g.kernel, (sh, sw) = g.stride, (ph, pw) = g.padding, (dh, dw) = g.dilation
         let Ho = g.outHeight, Wo = g.outWidth, L = Ho * Wo
+        if x.dtype == .float32 {
+            let src = x.ptr(Float.self), dst = out.assumingMemoryBound(to: Float.self), pad = Float(padValue)
+            let geo = [H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo]
+            parallelFor(n * C, grain: Swift.max(1, 4096 / Swift.max(kh * kw * L, 1))) { range in
+                for t in range {
+                    let rows = rowPitch.map { dst + (t % C) * kh * kw * $0 + (t / C) * L } ?? dst + t * kh * kw * L
+                    ember_im2col_plane_f32(src + t * H * W, rows, rowPitch ?? L, geo, pad)
+                }
+            }
+            return
+        }
         func run<T: BinaryFloatingPoint>(_: T.Type) {
             let src = x.ptr(T.self), dst = out.assumingMemoryBound(to: T.self), pad = T(padValue)
             // One task per (image, channel): writes kh·kw rows of L columns.
@@ -735,6 +746,14 @@ public final class CPUBackend: Backend {
         let n = out.shape[0], (C, H, W) = (g.channels, g.height, g.width)
         let (kh, kw) = g.kernel, (sh, sw) = g.stride, (ph, pw) = g.padding, (dh, dw) = g.dilation
         let Ho = g.outHeight, Wo = g.outWidth, L = Ho * Wo
+        if out.dtype == .float32 {
+            let src = cols.ptr(Float.self), dst = out.ptr(Float.self)
+            let geo = [H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo]
+            parallelFor(n * C, grain: Swift.max(1, 4096 / Swift.max(kh * kw * L, 1))) { range in
+                for t in range { ember_col2im_plane_f32(src + t * kh * kw * L, dst + t * H * W, L, geo) }
+            }
+            return
+        }
         func run<T: BinaryFloatingPoint>(_: T.Type) {
             let src = cols.ptr(T.self), dst = out.ptr(T.self)
             parallelFor(n * C, grain: Swift.max(1, 4096 / Swift.max(kh * kw * L, 1))) { range in

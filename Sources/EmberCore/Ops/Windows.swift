@@ -144,13 +144,13 @@ extension Tensor {
         let wp = UnsafeRawPointer(w2.storage.data + w2.layout.offset * item), yp = y.storage.data
         // Images go in groups whose columns sit side by side ([C·kh·kw, G·L]): one product per
         // group packs the weights once and is wide enough to run near the kernel's peak.
+        // Images are split evenly between threads first, then grouped within each share.
         let group = Swift.max(1, Swift.min(8, 1024 / Swift.max(l, 1)))
-        let groups = (n + group - 1) / group
-        parallelFor(groups, grain: 1) { range in
+        parallelFor(n, grain: 1) { range in
             let cols = Tensor(uninitialized: [ck, group * l], dtype: compute)
             let prod = Tensor(uninitialized: [o, group * l], dtype: compute)
-            for gi in range {
-                let first = gi * group, count = Swift.min(group, n - first), width = count * l
+            for first in stride(from: range.lowerBound, to: range.upperBound, by: group) {
+                let count = Swift.min(group, range.upperBound - first), width = count * l
                 cpu.im2col(x.narrow(0, start: first, length: count), g, padValue: 0, into: cols.storage.data, rowPitch: width)
                 if count == 1 {
                     Tensor.gemm1(compute, m: o, n: l, k: ck, a: wp, rsA: ck, csA: 1, b: cols.storage.data, rsB: l, csB: 1,
