@@ -1,4 +1,5 @@
 #include "CEmberKernels.h"
+#include <stdint.h>
 
 // Portable im2col/col2im for float32 (no target attribute: SSE2 on x86-64, NEON on arm64,
 // vectorised by the compiler). They replace per-segment memmove calls: a 3×3 convolution
@@ -64,6 +65,35 @@ void ember_col2im_plane_f32(const float *restrict rows, float *restrict plane, l
                     for (long xo = xs; xo < xe; xo++) line[xo * sw + x0] += r[xo];
                 }
             }
+        }
+    }
+}
+
+void ember_maxpool2x2_plane_f32(const float *restrict plane, float *restrict out, int64_t *restrict idx,
+                                long W, long Ho, long Wo) {
+    // Branch-free selects (the comparisons depend on the data and mispredict half the time
+    // as branches). Scan order a, b, c, d; a later element wins when it is greater or NaN,
+    // as PyTorch's kernel does.
+    for (long y = 0; y < Ho; y++) {
+        const long r0 = 2 * y * W, r1 = r0 + W;
+        const float *restrict p0 = plane + r0, *restrict p1 = plane + r1;
+        float *restrict o = out + y * Wo;
+        int64_t *restrict io = idx + y * Wo;
+        for (long xo = 0; xo < Wo; xo++) {
+            float best = p0[2 * xo];
+            long at = r0 + 2 * xo;
+            float b = p0[2 * xo + 1], c = p1[2 * xo], d = p1[2 * xo + 1];
+            int tb = (b > best) | (b != b);
+            best = tb ? b : best;
+            at = tb ? r0 + 2 * xo + 1 : at;
+            int tc = (c > best) | (c != c);
+            best = tc ? c : best;
+            at = tc ? r1 + 2 * xo : at;
+            int td = (d > best) | (d != d);
+            best = td ? d : best;
+            at = td ? r1 + 2 * xo + 1 : at;
+            o[xo] = best;
+            io[xo] = at;
         }
     }
 }

@@ -105,6 +105,22 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// 2×2 max-pool ties and NaN follow PyTorch's rule (a later element wins only when
+    /// greater or NaN), in float32 (branch-free kernel) and float64 (generic loop).
+    func testMaxPoolTiesAndNaN() throws {
+        for dtype in [DType.float32, .float64] {
+            let x = Tensor([1, 1, 1, .nan, 5, 2, 1, 1, 3, .nan, 2, 5] as [Double]).reshape([1, 1, 2, 6]).to(dtype).requiringGrad()
+            let y = x.maxPool2d(kernel: (2, 2), stride: (2, 2))
+            let out = y.toArray(Double.self)
+            XCTAssertEqual(out[0], 1)
+            XCTAssertTrue(out[1].isNaN)
+            XCTAssertEqual(out[2], 5)
+            try y.sum().backward()
+            // Ties keep the first; among 1, NaN, 3, NaN the last NaN; 5, 2, 2, 5 keeps the first 5.
+            XCTAssertEqual(x.grad!.toArray(Double.self), [1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0], "\(dtype)")
+        }
+    }
+
     func testModuleNamesModesAndStateDictErrors() throws {
         final class Net: Module {
             let features = Sequential(Conv2d(1, 4, kernelSize: 3), ReLU(), BatchNorm2d(4))

@@ -1,6 +1,8 @@
 #ifndef CEMBER_KERNELS_H
 #define CEMBER_KERNELS_H
 
+#include <stdint.h>
+
 // Hot CPU kernels compiled for several instruction sets in one portable binary: each
 // function carries its own target attribute and is called only after CPUID says the
 // processor (and the OS) supports it. No global -march flag is used.
@@ -42,6 +44,10 @@ float ember_logsumexp_avx512(const float *x, long n);
 void ember_im2col_plane_f32(const float *plane, float *dst, long rowPitch, const long *g, float pad);
 /// col2im of one plane: adds the kh·kw rows (laid out as im2col writes them) into `plane`.
 void ember_col2im_plane_f32(const float *rows, float *plane, long rowPitch, const long *g);
+
+/// 2×2 max-pool with stride 2 of one float32 plane (row length W) into Ho×Wo outputs and
+/// their flat input positions; a later element wins ties only when greater or NaN.
+void ember_maxpool2x2_plane_f32(const float *plane, float *out, int64_t *idx, long W, long Ho, long Wo);
 
 /// A chunk of a parallel job: fn(ctx, chunkIndex).
 typedef void (*ember_pool_fn)(void *ctx, long chunk);

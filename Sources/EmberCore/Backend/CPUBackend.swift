@@ -833,6 +833,14 @@ public final class CPUBackend: Backend {
         let Ho = g.outHeight, Wo = g.outWidth
         func run<T: BinaryFloatingPoint>(_: T.Type) {
             let src = x.ptr(T.self), dst = out.ptr(T.self), idx = indices.ptr(Int64.self)
+            if T.self == Float.self && kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 {
+                // The common 2×2/2 window in float32: the branch-free C kernel.
+                let s = x.ptr(Float.self), d = out.ptr(Float.self)
+                parallelFor(planes, grain: Swift.max(1, 16384 / Swift.max(Ho * Wo * 4, 1))) { range in
+                    for pl in range { ember_maxpool2x2_plane_f32(s + pl * H * W, d + pl * Ho * Wo, idx + pl * Ho * Wo, W, Ho, Wo) }
+                }
+                return
+            }
             if kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 {
                 // The common 2×2/2 window without padding: four loads, no bounds checks.
                 // Ties keep the first element in scan order; NaN wins (as PyTorch).

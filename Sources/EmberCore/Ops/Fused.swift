@@ -60,7 +60,32 @@ public enum FusedUpdate {
             let (c1, b2, c2, e, wd) = (T(1 - beta1), T(beta2), T(1 - beta2), T(eps), T(weightDecay))
             let decay = T(1 - lr * weightDecay), step = T(lr / bc1), sbc2 = T(bc2.squareRoot())
             parallelFor(p.count, grain: elementwiseGrain) { r in
-                for i in r {
+                var start = r.lowerBound
+                if T.self == Float.self {
+                    // Eight lanes at a time, the same operations in the same order as below.
+                    typealias V = SIMD8<Float>
+                    @inline(__always) func load(_ q: UnsafeMutablePointer<T>, _ i: Int) -> V { UnsafeRawPointer(q + i).loadUnaligned(as: V.self) }
+                    @inline(__always) func store(_ q: UnsafeMutablePointer<T>, _ i: Int, _ x: V) { UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: V.self) }
+                    let (c1v, b2v, c2v, ev, wdv) = (V(repeating: Float(c1)), V(repeating: Float(b2)), V(repeating: Float(c2)),
+                                                    V(repeating: Float(e)), V(repeating: Float(wd)))
+                    let (decayv, stepv, sbc2v) = (V(repeating: Float(decay)), V(repeating: Float(step)), V(repeating: Float(sbc2)))
+                    while start + 8 <= r.upperBound {
+                        let i = start
+                        var gi = load(gp, i), pi = load(pp, i)
+                        if weightDecay != 0 { if decoupled { pi *= decayv } else { gi += wdv * pi } }
+                        let m0 = load(mp, i)
+                        let mi = m0 + c1v * (gi - m0)
+                        let vi = b2v * load(vp, i) + c2v * gi * gi
+                        store(mp, i, mi)
+                        store(vp, i, vi)
+                        var second = vi
+                        if let xp { second = pointwiseMax(load(xp, i), vi); store(xp, i, second) }
+                        pi -= stepv * mi / (second.squareRoot() / sbc2v + ev)
+                        store(pp, i, pi)
+                        start += 8
+                    }
+                }
+                for i in start..<r.upperBound {
                     var gi = gp[i]
                     if weightDecay != 0 { if decoupled { pp[i] *= decay } else { gi += wd * pp[i] } }
                     let mi = mp[i] + c1 * (gi - mp[i])

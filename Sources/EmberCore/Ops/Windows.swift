@@ -144,6 +144,20 @@ extension Tensor {
         let wp = UnsafeRawPointer(w2.storage.data + w2.layout.offset * item), yp = y.storage.data
         // Images go in groups whose columns sit side by side ([C·kh·kw, G·L]): one product per
         // group packs the weights once and is wide enough to run near the kernel's peak.
+        // The bias is added while the product is copied out (no separate pass over the output).
+        let biasC = bias.map { $0.cast(compute).contiguous() }
+        let bp = biasC.map { UnsafeRawPointer($0.storage.data + $0.layout.offset * item) }
+        func addBias(_ dst: UnsafeMutableRawPointer, _ src: UnsafeRawPointer, _ row: Int, _ b: UnsafeRawPointer) {
+            if compute == .float32 {
+                let d = dst.assumingMemoryBound(to: Float.self), s = src.assumingMemoryBound(to: Float.self)
+                let v = b.assumingMemoryBound(to: Float.self)[row]
+                for i in 0..<l { d[i] = s[i] + v }
+            } else {
+                let d = dst.assumingMemoryBound(to: Double.self), s = src.assumingMemoryBound(to: Double.self)
+                let v = b.assumingMemoryBound(to: Double.self)[row]
+                for i in 0..<l { d[i] = s[i] + v }
+            }
+        }
         // Images are split evenly between threads first, then grouped within each share.
         let group = Swift.max(1, Swift.min(8, 1024 / Swift.max(l, 1)))
         parallelFor(n, grain: 1) { range in
@@ -153,27 +167,29 @@ extension Tensor {
                 let count = Swift.min(group, range.upperBound - first), width = count * l
                 cpu.im2col(x.narrow(0, start: first, length: count), g, padValue: 0, into: cols.storage.data, rowPitch: width)
                 if count == 1 {
+                    let dst = yp + first * o * l * item
                     Tensor.gemm1(compute, m: o, n: l, k: ck, a: wp, rsA: ck, csA: 1, b: cols.storage.data, rsB: l, csB: 1,
-                                 c: yp + first * o * l * item, ldc: l, accumulate: false)
+                                 c: dst, ldc: l, accumulate: false)
+                    if let bp { for r in 0..<o { addBias(dst + r * l * item, dst + r * l * item, r, bp) } }
                     continue
                 }
                 Tensor.gemm1(compute, m: o, n: width, k: ck, a: wp, rsA: ck, csA: 1, b: cols.storage.data, rsB: width, csB: 1,
                              c: prod.storage.data, ldc: width, accumulate: false)
-                // [O, G·L] → G blocks of [O, L]
+                // [O, G·L] → G blocks of [O, L], adding the bias on the way
                 for j in 0..<count {
                     for r in 0..<o {
-                        (yp + ((first + j) * o + r) * l * item).copyMemory(from: prod.storage.data + (r * width + j * l) * item,
-                                                                           byteCount: l * item)
+                        let dst = yp + ((first + j) * o + r) * l * item, src = prod.storage.data + (r * width + j * l) * item
+                        if let bp { addBias(dst, src, r, bp) } else { dst.copyMemory(from: src, byteCount: l * item) }
                     }
                 }
             }
         }
-        var out = Tensor(storage: y.storage, layout: Layout(contiguous: [n, o, g.outHeight, g.outWidth]), dtype: compute)
-        if let bias { out = withNoGrad { out + bias.cast(compute).reshape([1, o, 1, 1]) } }
+        withExtendedLifetime(biasC) {}
+        let out = Tensor(storage: y.storage, layout: Layout(contiguous: [n, o, g.outHeight, g.outWidth]), dtype: compute)
         let result = out.cast(DType.promote(dtype, weight.dtype))
         let inputs = [self, weight] + (bias.map { [$0] } ?? [])
         if anyNeedsGrad(inputs) {
-            let input = self, wt = weight, inShape = shape
+            let input = self, wt = weight
             let (kh, kw) = g.kernel
             record(result, "ConvolutionBackward", inputs, save: [self, weight]) { ctx in
                 if ctx.createGraph {
