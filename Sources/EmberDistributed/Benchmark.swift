@@ -5,19 +5,21 @@ import Foundation
 /// call made directly, on the same buffers, in the same job.
 public enum DistributedBenchmark {
     /// Seconds per call of MPI_Allreduce (in place, float32, sum) made directly on the
-    /// communication thread, `iterations` calls back to back; the slowest rank's time.
-    public static func directAllReduceSeconds(_ group: ProcessGroup, _ tensor: Tensor, iterations: Int) throws -> Double {
+    /// communication thread, `iterations` calls back to back: the slowest rank's time after a
+    /// barrier, or (`slowest: false`) this rank's, with no barrier (a call inside a step).
+    public static func directAllReduceSeconds(_ group: ProcessGroup, _ tensor: Tensor, iterations: Int,
+                                              slowest wantSlowest: Bool = true) throws -> Double {
         guard let engine = group.engine as? MPIEngine else {
             throw DistributedError.backend("the direct baseline needs the MPI backend")
         }
         let p = tensor.contiguousDataPointer, n = tensor.count, d = tensor.dtype
         let seconds = try group.comm.sync { () throws -> Double in
-            try engine.barrier()
+            if wantSlowest { try engine.barrier() }
             let t0 = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<iterations { try engine.allReduce(p, count: n, dtype: d, op: .sum) }
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(iterations)
         }
-        return try slowest(group, seconds)
+        return wantSlowest ? try slowest(group, seconds) : seconds
     }
 
     /// Seconds per call of `group.allReduce(tensor)` from the calling thread (the path user

@@ -182,6 +182,9 @@ public final class DistributedDataParallel<M: Module>: Module {
 
     // MARK: - Backward
 
+    /// 1 / world size: gradients are scaled on their way into the buckets.
+    private var scale: Double { 1 / Double(group.worldSize) }
+
     private func view(_ i: Int) -> Tensor {
         let p = params[i].tensor
         let s = slot[ObjectIdentifier(p)]!
@@ -201,12 +204,14 @@ public final class DistributedDataParallel<M: Module>: Module {
         guard hooked.insert(i).inserted else { return nil }
         let p = params[i].tensor
         let v = view(i)
+        // Each gradient enters its bucket already divided by the world size (one pass), so
+        // the bucket's sum over ranks is the average.
         withNoGrad {
             if let prev = p.grad {
                 hadPrevious.insert(i)
-                v.copy_(prev + grad)
+                v.copy_(prev + grad, scaledBy: scale)
             } else {
-                v.copy_(grad)
+                v.copy_(grad, scaledBy: scale)
             }
         }
         let b = buckets[slot[ObjectIdentifier(p)]!.bucket]
@@ -220,7 +225,7 @@ public final class DistributedDataParallel<M: Module>: Module {
     private func launchReady() {
         while nextLaunch < buckets.count && buckets[nextLaunch].pending == 0 {
             let b = buckets[nextLaunch]
-            b.work = group.allReduceAsync(b.flat, op: .avg, verifying: false)
+            b.work = group.allReduceAsync(b.flat, op: .sum, verifying: false)
             nextLaunch += 1
         }
     }
@@ -240,7 +245,7 @@ public final class DistributedDataParallel<M: Module>: Module {
             withNoGrad {
                 for i in missing {
                     let v = view(i)
-                    if let prev = params[i].tensor.grad { hadPrevious.insert(i); v.copy_(prev) } else { v.fill_(0) }
+                    if let prev = params[i].tensor.grad { hadPrevious.insert(i); v.copy_(prev, scaledBy: scale) } else { v.fill_(0) }
                     buckets[slot[ObjectIdentifier(params[i].tensor)]!.bucket].pending -= 1
                 }
             }
@@ -266,3 +271,4 @@ public final class DistributedDataParallel<M: Module>: Module {
         }
     }
 }
+

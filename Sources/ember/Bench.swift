@@ -117,6 +117,12 @@ struct Bench: ParsableCommand {
             let logits = Tensor.randn([64, 1000]), target = Tensor.randint(0, 1000, [64])
             return { _ = crossEntropy(logits, target) }
         }))
+        list.append(Case(name: "adam_step_1M", iterations: 20, setup: {
+            let p = Tensor.randn([1 << 20], requiresGrad: true)
+            p.grad = Tensor.randn([1 << 20])
+            let opt = Adam([p], lr: 1e-3)
+            return { opt.step() }
+        }, extra: { String(format: "%.1f GB/s", Double(7 * 4 << 20) / $0 / 1e9) }))
         for workers in [0, 1, 2] {
             list.append(Case(name: "loader_epoch_w\(workers)", iterations: 1, setup: {
                 let loader = augmentedLoader(workers: workers)
@@ -295,6 +301,11 @@ def cases(name):
             return lambda: F.conv2d(x, w, b, padding=1)
         x.requires_grad_(); w.requires_grad_(); b.requires_grad_()
         return lambda: F.conv2d(x, w, b, padding=1).sum().backward()
+    if name.startswith("adam_step"):
+        p = torch.randn(1 << 20, requires_grad=True)
+        p.grad = torch.randn(1 << 20)
+        opt = torch.optim.Adam([p], lr=1e-3)
+        return lambda: opt.step()
     if name.startswith("cross_entropy"):
         import torch.nn.functional as F
         logits, target = torch.randn(64, 1000), torch.randint(0, 1000, (64,))

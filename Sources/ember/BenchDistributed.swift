@@ -15,6 +15,7 @@ struct BenchDistributed: ParsableCommand {
     @Option(help: "Comma-separated allReduce sizes in MB.") var sizes = "1,4,16,64,100"
     @Option(help: "Training steps per DDP measurement.") var steps = 20
     @Option(name: .customLong("bucket-mb"), help: "DDP bucket cap in MB (the first bucket is at most 1 MB).") var bucketMB = 25.0
+    @Option(help: "Comma-separated models for the DDP step (mlp, cnn).") var models = "mlp,cnn"
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
@@ -45,8 +46,10 @@ struct BenchDistributed: ParsableCommand {
         }
 
         say("\nDDP step (forward + backward + Adam, batch 64 per rank, synthetic Fashion-MNIST-shaped data): ms, median of \(repeats)")
-        say("model  single process   DDP     raw allReduce of all gradients   DDP overhead beyond allReduce")
-        for name in ["mlp", "cnn"] {
+        say("single: each rank steps on its own; in-step: the same plus one direct MPI allReduce of all gradients per step")
+        say("(ranks in lockstep, as under DDP); raw: that allReduce timed alone, back to back")
+        say("model  single   in-step   DDP      raw allReduce   overhead beyond raw (DDP − single − raw)   beyond in-step (DDP − in-step)")
+        for name in models.split(separator: ",").map(String.init) where ["mlp", "cnn"].contains(name) {
             Ember.manualSeed(0)
             let local = name == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
             let shared = name == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
@@ -62,7 +65,8 @@ struct BenchDistributed: ParsableCommand {
                 for _ in 0..<steps { try body() }
                 return try DistributedBenchmark.slowest(g, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 / Double(steps))
             }
-            var single: [Double] = [], data: [Double] = [], raw: [Double] = []
+            let localParams = local.parameters()
+            var single: [Double] = [], data: [Double] = [], raw: [Double] = [], inStep: [Double] = []
             for _ in 0..<repeats {
                 single.append(try timeSteps {
                     optLocal.zeroGrad()
@@ -74,11 +78,33 @@ struct BenchDistributed: ParsableCommand {
                     try crossEntropy(ddp(x), y).backward()
                     optDDP.step()
                 })
+                inStep.append(try timeSteps {
+                    optLocal.zeroGrad()
+                    try crossEntropy(local(x), y).backward()
+                    // What a hand-written data-parallel step does at least: gather the gradients,
+                    // one allReduce, scatter them back.
+                    var offset = 0
+                    withNoGrad {
+                        for p in localParams {
+                            flat[offset..<(offset + p.count)].copy_(p.grad!.flatten(), scaledBy: 1 / world)
+                            offset += p.count
+                        }
+                    }
+                    _ = try DistributedBenchmark.directAllReduceSeconds(g, flat, iterations: 1, slowest: false)
+                    offset = 0
+                    withNoGrad {
+                        for p in localParams {
+                            p.grad!.copy_(flat[offset..<(offset + p.count)].view(p.shape))
+                            offset += p.count
+                        }
+                    }
+                    optLocal.step()
+                })
                 raw.append(try DistributedBenchmark.directAllReduceSeconds(g, flat, iterations: steps) * 1000)
             }
-            let s = median(single), d = median(data), r = median(raw)
-            say(String(format: "%@    %8.2f        %7.2f   %8.3f                         %+.1f %% of the DDP step",
-                       name, s, d, r, (d - s - r) / d * 100))
+            let s = median(single), d = median(data), r = median(raw), l = median(inStep)
+            say(String(format: "%@    %6.2f   %6.2f    %6.2f   %8.3f        %+6.1f %% of the DDP step                  %+6.1f %%",
+                       name, s, l, d, r, (d - s - r) / d * 100, (d - l) / d * 100))
         }
         try Distributed.destroyProcessGroup()
     }

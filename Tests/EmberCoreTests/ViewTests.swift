@@ -4,6 +4,19 @@ import XCTest
 import EmberTestSupport
 
 final class ViewTests: XCTestCase {
+    /// `copy_(_:scaledBy:)` writes src · scale into a view in one pass, casting to the
+    /// destination's dtype, and leaves the rest of the base alone.
+    func testScaledCopyIntoAView() {
+        let base = Tensor.zeros([10])
+        let src = Tensor([1, 2, 3, 4] as [Double])  // float64 source into a float32 view
+        base[3..<7].copy_(src, scaledBy: 0.5)
+        XCTAssertEqual(base.toArray(Float.self), [0, 0, 0, 0.5, 1, 1.5, 2, 0, 0, 0])
+        let big = Tensor.randn([100_003])
+        let dst = Tensor.zeros([100_003])
+        dst.copy_(big, scaledBy: 1.0 / 3)
+        XCTAssertNil(mismatch(dst.toArray(Double.self), big.toArray(Double.self).map { $0 / 3 }, .float32))
+    }
+
     func testWritesThroughViewsReachTheBase() {
         let base = Tensor.zeros([3, 4])
         base[1].fill_(5)

@@ -49,6 +49,14 @@ void ember_col2im_plane_f32(const float *rows, float *plane, long rowPitch, cons
 /// their flat input positions; a later element wins ties only when greater or NaN.
 void ember_maxpool2x2_plane_f32(const float *plane, float *out, int64_t *idx, long W, long Ho, long Wo);
 
+/// One Adam/AdamW step over n float32 parameters (PyTorch's single-tensor algorithm).
+/// coef: 1−β1, β2, 1−β2, eps, weight decay, 1−lr·wd, lr/bc1, √bc2; flags: 1 weight decay,
+/// 2 decoupled (AdamW); vmax non-NULL for AMSGrad. Portable code, and AVX2 / AVX-512 copies
+/// (no fused multiply-add in any: every copy rounds like the scalar loop).
+void ember_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, long n, const float *coef, int flags);
+void ember_adam_f32_avx2(float *p, const float *g, float *m, float *v, float *vmax, long n, const float *coef, int flags);
+void ember_adam_f32_avx512(float *p, const float *g, float *m, float *v, float *vmax, long n, const float *coef, int flags);
+
 /// A chunk of a parallel job: fn(ctx, chunkIndex).
 typedef void (*ember_pool_fn)(void *ctx, long chunk);
 /// Starts the intra-op pool with `workers` threads (first call wins); returns how many run.

@@ -421,6 +421,22 @@ extension Tensor {
         return self
     }
 
+    /// `self = src · scale` in one pass without autograd (a scaled copy, as data-parallel
+    /// training uses to average gradients on their way into a communication buffer). `src`
+    /// has self's shape and a floating-point dtype; the result is cast to self's dtype.
+    @discardableResult public func copy_(_ src: Tensor, scaledBy scale: Double) -> Tensor {
+        checked {
+            try require(src.shape == shape, "copy_(scaledBy:): source shape \(fmt(src.shape)) differs from \(fmt(shape))")
+            try require(dtype.isFloatingPoint, "copy_(scaledBy:): expected a floating-point destination, got \(dtype)")
+        }
+        if scale == 1 { return withNoGrad { copy_(src) } }
+        let s = (src.device == device ? src : src.to(device)).cast(dtype)
+        let factor = Tensor.full([], scale, dtype: dtype, device: device)
+        device.backend.binary(.mul, s, factor.broadcastView(shape), self)
+        storage.bumpVersion()
+        return self
+    }
+
     /// Sets every element to `value`.
     @discardableResult public func fill_(_ value: Double) -> Tensor {
         if GradMode.isEnabled && requiresGrad { return inPlace("fill_") { Tensor.fullLike($0, value) } }

@@ -1,3 +1,4 @@
+import CEmberKernels
 import EmberCPU
 
 extension Tensor {
@@ -54,53 +55,61 @@ public enum FusedUpdate {
                             lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double, decoupled: Bool,
                             bc1: Double, bc2: Double) -> Bool {
         guard applicable([p, g, m, v] + (vmax.map { [$0] } ?? [])) else { return false }
-        func run<T: BinaryFloatingPoint>(_: T.Type) {
-            let pp = p.ptr(T.self), gp = g.ptr(T.self), mp = m.ptr(T.self), vp = v.ptr(T.self), xp = vmax?.ptr(T.self)
-            // Coefficients in Double, rounded once (as PyTorch passes Python floats to its kernels).
-            let (c1, b2, c2, e, wd) = (T(1 - beta1), T(beta2), T(1 - beta2), T(eps), T(weightDecay))
-            let decay = T(1 - lr * weightDecay), step = T(lr / bc1), sbc2 = T(bc2.squareRoot())
-            parallelFor(p.count, grain: elementwiseGrain) { r in
-                var start = r.lowerBound
-                if T.self == Float.self {
-                    // Eight lanes at a time, the same operations in the same order as below.
-                    typealias V = SIMD8<Float>
-                    @inline(__always) func load(_ q: UnsafeMutablePointer<T>, _ i: Int) -> V { UnsafeRawPointer(q + i).loadUnaligned(as: V.self) }
-                    @inline(__always) func store(_ q: UnsafeMutablePointer<T>, _ i: Int, _ x: V) { UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: V.self) }
-                    let (c1v, b2v, c2v, ev, wdv) = (V(repeating: Float(c1)), V(repeating: Float(b2)), V(repeating: Float(c2)),
-                                                    V(repeating: Float(e)), V(repeating: Float(wd)))
-                    let (decayv, stepv, sbc2v) = (V(repeating: Float(decay)), V(repeating: Float(step)), V(repeating: Float(sbc2)))
-                    while start + 8 <= r.upperBound {
-                        let i = start
-                        var gi = load(gp, i), pi = load(pp, i)
-                        if weightDecay != 0 { if decoupled { pi *= decayv } else { gi += wdv * pi } }
-                        let m0 = load(mp, i)
-                        let mi = m0 + c1v * (gi - m0)
-                        let vi = b2v * load(vp, i) + c2v * gi * gi
-                        store(mp, i, mi)
-                        store(vp, i, vi)
-                        var second = vi
-                        if let xp { second = pointwiseMax(load(xp, i), vi); store(xp, i, second) }
-                        pi -= stepv * mi / (second.squareRoot() / sbc2v + ev)
-                        store(pp, i, pi)
-                        start += 8
-                    }
-                }
-                for i in start..<r.upperBound {
-                    var gi = gp[i]
-                    if weightDecay != 0 { if decoupled { pp[i] *= decay } else { gi += wd * pp[i] } }
-                    let mi = mp[i] + c1 * (gi - mp[i])
-                    let vi = b2 * vp[i] + c2 * gi * gi
-                    mp[i] = mi
-                    vp[i] = vi
-                    var second = vi
-                    if let xp { second = Swift.max(xp[i], vi); xp[i] = second }
-                    pp[i] -= step * mi / (second.squareRoot() / sbc2 + e)
-                }
-            }
+        let k = AdamCoefficients(beta1: beta1, beta2: beta2, eps: eps, lr: lr, weightDecay: weightDecay, decoupled: decoupled,
+                                 bc1: bc1, bc2: bc2)
+        if p.dtype == .float32 {
+            adamFloat(p.ptr(Float.self), g.ptr(Float.self), m.ptr(Float.self), v.ptr(Float.self), vmax?.ptr(Float.self), p.count, k)
+        } else {
+            let (pp, gp, mp, vp, xp) = (p.ptr(Double.self), g.ptr(Double.self), m.ptr(Double.self), v.ptr(Double.self), vmax?.ptr(Double.self))
+            parallelFor(p.count, grain: elementwiseGrain) { r in adamLoop(pp, gp, mp, vp, xp, r, k) }
         }
-        if p.dtype == .float32 { run(Float.self) } else { run(Double.self) }
         for t in [p, m, v] + (vmax.map { [$0] } ?? []) { t.storage.bumpVersion() }
         return true
+    }
+
+    struct AdamCoefficients {
+        let beta1, beta2, eps, lr, weightDecay: Double, decoupled: Bool, bc1, bc2: Double
+    }
+
+    /// The scalar Adam loop over `range` (tails of the vector loop, and float64).
+    @inline(__always)
+    static func adamLoop<T: BinaryFloatingPoint>(_ pp: UnsafeMutablePointer<T>, _ gp: UnsafeMutablePointer<T>,
+                                                 _ mp: UnsafeMutablePointer<T>, _ vp: UnsafeMutablePointer<T>,
+                                                 _ xp: UnsafeMutablePointer<T>?, _ range: Range<Int>, _ k: AdamCoefficients) {
+        // Coefficients in Double, rounded once (as PyTorch passes Python floats to its kernels).
+        let (c1, b2, c2, e, wd) = (T(1 - k.beta1), T(k.beta2), T(1 - k.beta2), T(k.eps), T(k.weightDecay))
+        let decay = T(1 - k.lr * k.weightDecay), step = T(k.lr / k.bc1), sbc2 = T(k.bc2.squareRoot())
+        for i in range {
+            var gi = gp[i]
+            if k.weightDecay != 0 { if k.decoupled { pp[i] *= decay } else { gi += wd * pp[i] } }
+            let mi = mp[i] + c1 * (gi - mp[i])
+            let vi = b2 * vp[i] + c2 * gi * gi
+            mp[i] = mi
+            vp[i] = vi
+            var second = vi
+            if let xp { second = Swift.max(xp[i], vi); xp[i] = second }
+            pp[i] -= step * mi / (second.squareRoot() / sbc2 + e)
+        }
+    }
+
+    /// Adam over float32 parameters: the C loop (vectorised, square root included), split
+    /// across threads. The same operations in the same order as `adamLoop`.
+    static func adamFloat(_ pp: UnsafeMutablePointer<Float>, _ gp: UnsafeMutablePointer<Float>, _ mp: UnsafeMutablePointer<Float>,
+                          _ vp: UnsafeMutablePointer<Float>, _ xp: UnsafeMutablePointer<Float>?, _ count: Int, _ k: AdamCoefficients) {
+        let coef: [Float] = [Float(1 - k.beta1), Float(k.beta2), Float(1 - k.beta2), Float(k.eps), Float(k.weightDecay),
+                             Float(1 - k.lr * k.weightDecay), Float(k.lr / k.bc1), Float(k.bc2.squareRoot())]
+        let flags: Int32 = (k.weightDecay != 0 ? 1 : 0) | (k.decoupled ? 2 : 0)
+        let kernel = switch CPUFeatures.active {
+        case .avx512: ember_adam_f32_avx512
+        case .avx2: ember_adam_f32_avx2
+        case .baseline: ember_adam_f32
+        }
+        coef.withUnsafeBufferPointer { c in
+            parallelFor(count, grain: elementwiseGrain) { r in
+                let o = r.lowerBound
+                kernel(pp + o, gp + o, mp + o, vp + o, xp.map { $0 + o }, r.count, c.baseAddress, flags)
+            }
+        }
     }
 
     /// SGD with momentum, dampening, Nesterov and weight decay for one parameter. With
