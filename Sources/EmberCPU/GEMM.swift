@@ -165,10 +165,15 @@ public enum GEMM {
         let threads = (m * n * k >= 48 * 48 * 48) ? Swift.max(1, maxThreads) : 1
         let kcMax = Swift.min(KC, k), ncMax = Swift.min(NC, n)
         let mPanels = (m + MR - 1) / MR
-        let packA = UnsafeMutablePointer<T>.allocate(capacity: mPanels * MR * kcMax)
-        let packB = UnsafeMutablePointer<T>.allocate(capacity: ((ncMax + NR - 1) / NR) * NR * kcMax)
-        defer { packA.deallocate(); packB.deallocate() }
+        // Packing buffers from the caching allocator: fresh ones of this size would be mapped
+        // and unmapped by malloc on every call, and fault in page by page (8 % of a 256³ product).
+        let aBlock = CPUAllocator.shared.allocate(mPanels * MR * kcMax * MemoryLayout<T>.stride)
+        let bBlock = CPUAllocator.shared.allocate(((ncMax + NR - 1) / NR) * NR * kcMax * MemoryLayout<T>.stride)
+        defer { CPUAllocator.shared.free(aBlock.pointer, capacity: aBlock.capacity); CPUAllocator.shared.free(bBlock.pointer, capacity: bBlock.capacity) }
+        let packA = aBlock.pointer.bindMemory(to: T.self, capacity: mPanels * MR * kcMax)
+        let packB = bBlock.pointer.bindMemory(to: T.self, capacity: ((ncMax + NR - 1) / NR) * NR * kcMax)
 
+        let rowBytes = NR * MemoryLayout<T>.stride  // a multiple of 32 for every kernel
         func run(_ count: Int, _ body: (Int) -> Void) {
             if threads == 1 || count == 1 { for i in 0..<count { body(i) } } else { parallelTasks(count, body) }
         }
@@ -188,11 +193,23 @@ public enum GEMM {
                         let dst = packB + jp * NR * kc
                         let j0 = jc + jp * NR
                         let w = Swift.min(NR, n - j0)
-                        for kk in 0..<kc {
-                            let src = b + (pc + kk) * rsB + j0 * csB
-                            let d = dst + kk * NR
-                            if csB == 1 { for cc in 0..<w { d[cc] = src[cc] } } else { for cc in 0..<w { d[cc] = src[cc * csB] } }
-                            for cc in w..<NR { d[cc] = 0 }
+                        if csB == 1 && w == NR {
+                            // Whole rows of NR contiguous values: copied in 32-byte vectors.
+                            for kk in 0..<kc { copyChunks(dst + kk * NR, b + (pc + kk) * rsB + j0, bytes: rowBytes) }
+                        } else if rsB == 1 && csB != 1 {
+                            // Transposed B: walk each column along k (contiguous reads).
+                            for cc in 0..<w {
+                                let src = b + pc + (j0 + cc) * csB
+                                for kk in 0..<kc { dst[kk * NR + cc] = src[kk] }
+                            }
+                            if w < NR { for kk in 0..<kc { for cc in w..<NR { dst[kk * NR + cc] = 0 } } }
+                        } else {
+                            for kk in 0..<kc {
+                                let src = b + (pc + kk) * rsB + j0 * csB
+                                let d = dst + kk * NR
+                                if csB == 1 { for cc in 0..<w { d[cc] = src[cc] } } else { for cc in 0..<w { d[cc] = src[cc * csB] } }
+                                for cc in w..<NR { d[cc] = 0 }
+                            }
                         }
                     }
                 }
@@ -203,6 +220,15 @@ public enum GEMM {
                         let dst = packA + ip * MR * kc
                         let i0 = ip * MR
                         let h = Swift.min(MR, m - i0)
+                        if rsA == 1 && csA != 1 {
+                            // Transposed A: the MR values of one k are contiguous.
+                            for kk in 0..<kc {
+                                let src = a + i0 + (pc + kk) * csA, d = dst + kk * MR
+                                for r in 0..<h { d[r] = src[r] }
+                                for r in h..<MR { d[r] = 0 }
+                            }
+                            continue
+                        }
                         for r in 0..<MR {
                             if r < h {
                                 let src = a + (i0 + r) * rsA + pc * csA
@@ -253,6 +279,18 @@ public enum GEMM {
                 pc += kc
             }
             jc += nc
+        }
+    }
+
+    /// Copies `bytes` (a multiple of 32) in 32-byte vectors: packing copies rows of a few
+    /// dozen bytes, where a memmove call costs more than the copy.
+    @inline(__always)
+    static func copyChunks<T>(_ dst: UnsafeMutablePointer<T>, _ src: UnsafePointer<T>, bytes: Int) {
+        let d = UnsafeMutableRawPointer(dst), s = UnsafeRawPointer(src)
+        var o = 0
+        while o < bytes {
+            d.storeBytes(of: (s + o).loadUnaligned(as: SIMD8<Float>.self), toByteOffset: o, as: SIMD8<Float>.self)
+            o += 32
         }
     }
 
