@@ -97,3 +97,19 @@ void ember_maxpool2x2_plane_f32(const float *restrict plane, float *restrict out
         }
     }
 }
+
+void ember_dots_f32(const float *restrict a, long lda, const float *restrict b, long ldb, float *restrict c, long ldc,
+                    long m, long n, long k, int accumulate) {
+    // Products whose m·n is small and k long (a convolution's weight gradient with few
+    // input channels): dot products of contiguous rows beat packing for a GEMM.
+#pragma clang fp reassociate(on)
+    for (long i = 0; i < m; i++) {
+        const float *restrict ai = a + i * lda;
+        for (long j = 0; j < n; j++) {
+            const float *restrict bj = b + j * ldb;
+            float s = 0;
+            for (long q = 0; q < k; q++) s += ai[q] * bj[q];
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + s : s;
+        }
+    }
+}

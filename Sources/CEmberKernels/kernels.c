@@ -191,6 +191,42 @@ __attribute__((target("avx2"))) static inline float hmax_avx2(__m256 v) {
 #define STORE_PARTIAL(p, k, v) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (k)) - 1), v)
 #include "vector_kernels.inc"
 
+// Σ x in float64 (float32 sums accumulate in double and round once, as Ember's portable path).
+__attribute__((target("avx2")))
+double ember_sum_f32_avx2(const float *x, long n) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4)));
+        s2 = _mm256_add_pd(s2, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 8)));
+        s3 = _mm256_add_pd(s3, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 12)));
+    }
+    for (; i + 4 <= n; i += 4) s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
+    __m256d s = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
+    double t[4];
+    _mm256_storeu_pd(t, s);
+    double r = (t[0] + t[1]) + (t[2] + t[3]);
+    for (; i < n; i++) r += (double)x[i];
+    return r;
+}
+
+__attribute__((target("avx512f")))
+double ember_sum_f32_avx512(const float *x, long n) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)));
+        s2 = _mm512_add_pd(s2, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)));
+        s3 = _mm512_add_pd(s3, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)));
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
+    double r = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+    for (; i < n; i++) r += (double)x[i];
+    return r;
+}
+
 #else  // not x86-64: no optional kernels; the portable Swift kernels run.
 
 int ember_cpu_features(void) { return 0; }
@@ -208,6 +244,8 @@ void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c,
     float ember_logsumexp_##S(const float *x, long n) { (void)x; (void)n; return 0; }
 STUBS(avx2)
 STUBS(avx512)
+double ember_sum_f32_avx2(const float *x, long n) { (void)x; (void)n; return 0; }
+double ember_sum_f32_avx512(const float *x, long n) { (void)x; (void)n; return 0; }
 void ember_binary_f32_avx2(int op, const float *a, const float *b, float *out, long n, int bScalar) {
     (void)op; (void)a; (void)b; (void)out; (void)n; (void)bScalar;
 }

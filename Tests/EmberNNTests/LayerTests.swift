@@ -121,6 +121,26 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// Convolutions with few columns rows (one input channel: the weight gradient is taken
+    /// as dot products) and with many, float32 against float64, forward and every gradient.
+    func testConvolutionFloat32MatchesFloat64() throws {
+        for (c, k, stride, pad) in [(1, 3, 1, 1), (1, 2, 2, 0), (1, 3, 1, 0), (3, 3, 2, 1), (8, 3, 1, 1)] {
+            let x = Tensor.randn([3, c, 9, 8]), w = Tensor.randn([5, c, k, k]), b = Tensor.randn([5])
+            let up = conv2d(x.to(.float64), w.to(.float64), b.to(.float64), stride: (stride, stride), padding: .explicit(pad, pad))
+            let upstream = Tensor.randn(up.shape)
+            var results: [[[Double]]] = []
+            for dtype in [DType.float32, .float64] {
+                let xd = x.to(dtype).clone().requiringGrad(), wd = w.to(dtype).clone().requiringGrad(), bd = b.to(dtype).clone().requiringGrad()
+                let y = conv2d(xd, wd, bd, stride: (stride, stride), padding: .explicit(pad, pad))
+                try (y * upstream.to(dtype)).sum().backward()
+                results.append([y, xd.grad!, wd.grad!, bd.grad!].map { $0.toArray(Double.self) })
+            }
+            for (name, pair) in zip(["output", "input grad", "weight grad", "bias grad"], zip(results[0], results[1])) {
+                XCTAssertNil(mismatch(pair.0, pair.1, .float32, scale: 20), "C=\(c) k=\(k) stride \(stride) pad \(pad): \(name)")
+            }
+        }
+    }
+
     func testModuleNamesModesAndStateDictErrors() throws {
         final class Net: Module {
             let features = Sequential(Conv2d(1, 4, kernelSize: 3), ReLU(), BatchNorm2d(4))

@@ -38,6 +38,10 @@ void ember_softmax_rows_avx512(const float *x, float *y, long rows, long n, int 
 float ember_logsumexp_avx2(const float *x, long n);
 float ember_logsumexp_avx512(const float *x, long n);
 
+/// Σ x[0..<n] accumulated in float64 (AVX2: 4 lanes × 4 accumulators; AVX-512: 8 × 4).
+double ember_sum_f32_avx2(const float *x, long n);
+double ember_sum_f32_avx512(const float *x, long n);
+
 /// im2col of one float32 image plane [H, W]: writes kh·kw rows (row (i·kw + j) at
 /// `dst + (i·kw + j)·rowPitch`) of Ho·Wo columns, `pad` outside the image. `g` holds
 /// H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo. Portable code (any CPU).
@@ -56,6 +60,10 @@ void ember_maxpool2x2_plane_f32(const float *plane, float *out, int64_t *idx, lo
 void ember_adam_f32(float *p, const float *g, float *m, float *v, float *vmax, long n, const float *coef, int flags);
 void ember_adam_f32_avx2(float *p, const float *g, float *m, float *v, float *vmax, long n, const float *coef, int flags);
 void ember_adam_f32_avx512(float *p, const float *g, float *m, float *v, float *vmax, long n, const float *coef, int flags);
+
+/// c[i, j] (+)= Σ_q a[i, q]·b[j, q] for row-major a [m, k] and b [n, k] (dot products of
+/// contiguous rows; summation order left to the compiler's vectoriser). Portable code.
+void ember_dots_f32(const float *a, long lda, const float *b, long ldb, float *c, long ldc, long m, long n, long k, int accumulate);
 
 /// A chunk of a parallel job: fn(ctx, chunkIndex).
 typedef void (*ember_pool_fn)(void *ctx, long chunk);

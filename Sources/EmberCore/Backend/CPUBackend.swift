@@ -80,7 +80,10 @@ public final class CPUBackend: Backend {
             /// `dst[i] = f(src[i])` over this run (one specialised loop per type pair).
             @inline(__always) func convert<S, D>(_: S.Type, _: D.Type, _ f: (S) -> D) {
                 let a = src.ptr(S.self) + off[1], r = dst.ptr(D.self) + off[0]
-                if sd == 1 && ss == 1 { for i in 0..<n { r[i] = f(a[i]) } } else { for i in 0..<n { r[i * sd] = f(a[i * ss]) } }
+                if sd == 1 && ss == 1 { for i in 0..<n { r[i] = f(a[i]) } } else if sd == 1 && ss == 0 {
+                    let v = f(a[0])  // a broadcast source (expand): a fill
+                    for i in 0..<n { r[i] = v }
+                } else { for i in 0..<n { r[i * sd] = f(a[i * ss]) } }
             }
             if same {
                 switch dst.dtype.itemSize {
@@ -366,10 +369,19 @@ public final class CPUBackend: Backend {
                 if T.self == Float.self {
                     // float32 sums accumulate in float64 (8 lanes) and round once.
                     let o = out.ptr(Float.self), af = x.ptr(Float.self)
+                    let isa = CPUFeatures.active
                     plan.forEachOutput { outOff, base in
                         var acc = SIMD8<Double>(), tail = 0.0
                         plan.forEachReducedRow(base: base) { off, n, s, _ in
                             let pa = af + off
+                            if s == 1 && isa != .baseline {
+                                tail += isa == .avx512 ? ember_sum_f32_avx512(pa, n) : ember_sum_f32_avx2(pa, n)
+                                return
+                            }
+                            if s == 0 {  // a broadcast row (the gradient of a sum is one): n copies of one value
+                                tail += Double(pa[0]) * Double(n)
+                                return
+                            }
                             var i = 0
                             if s == 1 {
                                 while i + 8 <= n {
