@@ -195,6 +195,10 @@ final class GEMMTests: XCTestCase {
                 XCTAssertNil(mismatch(x.crossEntropyPerSample(target, ignoreIndex: -100).losses.toArray(Double.self), wantCE, .float32, scale: 4),
                              "cross-entropy n=\(n) \(isa)")
                 XCTAssertNil(mismatch(x.exp().toArray(Double.self), wantExp, .float32), "exp n=\(n) \(isa)")
+                XCTAssertNil(mismatch(x.sum(dim: 1).toArray(Double.self), x64.sum(dim: 1).toArray(Double.self), .float32, scale: 4),
+                             "sum n=\(n) \(isa)")
+                XCTAssertEqual(Tensor([Float(0.25)]).expand([3, n]).sum(dim: 1).toArray(Float.self), [Float](repeating: Float(n) / 4, count: 3),
+                               "sum of a broadcast row n=\(n) \(isa)")
             }
         }
         // Rows with -inf, +inf and NaN give what float64 gives.
