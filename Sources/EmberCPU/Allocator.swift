@@ -8,16 +8,16 @@ import WinSDK
 @usableFromInline
 final class FastLock: @unchecked Sendable {
     #if os(Windows)
-    private var l = SRWLOCK()
+    @exclusivity(unchecked) private var l = SRWLOCK()
     init() { InitializeSRWLock(&l) }
     @inline(__always) func lock() { AcquireSRWLockExclusive(&l) }
     @inline(__always) func unlock() { ReleaseSRWLockExclusive(&l) }
     #elseif canImport(Darwin)
-    private var l = os_unfair_lock()
+    @exclusivity(unchecked) private var l = os_unfair_lock()
     @inline(__always) func lock() { os_unfair_lock_lock(&l) }
     @inline(__always) func unlock() { os_unfair_lock_unlock(&l) }
     #else
-    private var l = pthread_mutex_t()
+    @exclusivity(unchecked) private var l = pthread_mutex_t()
     init() { pthread_mutex_init(&l, nil) }
     @inline(__always) func lock() { pthread_mutex_lock(&l) }
     @inline(__always) func unlock() { pthread_mutex_unlock(&l) }
@@ -50,7 +50,7 @@ public final class CPUAllocator: @unchecked Sendable {
     @exclusivity(unchecked) private var stats = Stats()
     private let mutex = FastLock()
     /// The most bytes kept in the cache (default 2 GiB, `EMBER_CPU_CACHE_MB` to change; 0 disables).
-    public var cacheLimit: Int
+    @exclusivity(unchecked) public var cacheLimit: Int
 
     init() {
         freeLists = Array(repeating: [], count: 8 + 4 * 50)
