@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "EmberOpFixtures", dependencies: ["EmberCore", "EmberTestSupport"], path: "Tests/EmberOpFixtures"),
         .testTarget(
             name: "EmberNNTests",
-            dependencies: ["Ember", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"],
+            dependencies: ["Ember", "EmberCPU", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EmberCUDATests",

@@ -1,3 +1,4 @@
+import EmberCPU
 import EmberTestSupport
 import Foundation
 import XCTest
@@ -106,9 +107,13 @@ final class LayerTests: XCTestCase {
     }
 
     /// 2×2 max-pool ties and NaN follow PyTorch's rule (a later element wins only when
-    /// greater or NaN), in float32 (branch-free kernel) and float64 (generic loop).
+    /// greater or NaN), in float32 (branch-free kernel, at every ISA level) and float64.
     func testMaxPoolTiesAndNaN() throws {
-        for dtype in [DType.float32, .float64] {
+        let saved = CPUFeatures.active
+        defer { CPUFeatures.active = saved }
+        for (dtype, isa) in [(DType.float32, CPUISA.baseline), (.float32, .avx2), (.float32, .avx512), (.float64, .baseline)]
+        where isa <= CPUFeatures.detected {
+            CPUFeatures.active = isa
             let x = Tensor([1, 1, 1, .nan, 5, 2, 1, 1, 3, .nan, 2, 5] as [Double]).reshape([1, 1, 2, 6]).to(dtype).requiringGrad()
             let y = x.maxPool2d(kernel: (2, 2), stride: (2, 2))
             let out = y.toArray(Double.self)
@@ -122,8 +127,13 @@ final class LayerTests: XCTestCase {
     }
 
     /// Convolutions with few columns rows (one input channel: the weight gradient is taken
-    /// as dot products) and with many, float32 against float64, forward and every gradient.
+    /// as dot products) and with many, float32 against float64, forward and every gradient,
+    /// at every instruction-set level this CPU has.
     func testConvolutionFloat32MatchesFloat64() throws {
+        let saved = CPUFeatures.active
+        defer { CPUFeatures.active = saved }
+        for isa in [CPUISA.baseline, .avx2, .avx512] where isa <= CPUFeatures.detected {
+        CPUFeatures.active = isa
         for (c, k, stride, pad) in [(1, 3, 1, 1), (1, 2, 2, 0), (1, 3, 1, 0), (3, 3, 2, 1), (8, 3, 1, 1)] {
             let x = Tensor.randn([3, c, 9, 8]), w = Tensor.randn([5, c, k, k]), b = Tensor.randn([5])
             let up = conv2d(x.to(.float64), w.to(.float64), b.to(.float64), stride: (stride, stride), padding: .explicit(pad, pad))
@@ -136,8 +146,9 @@ final class LayerTests: XCTestCase {
                 results.append([y, xd.grad!, wd.grad!, bd.grad!].map { $0.toArray(Double.self) })
             }
             for (name, pair) in zip(["output", "input grad", "weight grad", "bias grad"], zip(results[0], results[1])) {
-                XCTAssertNil(mismatch(pair.0, pair.1, .float32, scale: 20), "C=\(c) k=\(k) stride \(stride) pad \(pad): \(name)")
+                XCTAssertNil(mismatch(pair.0, pair.1, .float32, scale: 20), "\(isa) C=\(c) k=\(k) stride \(stride) pad \(pad): \(name)")
             }
+        }
         }
     }
 

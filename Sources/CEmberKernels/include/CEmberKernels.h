@@ -44,14 +44,21 @@ double ember_sum_f32_avx512(const float *x, long n);
 
 /// im2col of one float32 image plane [H, W]: writes kh·kw rows (row (i·kw + j) at
 /// `dst + (i·kw + j)·rowPitch`) of Ho·Wo columns, `pad` outside the image. `g` holds
-/// H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo. Portable code (any CPU).
+/// H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo. Portable code, and AVX2 / AVX-512 copies
+/// of the same C (the _avx2/_avx512 entry points, for CPUs that have them).
 void ember_im2col_plane_f32(const float *plane, float *dst, long rowPitch, const long *g, float pad);
+void ember_im2col_plane_f32_avx2(const float *plane, float *dst, long rowPitch, const long *g, float pad);
+void ember_im2col_plane_f32_avx512(const float *plane, float *dst, long rowPitch, const long *g, float pad);
 /// col2im of one plane: adds the kh·kw rows (laid out as im2col writes them) into `plane`.
 void ember_col2im_plane_f32(const float *rows, float *plane, long rowPitch, const long *g);
+void ember_col2im_plane_f32_avx2(const float *rows, float *plane, long rowPitch, const long *g);
+void ember_col2im_plane_f32_avx512(const float *rows, float *plane, long rowPitch, const long *g);
 
 /// 2×2 max-pool with stride 2 of one float32 plane (row length W) into Ho×Wo outputs and
 /// their flat input positions; a later element wins ties only when greater or NaN.
 void ember_maxpool2x2_plane_f32(const float *plane, float *out, int64_t *idx, long W, long Ho, long Wo);
+void ember_maxpool2x2_plane_f32_avx2(const float *plane, float *out, int64_t *idx, long W, long Ho, long Wo);
+void ember_maxpool2x2_plane_f32_avx512(const float *plane, float *out, int64_t *idx, long W, long Ho, long Wo);
 
 /// One Adam/AdamW step over n float32 parameters (PyTorch's single-tensor algorithm).
 /// coef: 1−β1, β2, 1−β2, eps, weight decay, 1−lr·wd, lr/bc1, √bc2; flags: 1 weight decay,
@@ -64,6 +71,8 @@ void ember_adam_f32_avx512(float *p, const float *g, float *m, float *v, float *
 /// c[i, j] (+)= Σ_q a[i, q]·b[j, q] for row-major a [m, k] and b [n, k] (dot products of
 /// contiguous rows; summation order left to the compiler's vectoriser). Portable code.
 void ember_dots_f32(const float *a, long lda, const float *b, long ldb, float *c, long ldc, long m, long n, long k, int accumulate);
+void ember_dots_f32_avx2(const float *a, long lda, const float *b, long ldb, float *c, long ldc, long m, long n, long k, int accumulate);
+void ember_dots_f32_avx512(const float *a, long lda, const float *b, long ldb, float *c, long ldc, long m, long n, long k, int accumulate);
 
 /// A chunk of a parallel job: fn(ctx, chunkIndex).
 typedef void (*ember_pool_fn)(void *ctx, long chunk);

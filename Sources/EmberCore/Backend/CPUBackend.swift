@@ -697,7 +697,7 @@ public final class CPUBackend: Backend {
             parallelFor(n * C, grain: Swift.max(1, 4096 / Swift.max(kh * kw * L, 1))) { range in
                 for t in range {
                     let rows = rowPitch.map { dst + (t % C) * kh * kw * $0 + (t / C) * L } ?? dst + t * kh * kw * L
-                    ember_im2col_plane_f32(src + t * H * W, rows, rowPitch ?? L, geo, pad)
+                    ConvKernels.im2col(src + t * H * W, rows, rowPitch ?? L, geo, pad)
                 }
             }
             return
@@ -762,7 +762,7 @@ public final class CPUBackend: Backend {
             let src = cols.ptr(Float.self), dst = out.ptr(Float.self)
             let geo = [H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo]
             parallelFor(n * C, grain: Swift.max(1, 4096 / Swift.max(kh * kw * L, 1))) { range in
-                for t in range { ember_col2im_plane_f32(src + t * kh * kw * L, dst + t * H * W, L, geo) }
+                for t in range { ConvKernels.col2im(src + t * kh * kw * L, dst + t * H * W, L, geo) }
             }
             return
         }
@@ -849,7 +849,7 @@ public final class CPUBackend: Backend {
                 // The common 2×2/2 window in float32: the branch-free C kernel.
                 let s = x.ptr(Float.self), d = out.ptr(Float.self)
                 parallelFor(planes, grain: Swift.max(1, 16384 / Swift.max(Ho * Wo * 4, 1))) { range in
-                    for pl in range { ember_maxpool2x2_plane_f32(s + pl * H * W, d + pl * Ho * Wo, idx + pl * Ho * Wo, W, Ho, Wo) }
+                    for pl in range { ConvKernels.maxPool2x2(s + pl * H * W, d + pl * Ho * Wo, idx + pl * Ho * Wo, W, Ho, Wo) }
                 }
                 return
             }
@@ -973,5 +973,37 @@ public final class CPUBackend: Backend {
 
     public func writeBytes(_ t: Tensor, from src: UnsafeRawPointer) {
         memcpy(t.storage.data + t.layout.offset * t.dtype.itemSize, src, t.count * t.dtype.itemSize)
+    }
+}
+
+/// The window kernels of the active instruction-set level (the same C compiled per ISA).
+enum ConvKernels {
+    static var im2col: @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int, UnsafePointer<Int>?, Float) -> Void {
+        switch CPUFeatures.active {
+        case .avx512: ember_im2col_plane_f32_avx512
+        case .avx2: ember_im2col_plane_f32_avx2
+        case .baseline: ember_im2col_plane_f32
+        }
+    }
+    static var col2im: @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int, UnsafePointer<Int>?) -> Void {
+        switch CPUFeatures.active {
+        case .avx512: ember_col2im_plane_f32_avx512
+        case .avx2: ember_col2im_plane_f32_avx2
+        case .baseline: ember_col2im_plane_f32
+        }
+    }
+    static var maxPool2x2: @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Int64>?, Int, Int, Int) -> Void {
+        switch CPUFeatures.active {
+        case .avx512: ember_maxpool2x2_plane_f32_avx512
+        case .avx2: ember_maxpool2x2_plane_f32_avx2
+        case .baseline: ember_maxpool2x2_plane_f32
+        }
+    }
+    static var dots: @convention(c) (UnsafePointer<Float>?, Int, UnsafePointer<Float>?, Int, UnsafeMutablePointer<Float>?, Int, Int, Int, Int, Int32) -> Void {
+        switch CPUFeatures.active {
+        case .avx512: ember_dots_f32_avx512
+        case .avx2: ember_dots_f32_avx2
+        case .baseline: ember_dots_f32
+        }
     }
 }

@@ -224,7 +224,7 @@ extension Tensor {
                             cpu.im2col(x.narrow(0, start: i, length: 1), g, padValue: 0, buf)
                             if compute == .float32 && ck < 16 {
                                 // Few columns rows (one input channel): dot products, no packing.
-                                ember_dots_f32(gri.assumingMemoryBound(to: Float.self), l, buf.storage.data.assumingMemoryBound(to: Float.self), l,
+                                ConvKernels.dots(gri.assumingMemoryBound(to: Float.self), l, buf.storage.data.assumingMemoryBound(to: Float.self), l,
                                                partial.storage.data.assumingMemoryBound(to: Float.self), ck, o, ck, l, 1)
                             } else {
                                 Tensor.gemm1(compute, m: o, n: ck, k: l, a: gri, rsA: l, csA: 1, b: buf.storage.data, rsB: 1, csB: l,
