@@ -8,6 +8,29 @@ import XCTest
 /// reproduce the loss of every step, per-parameter checksums after every step, and all
 /// parameters after steps 1 and 10.
 final class TrainingTests: XCTestCase {
+    /// In steady state a training step (forward, backward, Adam) takes no tensor memory from
+    /// the OS: every buffer, the GEMM's packing panels and the convolution's workspaces
+    /// included, comes back from the caching allocator.
+    func testTrainingStepAllocatesNothingFromTheOSInSteadyState() throws {
+        for model in ["mlp", "cnn"] {
+            let net = model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
+            let opt = Adam(net.parameters(), lr: 1e-3)
+            let x = model == "mlp" ? Tensor.randn([32, 784]) : Tensor.randn([32, 1, 28, 28])
+            let y = Tensor.randint(0, 10, [32])
+            func step() throws {
+                opt.zeroGrad()
+                try crossEntropy(net(x), y).backward()
+                opt.step()
+            }
+            for _ in 0..<3 { try step() }
+            let before = Ember.cpuMemoryStats
+            for _ in 0..<5 { try step() }
+            let after = Ember.cpuMemoryStats
+            XCTAssertEqual(after.osAllocations, before.osAllocations, "\(model): a steady-state step asked the OS for memory")
+            XCTAssertGreaterThan(after.cacheHits, before.cacheHits, "\(model): the steps allocated through the cache")
+        }
+    }
+
     func testTenStepsMatchPyTorch() throws {
         let url = Bundle.module.url(forResource: "training", withExtension: "safetensors", subdirectory: "Fixtures")!
         let (ref, _) = try SafeTensors.load(url.path)
