@@ -14,11 +14,13 @@ struct Bench: ParsableCommand {
     var python: String?
     @Flag(help: "Skip the PyTorch twin.") var noTorch = false
     @Option(help: "Threads for both sides (default: all cores).") var threads: Int?
-    @Option(help: "Repetitions of each case; the median is reported.") var repeats = 7
+    @Option(help: "Repetitions of each case per round; the median over all rounds is reported.") var repeats = 7
+    @Option(help: "Rounds that alternate Ember and PyTorch for each short case (the machine's drift then hits both sides).")
+    var rounds = 3
     @Option(help: "Run only the cases whose name contains this text.") var only: String?
     var peak = 0.0
 
-    enum CodingKeys: String, CodingKey { case python, noTorch, threads, repeats, only }
+    enum CodingKeys: String, CodingKey { case python, noTorch, threads, repeats, rounds, only }
 
     mutating func run() throws {
         if let threads { Ember.setNumThreads(threads) }
@@ -36,15 +38,29 @@ struct Bench: ParsableCommand {
         }
         for c in cases() where only.map({ c.name.contains($0) }) ?? true {
             let reps = c.repeats ?? repeats
-            // The twin's OpenMP threads busy-wait for a while after each of its cases (and
-            // Ember's pool workers for 200 µs): let the other side go idle before timing.
-            if twin != nil { usleep(300_000) }
-            let e = measure(c.iterations, reps, c.setup())
-            if twin != nil { usleep(300_000) }
-            let t = twin?.time(c.name, iterations: c.iterations, repeats: reps)
-            let ratio = t.map { String(format: "%.2f", e.median / $0) } ?? "-"
-            print(pad(c.name, 34) + pad(fmt(e.median), 12) + pad(t.map(fmt) ?? "-", 12) + ratio
-                  + "   [ember min \(fmt(e.min)) max \(fmt(e.max))]" + (c.extra.map { "  " + $0(e.median) } ?? ""))
+            // Short cases alternate sides for several rounds, so that a slow spell of the
+            // machine (a shared VM's cores come and go) falls on both; long ones run once.
+            let caseRounds = twin != nil && (c.repeats ?? 2) > 1 ? max(1, rounds) : 1
+            let body = c.setup()
+            var mine: [Double] = [], theirs: [Double] = [], roundRatios: [Double] = []
+            for _ in 0..<caseRounds {
+                // The twin's OpenMP threads busy-wait for a while after each of its cases (and
+                // Ember's pool workers for 200 µs): let the other side go idle before timing.
+                if twin != nil { usleep(300_000) }
+                let e = measure(c.iterations, reps, body)
+                mine += e.samples
+                if twin != nil { usleep(300_000) }
+                if let t = twin?.times(c.name, iterations: c.iterations, repeats: reps), !t.isEmpty {
+                    theirs += t
+                    roundRatios.append(median(e.samples) / median(t))
+                }
+            }
+            let e = median(mine), t = theirs.isEmpty ? nil : median(theirs)
+            let ratio = t.map { String(format: "%.2f", e / $0) } ?? "-"
+            let spread = roundRatios.count > 1
+                ? String(format: "  rounds %.2f–%.2f", roundRatios.min()!, roundRatios.max()!) : ""
+            print(pad(c.name, 34) + pad(fmt(e), 12) + pad(t.map(fmt) ?? "-", 12) + ratio
+                  + "   [ember min \(fmt(mine.min()!)) max \(fmt(mine.max()!))\(spread)]" + (c.extra.map { "  " + $0(e) } ?? ""))
         }
     }
 
@@ -197,7 +213,7 @@ struct Bench: ParsableCommand {
     }
 
     /// Median / min / max seconds per iteration over `repeats` runs (after a warm-up run).
-    func measure(_ iterations: Int, _ repeats: Int, _ body: () -> Void) -> (median: Double, min: Double, max: Double) {
+    func measure(_ iterations: Int, _ repeats: Int, _ body: () -> Void) -> (median: Double, min: Double, max: Double, samples: [Double]) {
         if repeats > 1 { for _ in 0..<max(1, iterations / 10) { body() } }
         var times: [Double] = []
         for _ in 0..<repeats {
@@ -206,8 +222,10 @@ struct Bench: ParsableCommand {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(iterations))
         }
         times.sort()
-        return (times[times.count / 2], times.first!, times.last!)
+        return (times[times.count / 2], times.first!, times.last!, times)
     }
+
+    func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 }
 
 func fmt(_ s: Double) -> String {
@@ -250,8 +268,9 @@ final class TorchTwin {
         }
     }
 
-    func time(_ name: String, iterations: Int, repeats: Int) -> Double? {
-        query("\(name)\t\(iterations)\t\(repeats)").flatMap(Double.init)
+    /// The twin's per-repeat times (seconds per iteration) for one round of a case.
+    func times(_ name: String, iterations: Int, repeats: Int) -> [Double]? {
+        query("\(name)\t\(iterations)\t\(repeats)").map { $0.split(separator: " ").compactMap { Double($0) }.filter { !$0.isNaN } }
     }
 
     /// Sends one request line; returns the twin's answer line.
@@ -409,13 +428,16 @@ def rss_report():
             out += [rss_of(os.getpid()), children_rss()]
     return " ".join(f"{v:.1f}" for v in out)
 print("ready", flush=True)
+last_name, f = None, None
 for line in sys.stdin:
     if line.startswith("rss\t"):
         print(rss_report(), flush=True)
         continue
     name, iters, reps = line.rstrip("\n").split("\t")
     iters, reps = int(iters), int(reps)
-    f = cases(name)
+    if name != last_name:
+        # The same case asked again (another round) reuses its inputs.
+        last_name, f = name, cases(name)
     if f is None:
         print("nan", flush=True); continue
     if reps > 1:
@@ -425,7 +447,6 @@ for line in sys.stdin:
         t0 = time.perf_counter()
         for _ in range(iters): f()
         ts.append((time.perf_counter() - t0) / iters)
-    ts.sort()
-    print(ts[len(ts) // 2], flush=True)
+    print(" ".join(repr(t) for t in ts), flush=True)
 """#
 }
