@@ -32,9 +32,12 @@ typedef struct {
     _Atomic long done;                // chunks finished in this job
     _Atomic int sleepers;
     _Atomic uint64_t parks;           // bumped to send spinning workers to sleep at once
-    ember_pool_fn fn;
-    void *ctx;
-    long chunks;
+    // The job: written by the submitter while the claim is closed, read by workers after they
+    // saw the claim open for their generation (atomics: a late worker may read them while the
+    // next job is being set up; its claim then fails and it runs nothing).
+    _Atomic(ember_pool_fn) fn;
+    _Atomic(void *) ctx;
+    _Atomic long chunks;
     int workers;
     long spin_ns;
 } pool_t;
@@ -51,17 +54,27 @@ static uint64_t now_ns(void) {
 }
 
 // Claims and runs chunks of job `gen` until none are left (or a newer job started).
+//
+// The claim word is (generation << 32) | next chunk. The submitter first closes it for the
+// new generation (index CLOSED), then writes the job, then opens it (index 0) with release
+// order. A worker reads the job only after it loaded an open claim of its own generation;
+// if the job was replaced meanwhile, the claim has moved to another generation and the
+// worker's compare-and-swap fails, so a chunk only ever runs with its own job's function
+// and context. (Reading the job before checking the claim let a late worker call a new
+// job's function with an old context, or an index past the old job's end.)
+#define CLOSED 0xffffffffu
 static void run_chunks(uint64_t gen) {
-    ember_pool_fn fn = pool.fn;
-    void *ctx = pool.ctx;
-    long chunks = pool.chunks;
     for (;;) {
         uint64_t v = atomic_load_explicit(&pool.claim, memory_order_acquire);
         if ((v >> 32) != (gen & 0xffffffffu)) return;
-        long idx = (long)(v & 0xffffffffu);
-        if (idx >= chunks) return;
-        if (atomic_compare_exchange_weak_explicit(&pool.claim, &v, v + 1, memory_order_acq_rel, memory_order_relaxed)) {
-            fn(ctx, idx);
+        uint64_t idx = v & 0xffffffffu;
+        if (idx == CLOSED) return;
+        long chunks = atomic_load_explicit(&pool.chunks, memory_order_acquire);
+        if ((long)idx >= chunks) return;
+        ember_pool_fn fn = atomic_load_explicit(&pool.fn, memory_order_acquire);
+        void *ctx = atomic_load_explicit(&pool.ctx, memory_order_acquire);
+        if (atomic_compare_exchange_weak_explicit(&pool.claim, &v, v + 1, memory_order_acq_rel, memory_order_acquire)) {
+            fn(ctx, (long)idx);
             atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel);
         }
     }
@@ -137,11 +150,14 @@ int ember_pool_run(ember_pool_fn fn, void *ctx, long chunks) {
     if (pool.workers <= 0) return -1;
     if (pthread_mutex_trylock(&pool.submit) != 0) return -1;
     in_pool_job = 1;
-    pool.fn = fn;
-    pool.ctx = ctx;
-    pool.chunks = chunks;
-    atomic_store(&pool.done, 0);
     uint64_t gen = atomic_load(&pool.generation) + 1;
+    // Close the claim for the new generation first: from here on no late worker of the
+    // previous job can claim anything, whatever job fields it reads.
+    atomic_store(&pool.claim, ((gen & 0xffffffffu) << 32) | CLOSED);
+    atomic_store_explicit(&pool.fn, fn, memory_order_release);
+    atomic_store_explicit(&pool.ctx, ctx, memory_order_release);
+    atomic_store_explicit(&pool.chunks, chunks, memory_order_release);
+    atomic_store(&pool.done, 0);
     atomic_store_explicit(&pool.claim, (gen & 0xffffffffu) << 32, memory_order_release);
     atomic_store(&pool.generation, gen);
     if (atomic_load(&pool.sleepers) > 0) {

@@ -22,7 +22,8 @@ public final class BLAS: @unchecked Sendable {
     public let coreName: String?
     /// Products of at least this many multiply-adds (m·n·k) go to BLAS; nil = never.
     public private(set) var threshold: Int?
-    private var threadsSet = -1
+    /// Whether BLAS was told to run single-threaded (set once, when it is loaded).
+    private var singleThreaded = false
 
     /// What loading found: the library, or why none is used.
     nonisolated(unsafe) public private(set) static var status = "not loaded yet"
@@ -59,6 +60,10 @@ public final class BLAS: @unchecked Sendable {
         }
         let blas = BLAS(library: lib, sgemm: f, setThreads: lib.symbol("openblas_set_num_threads", as: SetThreads.self)
                             ?? lib.symbol("MKL_Set_Num_Threads", as: SetThreads.self), coreName: core)
+        // BLAS runs single-threaded inside Ember's own pool: two thread pools on the same
+        // cores (BLAS's workers spin-yield between calls) slowed training down measurably.
+        // Set here, once (this initialiser runs on one thread), not on some first call.
+        if let set = blas.setThreads { set(1); blas.singleThreaded = true }
         // A fixed, measured policy keeps results reproducible from run to run (a timing
         // calibration can pick differently each time, and so round differently): with BLAS
         // single-threaded inside Ember's pool, OpenBLAS beat Ember's kernel from 64³ up
@@ -88,11 +93,9 @@ public final class BLAS: @unchecked Sendable {
         let (ta, lda): (Int32, Int) = csA == 1 ? (111, rsA) : (rsA == 1 ? (112, csA) : (0, 0))
         let (tb, ldb): (Int32, Int) = csB == 1 ? (111, rsB) : (rsB == 1 ? (112, csB) : (0, 0))
         guard ta != 0, tb != 0, lda >= (ta == 111 ? k : m), ldb >= (tb == 111 ? n : k), ldc >= n else { return false }
-        // BLAS runs single-threaded inside Ember's own pool: two thread pools on the same
-        // cores (BLAS's workers spin-yield between calls) slowed training down measurably.
-        if threadsSet != 1, let setThreads { setThreads(1); threadsSet = 1 }
+        // Split into blocks on Ember's pool only when BLAS itself runs single-threaded.
         let parts = Swift.min(threads, Swift.max(1, (m >= n ? m / 64 : n / 64)))
-        if parts <= 1 || (setThreads == nil && threadsSet != 1) {
+        if parts <= 1 || !singleThreaded {
             sgemmFn(101, ta, tb, Int32(m), Int32(n), Int32(k), 1, a, Int32(Swift.max(lda, 1)), b, Int32(Swift.max(ldb, 1)),
                     accumulate ? 1 : 0, c, Int32(Swift.max(ldc, 1)))
             return true
