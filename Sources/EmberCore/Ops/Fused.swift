@@ -96,15 +96,17 @@ public enum FusedUpdate {
     /// across threads. The same operations in the same order as `adamLoop`.
     static func adamFloat(_ pp: UnsafeMutablePointer<Float>, _ gp: UnsafeMutablePointer<Float>, _ mp: UnsafeMutablePointer<Float>,
                           _ vp: UnsafeMutablePointer<Float>, _ xp: UnsafeMutablePointer<Float>?, _ count: Int, _ k: AdamCoefficients) {
-        let coef: [Float] = [Float(1 - k.beta1), Float(k.beta2), Float(1 - k.beta2), Float(k.eps), Float(k.weightDecay),
-                             Float(1 - k.lr * k.weightDecay), Float(k.lr / k.bc1), Float(k.bc2.squareRoot())]
         let flags: Int32 = (k.weightDecay != 0 ? 1 : 0) | (k.decoupled ? 2 : 0)
         let kernel = switch CPUFeatures.active {
         case .avx512: ember_adam_f32_avx512
         case .avx2: ember_adam_f32_avx2
         case .baseline: ember_adam_f32
         }
-        coef.withUnsafeBufferPointer { c in
+        // The coefficients on the stack (this runs for every parameter of every step).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { c in
+            c[0] = Float(1 - k.beta1); c[1] = Float(k.beta2); c[2] = Float(1 - k.beta2); c[3] = Float(k.eps)
+            c[4] = Float(k.weightDecay); c[5] = Float(1 - k.lr * k.weightDecay); c[6] = Float(k.lr / k.bc1)
+            c[7] = Float(k.bc2.squareRoot())
             parallelFor(count, grain: elementwiseGrain) { r in
                 let o = r.lowerBound
                 kernel(pp + o, gp + o, mp + o, vp + o, xp.map { $0 + o }, r.count, c.baseAddress, flags)
