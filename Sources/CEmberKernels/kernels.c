@@ -106,6 +106,11 @@ __attribute__((target("avx2"))) static inline float hmax_avx2(__m256 v) {
     s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
 }
+__attribute__((target("avx2"))) static inline double hsum_pd_avx2(__m256d v) {
+    double t[4];
+    _mm256_storeu_pd(t, v);
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
 #define VT __m256
 #define VN 8
 #define MASK __m256
@@ -131,6 +136,12 @@ __attribute__((target("avx2"))) static inline float hmax_avx2(__m256 v) {
 #define HMAX hmax_avx2
 #define LOAD_PARTIAL(p, k, fill) load_partial_avx2(p, k, fill)
 #define STORE_PARTIAL(p, k, v) _mm256_maskstore_ps(p, tail_mask_avx2(k), v)
+#define DVT __m256d
+#define DN 4
+#define DZERO _mm256_setzero_pd
+#define DADD _mm256_add_pd
+#define WIDEN(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
+#define DHSUM hsum_pd_avx2
 #define STREAMING
 #include "vector_kernels.inc"
 #undef VT
@@ -158,6 +169,12 @@ __attribute__((target("avx2"))) static inline float hmax_avx2(__m256 v) {
 #undef HMAX
 #undef LOAD_PARTIAL
 #undef STORE_PARTIAL
+#undef DVT
+#undef DN
+#undef DZERO
+#undef DADD
+#undef WIDEN
+#undef DHSUM
 #undef STREAMING
 
 // ---- AVX-512 instantiation (16 lanes, mask registers) ----
@@ -189,43 +206,13 @@ __attribute__((target("avx2"))) static inline float hmax_avx2(__m256 v) {
 #define HMAX _mm512_reduce_max_ps
 #define LOAD_PARTIAL(p, k, fill) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << (k)) - 1), p)
 #define STORE_PARTIAL(p, k, v) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (k)) - 1), v)
+#define DVT __m512d
+#define DN 8
+#define DZERO _mm512_setzero_pd
+#define DADD _mm512_add_pd
+#define WIDEN(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
+#define DHSUM _mm512_reduce_add_pd
 #include "vector_kernels.inc"
-
-// Σ x in float64 (float32 sums accumulate in double and round once, as Ember's portable path).
-__attribute__((target("avx2")))
-double ember_sum_f32_avx2(const float *x, long n) {
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
-    long i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4)));
-        s2 = _mm256_add_pd(s2, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 8)));
-        s3 = _mm256_add_pd(s3, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 12)));
-    }
-    for (; i + 4 <= n; i += 4) s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
-    __m256d s = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
-    double t[4];
-    _mm256_storeu_pd(t, s);
-    double r = (t[0] + t[1]) + (t[2] + t[3]);
-    for (; i < n; i++) r += (double)x[i];
-    return r;
-}
-
-__attribute__((target("avx512f")))
-double ember_sum_f32_avx512(const float *x, long n) {
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
-    long i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)));
-        s2 = _mm512_add_pd(s2, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)));
-        s3 = _mm512_add_pd(s3, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)));
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
-    double r = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
-    for (; i < n; i++) r += (double)x[i];
-    return r;
-}
 
 #else  // not x86-64: no optional kernels; the portable Swift kernels run.
 
@@ -241,11 +228,10 @@ void ember_sgemm_12x32_avx512(long kc, const float *a, const float *b, float *c,
     void ember_softmax_rows_##S(const float *x, float *y, long rows, long n, int log) {                     \
         (void)x; (void)y; (void)rows; (void)n; (void)log;                                                   \
     }                                                                                                       \
-    float ember_logsumexp_##S(const float *x, long n) { (void)x; (void)n; return 0; }
+    float ember_logsumexp_##S(const float *x, long n) { (void)x; (void)n; return 0; }                      \
+    double ember_sum_f32_##S(const float *x, long n) { (void)x; (void)n; return 0; }
 STUBS(avx2)
 STUBS(avx512)
-double ember_sum_f32_avx2(const float *x, long n) { (void)x; (void)n; return 0; }
-double ember_sum_f32_avx512(const float *x, long n) { (void)x; (void)n; return 0; }
 void ember_binary_f32_avx2(int op, const float *a, const float *b, float *out, long n, int bScalar) {
     (void)op; (void)a; (void)b; (void)out; (void)n; (void)bScalar;
 }
