@@ -15,6 +15,11 @@ final class ViewTests: XCTestCase {
         let dst = Tensor.zeros([100_003])
         dst.copy_(big, scaledBy: 1.0 / 3)
         XCTAssertNil(mismatch(dst.toArray(Double.self), big.toArray(Double.self).map { $0 / 3 }, .float32))
+        for half in [DType.float16, .bfloat16] {
+            let h = Tensor.zeros([5], dtype: half)
+            h.copy_(Tensor([2, 4, 6, 8, 10] as [Float]), scaledBy: 0.25)
+            XCTAssertEqual(h.toArray(Double.self), [0.5, 1, 1.5, 2, 2.5], "\(half)")
+        }
     }
 
     func testWritesThroughViewsReachTheBase() {

@@ -430,6 +430,8 @@ extension Tensor {
             try require(dtype.isFloatingPoint, "copy_(scaledBy:): expected a floating-point destination, got \(dtype)")
         }
         if scale == 1 { return withNoGrad { copy_(src) } }
+        // Half precision computes in float32 (backend primitives take compute dtypes).
+        if dtype.computeType != dtype { return withNoGrad { copy_(src.cast(dtype.computeType) * scale) } }
         let s = (src.device == device ? src : src.to(device)).cast(dtype)
         let factor = Tensor.full([], scale, dtype: dtype, device: device)
         device.backend.binary(.mul, s, factor.broadcastView(shape), self)
