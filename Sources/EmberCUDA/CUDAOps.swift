@@ -9,8 +9,11 @@ final class CUDABackend: Backend, @unchecked Sendable {
 
     // MARK: helpers
 
-    func address(_ t: Tensor) -> UInt64 {
-        UInt64(UInt(bitPattern: t.storage.data)) + UInt64(t.layout.offset * t.dtype.itemSize)
+    func address(_ t: Tensor, _ function: StaticString = #function) -> UInt64 {
+        if t.storage.device != .cuda(dev.index) {
+            fatalError("Ember CUDA \(function): given a tensor of shape \(t.shape) on \(t.storage.device) for a kernel on cuda:\(dev.index): an op mixed devices without checking them (please report this)")
+        }
+        return UInt64(UInt(bitPattern: t.storage.data)) + UInt64(t.layout.offset * t.dtype.itemSize)
     }
 
     private func elementwise(_ kernel: String, _ d: DType) -> OpaquePointer {
@@ -73,8 +76,16 @@ final class CUDABackend: Backend, @unchecked Sendable {
         default: break
         }
         if case .clamp(let lo, let hi) = op, !x.dtype.isFloatingPoint {
-            p0 = lo.map { $0.rounded(.up) } ?? -9.2e18
-            p1 = hi.map { $0.rounded(.down) } ?? 9.2e18
+            // Integer bounds inside the dtype's range: the kernel converts them to it, and an
+            // out-of-range conversion is undefined (a uint8 clamp without an upper bound got 254).
+            let range: (Double, Double) = switch x.dtype {
+            case .uint8: (0, 255)
+            case .bool: (0, 1)
+            case .int32: (-2_147_483_648, 2_147_483_647)
+            default: (-9.2e18, 9.2e18)
+            }
+            p0 = Swift.min(Swift.max(lo.map { $0.rounded(.up) } ?? range.0, range.0), range.1)
+            p1 = Swift.max(Swift.min(hi.map { $0.rounded(.down) } ?? range.1, range.1), range.0)
         }
         guard KernelSource.unaryExpression(op, KernelSource.compute(x.dtype)) != nil else {
             fatalError("\(KernelSource.unaryName(op)): not defined for \(x.dtype) tensors on CUDA")
@@ -107,8 +118,22 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let gk = geo(kept.map { x.shape[$0] }, [(outStrides, 0), (inKept, 0)])
         let gr = geo(dims.map { x.shape[$0] }, [([], 0), (dims.map { x.strides[$0] }, 0)])
         let args = KernelArgs().addWords(gk).addWords(gr).add(address(out)).add(address(x))
-        let f = dev.function("reduce_\(d)", KernelSource.name("reduce", name, d.description)) { KernelSource.reductionModule(d) }
-        dev.launch(f, grid: max(1, out.count), block: 256, args)
+        let (kernel, grid, block) = CUDABackend.reductionPlan(outputs: out.count, reduced: dims.map { x.shape[$0] }.reduce(1, *))
+        let f = dev.function("reduce_\(d)", KernelSource.name(kernel, name, d.description)) { KernelSource.reductionModule(d) }
+        dev.launch(f, grid: grid, block: block, args)
+    }
+
+    /// How a reduction of `reduced` elements into each of `outputs` outputs runs: one thread
+    /// per output (`reduceEach`) when there are many outputs of few elements, else one block
+    /// per output (`reduce`, a shared-memory tree) with as many threads as the elements use.
+    static func reductionPlan(outputs: Int, reduced: Int) -> (kernel: String, grid: Int, block: Int) {
+        if reduced <= 16 || (reduced <= 1024 && outputs >= 1024) {
+            let block = 256
+            return ("reduceEach", max(1, min((outputs + block - 1) / block, 65535 * 8)), block)
+        }
+        var block = 32
+        while block < 256 && block < reduced { block *= 2 }
+        return ("reduce", max(1, outputs), block)
     }
 
     func matmul(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
@@ -212,7 +237,7 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let flat = x.contiguous().reshape([-1])
         let out = Tensor.empty([positions.count], dtype: x.dtype, device: x.device)
         if positions.isEmpty { return out }
-        indexSelect(flat, dim: 0, Tensor(positions).to(x.device), out)
+        indexSelect(flat, dim: 0, Tensor(positions, device: x.device), out)
         return out
     }
 

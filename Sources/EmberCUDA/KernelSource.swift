@@ -312,6 +312,44 @@ public enum KernelSource {
 
             """
         }
+        // One thread per output, the reduced elements in a serial loop: for many outputs over
+        // few elements each (column sums such as bias gradients), where neighbouring threads
+        // read neighbouring addresses.
+        for (n, identity, combine, _, _) in ops {
+            s += """
+            extern "C" __global__ void \(name("reduceEach", n, d.description))(Geo gk, Geo gr, \(st)* out, const \(st)* in) {
+                for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < gk.n; k += (long long)gridDim.x * blockDim.x) {
+                    long long base[4]; ember_offsets(gk, k, base);
+                    \(acc) r = \(identity);
+                    for (long long j = 0; j < gr.n; j++) {
+                        long long o[4]; ember_offsets(gr, j, o);
+                        \(acc) a = r, b = (\(acc))\(load(d, "in[base[1] + o[1]]"));
+                        r = \(combine);
+                    }
+                    out[base[0]] = \(store(d, "r"));
+                }
+            }
+
+            """
+        }
+        for (n, better) in [("argmax", ">"), ("argmin", "<")] {
+            let nanFirst = d.isFloatingPoint ? "(b != b && a == a) || " : ""
+            s += """
+            extern "C" __global__ void \(name("reduceEach", n, d.description))(Geo gk, Geo gr, long long* out, const \(st)* in) {
+                for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < gk.n; k += (long long)gridDim.x * blockDim.x) {
+                    long long base[4]; ember_offsets(gk, k, base);
+                    \(t) best = 0; long long at = -1;
+                    for (long long j = 0; j < gr.n; j++) {
+                        long long o[4]; ember_offsets(gr, j, o);
+                        \(t) a = best, b = \(load(d, "in[base[1] + o[1]]"));
+                        if (at < 0 || \(nanFirst)(a == a && b \(better) a)) { best = b; at = j; }
+                    }
+                    out[base[0]] = at;
+                }
+            }
+
+            """
+        }
         for (n, better) in [("argmax", ">"), ("argmin", "<")] {
             let nanFirst = d.isFloatingPoint ? "(b != b && a == a) || " : ""
             s += """

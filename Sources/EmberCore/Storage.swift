@@ -8,6 +8,9 @@ public final class Storage {
     public let device: Device
     public let byteCount: Int
     public let data: UnsafeMutableRawPointer
+    /// Whether the host may read and write `data` (CPU memory, or a device backend whose
+    /// memory is host memory); CPU kernels refuse storage that is not.
+    public let isHostAccessible: Bool
     /// Bumped by every in-place write.
     @exclusivity(unchecked) public internal(set) var version: Int = 0
     private let deallocator: ((UnsafeMutableRawPointer) -> Void)?
@@ -18,6 +21,7 @@ public final class Storage {
     init(cpuBytes byteCount: Int) {
         self.device = .cpu
         self.byteCount = byteCount
+        self.isHostAccessible = true
         let block = CPUAllocator.shared.allocate(byteCount)
         self.data = block.pointer
         self.cachedCapacity = block.capacity
@@ -25,9 +29,10 @@ public final class Storage {
     }
 
     /// Wraps memory owned elsewhere (device backends); `deallocator` runs on deinit.
-    public init(device: Device, data: UnsafeMutableRawPointer, byteCount: Int,
+    public init(device: Device, data: UnsafeMutableRawPointer, byteCount: Int, hostAccessible: Bool? = nil,
                 deallocator: @escaping (UnsafeMutableRawPointer) -> Void) {
         self.device = device
+        self.isHostAccessible = hostAccessible ?? (device == .cpu)
         self.data = data
         self.byteCount = byteCount
         self.deallocator = deallocator

@@ -13,7 +13,7 @@ func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, attnMask: Tensor?, isCausa
     let sc = scale ?? 1 / Double(q.shape[q.rank - 1]).squareRoot()
     var scores = q.matmul(k.mT) * sc
     if isCausal {
-        let causal = Tensor.arange(l).unsqueeze(1).ge(Tensor.arange(s).unsqueeze(0))
+        let causal = Tensor.arange(l, device: q.device).unsqueeze(1).ge(Tensor.arange(s, device: q.device).unsqueeze(0))
         scores = scores.maskedFill(causal.logicalNot(), -Double.infinity)
     }
     if let m = attnMask {

@@ -186,7 +186,7 @@ public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
     if countIncludePad || padding == (0, 0) {
         return cols.mean(dim: 1).reshape([n, c, ho, wo])
     }
-    let counts = Tensor.ones([1, 1, h, w], dtype: x.dtype).unfold(kernel: kernel, padding: padding, stride: s).sum(dim: 1)
+    let counts = Tensor.ones([1, 1, h, w], dtype: x.dtype, device: x.device).unfold(kernel: kernel, padding: padding, stride: s).sum(dim: 1)
     return (cols.sum(dim: 1) / counts).reshape([n, c, ho, wo])
 }
 

@@ -285,9 +285,16 @@ open class Module {
                 p.wrappedValue = t.detach().to(device).requiringGrad(t.requiresGrad)
             } else if let b = value as? Buffer<Tensor>, b.wrappedValue.device != device {
                 b.wrappedValue = b.wrappedValue.to(device)
+            } else if let b = value as? Buffer<Tensor?>, let t = b.wrappedValue, t.device != device {
+                b.wrappedValue = t.to(device)
             }
         }
+        moveDynamicParameters(to: device)
     }
+
+    /// Moves the tensors of `dynamicParameters()` to `device` (modules that have them
+    /// override this; `to(_:)` calls it).
+    open func moveDynamicParameters(to device: Device) {}
 
     /// Number of parameter elements.
     public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }

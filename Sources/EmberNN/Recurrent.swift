@@ -44,6 +44,16 @@ public final class Recurrent: Module {
         return out
     }
 
+    public override func moveDynamicParameters(to device: Device) {
+        func move(_ ts: [Tensor]) -> [Tensor] {
+            ts.map { $0.device == device ? $0 : $0.detach().to(device).requiringGrad($0.requiresGrad) }
+        }
+        weightsIH = move(weightsIH)
+        weightsHH = move(weightsHH)
+        biasesIH = move(biasesIH)
+        biasesHH = move(biasesHH)
+    }
+
     /// Runs the sequence. `h0`/`c0` are `[numLayers, N, hidden]` (zeros when nil).
     /// Returns the last layer's outputs for every step, and the final hidden (and cell) state.
     public func forward(_ input: Tensor, h0: Tensor? = nil, c0: Tensor? = nil) -> (output: Tensor, h: Tensor, c: Tensor?) {
@@ -54,8 +64,8 @@ public final class Recurrent: Module {
         var layerInput = (0..<steps).map { x[$0] }
         var hs: [Tensor] = [], cs: [Tensor] = []
         for l in 0..<numLayers {
-            var h = h0?[l] ?? Tensor.zeros([n, hiddenSize], dtype: input.dtype)
-            var c = c0?[l] ?? Tensor.zeros([n, hiddenSize], dtype: input.dtype)
+            var h = h0?[l] ?? Tensor.zeros([n, hiddenSize], dtype: input.dtype, device: input.device)
+            var c = c0?[l] ?? Tensor.zeros([n, hiddenSize], dtype: input.dtype, device: input.device)
             var outputs: [Tensor] = []
             let wih = weightsIH[l], whh = weightsHH[l]
             let bih = hasBias ? biasesIH[l] : nil, bhh = hasBias ? biasesHH[l] : nil

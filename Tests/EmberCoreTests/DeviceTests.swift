@@ -9,7 +9,7 @@ final class HostMemoryDevice: Backend {
     let cpu = CPUBackend.shared
     init(_ device: Device) { self.device = device }
     func allocate(bytes: Int, device: Device) -> Storage {
-        Storage(device: device, data: .allocate(byteCount: max(bytes, 1), alignment: 64), byteCount: bytes) { $0.deallocate() }
+        Storage(device: device, data: .allocate(byteCount: max(bytes, 1), alignment: 64), byteCount: bytes, hostAccessible: true) { $0.deallocate() }
     }
     func fill(_ out: Tensor, _ value: Double) { cpu.fill(out, value) }
     func copy(_ src: Tensor, into dst: Tensor) { cpu.copy(src, into: dst) }

@@ -6,7 +6,13 @@ import RealModule
 extension Tensor {
     /// Typed pointer to this tensor's first element (CPU only).
     @inline(__always) func ptr<T>(_: T.Type) -> UnsafeMutablePointer<T> {
-        (storage.data + layout.offset * dtype.itemSize).assumingMemoryBound(to: T.self)
+        if !storage.isHostAccessible { wrongDevice(storage.device) }
+        return (storage.data + layout.offset * dtype.itemSize).assumingMemoryBound(to: T.self)
+    }
+
+    @inline(never)
+    func wrongDevice(_ d: Device) -> Never {
+        fatalError("Ember: a CPU kernel was given a tensor of shape \(fmt(shape)) on \(d): an op mixed devices without checking them (please report this)")
     }
 }
 

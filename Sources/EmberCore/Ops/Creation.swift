@@ -57,18 +57,29 @@ extension Tensor {
     }
 
     /// A Swift number taking part in an op: a 0-dim tensor that ranks lowest in promotion.
+    /// A Swift number as a 0-dimensional operand on `t`'s device, marked as a wrapped
+    /// number (it takes part in type promotion like a Python scalar). On another device it
+    /// is written by a fill there: no host-to-device copy, no synchronisation.
     static func wrapped(_ v: Double, like t: Tensor) -> Tensor {
-        let s = Tensor(uninitialized: [], dtype: .float64, device: .cpu)
-        s.storage.data.storeBytes(of: v, as: Double.self)
+        let s = Tensor(uninitialized: [], dtype: .float64, device: t.device)
+        if t.device == .cpu { s.storage.data.storeBytes(of: v, as: Double.self) } else { t.device.backend.fill(s, v) }
         s.isWrappedNumber = true
-        return t.device == .cpu ? s : s.to(t.device)
+        return s
     }
 
     static func wrapped(_ v: Int, like t: Tensor) -> Tensor {
-        let s = Tensor(uninitialized: [], dtype: .int64, device: .cpu)
-        s.storage.data.storeBytes(of: Int64(v), as: Int64.self)
+        if t.device == .cpu || Swift.abs(v) <= 1 << 53 {
+            let s = Tensor(uninitialized: [], dtype: .int64, device: t.device)
+            if t.device == .cpu { s.storage.data.storeBytes(of: Int64(v), as: Int64.self) } else { t.device.backend.fill(s, Double(v)) }
+            s.isWrappedNumber = true
+            return s
+        }
+        // Beyond 2^53 a fill's double would round: copy the exact value.
+        let h = Tensor(uninitialized: [], dtype: .int64, device: .cpu)
+        h.storage.data.storeBytes(of: Int64(v), as: Int64.self)
+        let s = h.to(t.device)
         s.isWrappedNumber = true
-        return t.device == .cpu ? s : s.to(t.device)
+        return s
     }
 }
 

@@ -27,7 +27,8 @@ extension Tensor {
         }
         let compute = common.computeType
         let device = a.isWrappedNumber ? b.device : a.device
-        let av = a.cast(compute), bv = b.cast(compute)
+        // A wrapped number from elsewhere is moved to the tensor's device (it is one element).
+        let av = (a.device == device ? a : a.to(device)).cast(compute), bv = (b.device == device ? b : b.to(device)).cast(compute)
         let out = Tensor(uninitialized: shape, dtype: op.isPredicate ? .bool : compute, device: device,
                          like: av.shape == shape ? av.layout : bv.layout)
         device.backend.binary(op, av.broadcastView(shape), bv.broadcastView(shape), out)
@@ -299,6 +300,8 @@ extension Tensor {
     public static func `where`(_ cond: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
         let shape = checked { () throws -> [Int] in
             try require(cond.dtype == .bool, "where: expected condition to be a bool tensor, but got \(cond.dtype)")
+            try require(cond.device == a.device && a.device == b.device,
+                        "where: expected all tensors to be on the same device, but found condition on \(cond.device), input on \(a.device), other on \(b.device)")
             return try broadcastShapes(try broadcastShapes(cond.shape, a.shape, op: "where"), b.shape, op: "where")
         }
         let dtype = ResultType.of(a, b)

@@ -151,6 +151,7 @@ extension Tensor {
     public func maskedSelect(_ mask: Tensor) -> Tensor {
         let shape = checked { () throws -> [Int] in
             try require(mask.dtype == .bool, "maskedSelect: expected mask of dtype bool, got \(mask.dtype)")
+            try require(mask.device == device, "maskedSelect: expected all tensors to be on the same device, but found \(device) and mask on \(mask.device)")
             return try broadcastShapes(self.shape, mask.shape, op: "maskedSelect")
         }
         let x = expand(shape)
@@ -158,7 +159,7 @@ extension Tensor {
         let out = device.backend.maskedSelect(x.broadcastView(shape), m)
         if anyNeedsGrad(self) {
             let n = shape.reduce(1, *)
-            let positions = device.backend.maskedSelect(Tensor.arange(n).reshape(shape), m)
+            let positions = device.backend.maskedSelect(Tensor.arange(n, device: device).reshape(shape), m)
             record(out, "MaskedSelectBackward", [x]) { c in
                 [Tensor.zeros([n], dtype: c.grad.dtype, device: c.grad.device).indexAdd(0, positions, c.grad).reshape(shape)]
             }
@@ -196,7 +197,7 @@ extension Tensor {
     /// Identity whose backward zeroes gradient row `row` (embedding's padding index).
     fileprivate func registeringGradMask(row: Int) -> Tensor {
         let n = shape[0]
-        let keep = Tensor.arange(n).ne(Double(row)).unsqueeze(1)
+        let keep = Tensor.arange(n, device: device).ne(Double(row)).unsqueeze(1)
         return try! CustomFunction.apply([self], name: "EmbeddingPaddingBackward", forward: { $0[0] },
                                     backward: { g, _, _ in [g * keep] })
     }

@@ -93,7 +93,7 @@ extension Tensor {
         let flat = p.reshape([outer, n])
         var cols: [Tensor] = []
         for i in 0..<n {
-            let mask = Tensor.arange(n).eq(Double(i))
+            let mask = Tensor.arange(n, device: device).eq(Double(i))
             cols.append(Tensor.where(mask, Tensor.onesLike(flat), flat).prod(dim: 1, keepdim: true))
         }
         var inverse = [Int](repeating: 0, count: perm.count)

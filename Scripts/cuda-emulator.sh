@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs a command with Ember's GPU backend on the CUDA emulator (Tools/cuda-emulator): the
+# driver API, NVRTC and cuBLAS entry points Ember uses, implemented on the host CPU, with
+# kernels compiled from Ember's generated CUDA C by the host C++ compiler. No GPU, no CUDA.
+#
+#   bash Scripts/cuda-emulator.sh .build/release/ember-gpu-check --no-bench
+#   bash Scripts/cuda-emulator.sh swift test --filter EmberCUDATests.CUDADeviceTests
+#
+# The emulator is built into a temporary directory, which is removed afterwards, with the
+# kernel cache. It is a correctness check of the GPU code path, not a GPU: timings mean nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARGS…]" >&2; exit 2; }
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cxx=${EMBER_EMULATOR_CXX:-}
+if [ -z "$cxx" ]; then
+  for c in clang++ c++ g++; do command -v "$c" > /dev/null && { cxx=$c; break; }; done
+fi
+[ -n "$cxx" ] || { echo "cuda-emulator: no C++ compiler (clang++, c++ or g++)" >&2; exit 1; }
+"$cxx" -std=c++17 -O2 -fPIC -shared -o "$dir/libember-cuda-emulator.so" Tools/cuda-emulator/emulator.cpp -ldl -lpthread
+export EMBER_EMULATOR_CXX="$cxx"
+export EMBER_CUDA_DRIVER="$dir/libember-cuda-emulator.so"
+export EMBER_NVRTC_LIBRARY="$dir/libember-cuda-emulator.so"
+export EMBER_CUBLAS_LIBRARY="$dir/libember-cuda-emulator.so"
+export EMBER_NCCL_LIBRARY="$dir/libember-cuda-emulator.so"
+export EMBER_CACHE_DIR="$dir/kernel-cache"
+export TMPDIR="$dir"
+"$@"

@@ -1,0 +1,1048 @@
+// Ember's CUDA emulator: the entry points of the CUDA driver API, NVRTC and cuBLAS that
+// Ember's GPU backend calls, implemented on the host CPU, in one shared library.
+//
+// It exists so that the GPU backend runs end to end where no GPU is: the library loader,
+// device model, caching allocator, kernel argument packing, streams and events, cuBLAS
+// calls, and every generated kernel. Kernels are the same CUDA C source Ember hands to
+// NVRTC; the emulated NVRTC compiles it with the host C++ compiler against a small prelude
+// (threadIdx and friends, __shared__, __syncthreads, atomics). Kernels that synchronise a
+// block run each thread of the block as a fiber; the others run thread after thread.
+//
+// What it checks that a GPU also would:
+//  - device memory is not host memory: it lives in an arena that is unreadable except
+//    while emulated device work runs, so host code that dereferences a device pointer
+//    stops with a message naming the address (a real GPU would fault or read garbage);
+//  - work is queued and runs only when the host synchronises (stream or event
+//    synchronisation, a copy to pageable host memory, a free), in queue order, so host
+//    code that reads pinned memory before synchronising sees stale data, as on a GPU;
+//  - kernel arguments are copied at launch; host-to-device copies from pageable memory
+//    are staged at the call, as the driver does.
+// It is not a performance model and does not check cross-stream ordering (all streams run
+// in one global order).
+//
+// Build: c++ -std=c++17 -O2 -fPIC -shared -o libember-cuda-emulator.so emulator.cpp -ldl -lpthread
+// Use:   EMBER_CUDA_DRIVER=…/libember-cuda-emulator.so EMBER_NVRTC_LIBRARY=… EMBER_CUBLAS_LIBRARY=…
+//        (Scripts/cuda-emulator.sh sets these). EMBER_EMULATOR_CXX picks the compiler;
+//        EMBER_EMULATOR_TRACE=1 prints every launch.
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+// MARK: - errors
+
+enum : int {
+    CUDA_SUCCESS = 0,
+    CUDA_ERROR_INVALID_VALUE = 1,
+    CUDA_ERROR_OUT_OF_MEMORY = 2,
+    CUDA_ERROR_INVALID_IMAGE = 200,
+    CUDA_ERROR_INVALID_HANDLE = 400,
+    CUDA_ERROR_NOT_FOUND = 500,
+    CUDA_ERROR_LAUNCH_FAILED = 719,
+};
+
+[[noreturn]] void die(const char* fmt, const char* a = "", const char* b = "") {
+    fprintf(stderr, "Ember CUDA emulator: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n");
+    fflush(stderr);
+    abort();
+}
+
+double nowSeconds() {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+bool traceOn() {
+    static int on = -1;
+    if (on < 0) { const char* v = getenv("EMBER_EMULATOR_TRACE"); on = v && *v && strcmp(v, "0") != 0; }
+    return on;
+}
+
+std::recursive_mutex& apiLock() {
+    static std::recursive_mutex m;
+    return m;
+}
+
+// MARK: - device memory: an arena readable only while device work runs
+
+const size_t kArenaBytes = size_t(64) << 30;  // address space only; pages are taken as touched
+const size_t kDeviceMemory = size_t(16) << 30; // what the emulated device reports
+char* arena = nullptr;
+size_t arenaTop = 0;   // bytes of the arena ever handed out
+size_t arenaUsed = 0;  // bytes live
+std::multimap<size_t, size_t> freeBySize;  // size -> offset
+std::map<size_t, size_t> liveBlocks;       // offset -> size
+int deviceAccess = 0;                      // nesting of enterDevice/leaveDevice
+struct sigaction previousSegv;
+
+void segvHandler(int sig, siginfo_t* info, void* uc) {
+    char* p = (char*)info->si_addr;
+    if (arena && p >= arena && p < arena + kArenaBytes) {
+        char msg[256];
+        int n = snprintf(msg, sizeof msg,
+                         "Ember CUDA emulator: host code touched device memory at device address %p "
+                         "(a CUDA tensor's storage was used as host memory)\n", (void*)p);
+        if (n > 0) { ssize_t w = write(2, msg, (size_t)n); (void)w; }
+        // Where: the faulting instruction, then the frame-pointer chain, as image+symbol.
+        void* pcs[32];
+        int depth = 0;
+#if defined(__x86_64__)
+        ucontext_t* u = (ucontext_t*)uc;
+        pcs[depth++] = (void*)u->uc_mcontext.gregs[REG_RIP];
+        void** fp = (void**)u->uc_mcontext.gregs[REG_RBP];
+        void** sp = (void**)u->uc_mcontext.gregs[REG_RSP];
+        while (depth < 32 && fp > sp && fp < sp + (1 << 20) && ((uintptr_t)fp & 7) == 0) {
+            pcs[depth++] = fp[1];
+            void** next = (void**)fp[0];
+            if (next <= fp) break;
+            fp = next;
+        }
+#else
+        (void)uc;
+#endif
+        for (int i = 0; i < depth; i++) {
+            Dl_info di;
+            memset(&di, 0, sizeof di);
+            dladdr(pcs[i], &di);
+            n = snprintf(msg, sizeof msg, "  #%d %p %s (%s+%#lx)\n", i, pcs[i], di.dli_fname ? di.dli_fname : "?",
+                         di.dli_sname ? di.dli_sname : "?", (unsigned long)((char*)pcs[i] - (char*)(di.dli_saddr ? di.dli_saddr : di.dli_fbase)));
+            if (n > 0) { ssize_t w = write(2, msg, (size_t)n); (void)w; }
+        }
+        signal(SIGSEGV, SIG_DFL);
+        return;  // the access faults again, now with the default action
+    }
+    // Not ours: hand over to whoever was there before (or the default action).
+    if (previousSegv.sa_flags & SA_SIGINFO) {
+        if (previousSegv.sa_sigaction) { previousSegv.sa_sigaction(sig, info, uc); return; }
+    } else if (previousSegv.sa_handler != SIG_DFL && previousSegv.sa_handler != SIG_IGN) {
+        previousSegv.sa_handler(sig);
+        return;
+    }
+    signal(SIGSEGV, SIG_DFL);
+}
+
+void initArena() {
+    if (arena) return;
+    void* p = mmap(nullptr, kArenaBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) die("cannot reserve %s of address space for device memory", "64 GiB");
+    arena = (char*)p;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segvHandler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previousSegv);
+}
+
+void protectArena(int prot) {
+    if (arenaTop && mprotect(arena, arenaTop, prot) != 0) die("mprotect of the device arena failed: %s", strerror(errno));
+}
+
+void enterDevice() { if (deviceAccess++ == 0) protectArena(PROT_READ | PROT_WRITE); }
+void leaveDevice() { if (--deviceAccess == 0) protectArena(PROT_NONE); }
+
+bool isDevice(uint64_t p, size_t n = 1) {
+    char* c = (char*)(uintptr_t)p;
+    return c >= arena && c + n <= arena + arenaTop;
+}
+
+const size_t kPage = 4096;
+
+int deviceAlloc(uint64_t* out, size_t bytes) {
+    initArena();
+    size_t size = (bytes + kPage - 1) / kPage * kPage;
+    if (size == 0) size = kPage;
+    if (arenaUsed + size > kDeviceMemory) return CUDA_ERROR_OUT_OF_MEMORY;
+    size_t off;
+    auto it = freeBySize.lower_bound(size);
+    if (it != freeBySize.end() && it->first == size) {
+        off = it->second;
+        freeBySize.erase(it);
+    } else {
+        // A fresh range, one unmapped guard page after it: a kernel that runs past an
+        // allocation's end faults instead of corrupting its neighbour.
+        off = arenaTop;
+        arenaTop += size + kPage;
+        if (arenaTop > kArenaBytes) return CUDA_ERROR_OUT_OF_MEMORY;
+        if (deviceAccess) protectArena(PROT_READ | PROT_WRITE);
+    }
+    liveBlocks[off] = size;
+    arenaUsed += size;
+    *out = (uint64_t)(uintptr_t)(arena + off);
+    return CUDA_SUCCESS;
+}
+
+// The guard pages: readable with the rest of the arena only if we let them; mprotect the
+// whole arena readable, then take the guards away again (they sit right after each block).
+std::vector<size_t> guardOffsets;
+
+int deviceFree(uint64_t p) {
+    char* c = (char*)(uintptr_t)p;
+    if (!arena || c < arena || c >= arena + arenaTop) return CUDA_ERROR_INVALID_VALUE;
+    size_t off = (size_t)(c - arena);
+    auto it = liveBlocks.find(off);
+    if (it == liveBlocks.end()) return CUDA_ERROR_INVALID_VALUE;
+    // Freed memory reads as garbage, as on a GPU where the next owner overwrites it.
+    enterDevice();
+    memset(c, 0xA5, it->second);
+    leaveDevice();
+    freeBySize.emplace(it->second, off);
+    arenaUsed -= it->second;
+    liveBlocks.erase(it);
+    return CUDA_SUCCESS;
+}
+
+// Guard pages need their own protection pass after the arena is made readable.
+void protectGuards() {
+    for (auto& kv : liveBlocks) {
+        size_t end = kv.first + kv.second;
+        mprotect(arena + end, kPage, PROT_NONE);
+    }
+    for (auto& kv : freeBySize) {
+        size_t end = kv.second + kv.first;
+        mprotect(arena + end, kPage, PROT_NONE);
+    }
+}
+
+// MARK: - pinned host memory
+
+std::map<uintptr_t, size_t> pinned;  // start -> bytes
+
+bool isPinned(const void* p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = pinned.upper_bound(a);
+    if (it == pinned.begin()) return false;
+    --it;
+    return a >= it->first && a + n <= it->first + it->second;
+}
+
+// MARK: - modules and kernels
+
+struct Dim3 { unsigned x, y, z; };
+struct Ctx { Dim3 threadIdx, blockIdx, blockDim, gridDim; void (*sync)(void); };
+typedef size_t (*PackFn)(void** args, char* buffer);
+typedef void (*RunFn)(char* buffer);
+struct KernelInfo { const char* name; PackFn pack; RunFn run; int syncs; };
+
+struct Module {
+    void* handle;
+    Ctx* ctx;
+    const KernelInfo* kernels;
+    int count;
+    std::string path;
+};
+
+struct Function { Module* module; const KernelInfo* info; };
+
+// MARK: - the queue
+
+enum OpKind { LAUNCH, COPY, MEMSET, EVENT, GEMM_F32, GEMM_F64 };
+
+struct Gemm {
+    int ta, tb, m, n, k;
+    double alpha, beta;
+    uint64_t a, b, c;
+    int lda, ldb, ldc;
+    long long sa, sb, sc;
+    int batch;
+};
+
+struct Event { bool recorded = false, done = false; double time = 0; };
+
+struct Op {
+    OpKind kind;
+    // LAUNCH
+    Function* fn = nullptr;
+    Dim3 grid{1, 1, 1}, block{1, 1, 1};
+    std::vector<char> params;
+    // COPY / MEMSET
+    void* dst = nullptr;
+    const void* src = nullptr;
+    size_t bytes = 0;
+    unsigned char value = 0;
+    std::vector<char> staged;  // pageable host source, copied at the call
+    // EVENT
+    Event* event = nullptr;
+    // GEMM
+    Gemm gemm{};
+};
+
+std::vector<Op> queue;
+
+// Fibers for kernels that call __syncthreads: one per thread of a block, switched by a few
+// instructions (callee-saved registers and the stack pointer) on x86-64 and arm64; ucontext
+// elsewhere (its switch is a system call, so ~50x slower).
+#if defined(__x86_64__) || defined(__aarch64__)
+#define EMBER_FAST_FIBERS 1
+extern "C" void ember_fiber_switch(void** save, void* next);
+#if defined(__x86_64__)
+__asm__(
+    ".text\n.globl ember_fiber_switch\n.hidden ember_fiber_switch\n.type ember_fiber_switch,@function\n"
+    "ember_fiber_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n.size ember_fiber_switch,.-ember_fiber_switch\n");
+#else
+__asm__(
+    ".text\n.globl ember_fiber_switch\n.hidden ember_fiber_switch\n.type ember_fiber_switch,%function\n"
+    "ember_fiber_switch:\n"
+    "  sub sp, sp, #176\n"
+    "  stp x19, x20, [sp, #0]\n  stp x21, x22, [sp, #16]\n  stp x23, x24, [sp, #32]\n  stp x25, x26, [sp, #48]\n"
+    "  stp x27, x28, [sp, #64]\n  stp x29, x30, [sp, #80]\n  stp d8, d9, [sp, #96]\n  stp d10, d11, [sp, #112]\n"
+    "  stp d12, d13, [sp, #128]\n  stp d14, d15, [sp, #144]\n"
+    "  mov x9, sp\n  str x9, [x0]\n  mov sp, x1\n"
+    "  ldp x19, x20, [sp, #0]\n  ldp x21, x22, [sp, #16]\n  ldp x23, x24, [sp, #32]\n  ldp x25, x26, [sp, #48]\n"
+    "  ldp x27, x28, [sp, #64]\n  ldp x29, x30, [sp, #80]\n  ldp d8, d9, [sp, #96]\n  ldp d10, d11, [sp, #112]\n"
+    "  ldp d12, d13, [sp, #128]\n  ldp d14, d15, [sp, #144]\n"
+    "  add sp, sp, #176\n  ret\n.size ember_fiber_switch,.-ember_fiber_switch\n");
+#endif
+#endif
+
+struct FiberState {
+#if EMBER_FAST_FIBERS
+    void* scheduler = nullptr;
+    std::vector<void*> fibers;  // saved stack pointers
+#else
+    ucontext_t scheduler;
+    std::vector<ucontext_t> fibers;
+#endif
+    std::vector<char*> stacks;
+    std::vector<int> finished;
+    int current = -1;
+    Ctx* ctx = nullptr;
+    RunFn run = nullptr;
+    char* params = nullptr;
+} fs;
+const size_t kFiberStack = 128 * 1024;
+
+void fiberYield() {
+    int me = fs.current;
+#if EMBER_FAST_FIBERS
+    ember_fiber_switch(&fs.fibers[me], fs.scheduler);
+#else
+    swapcontext(&fs.fibers[me], &fs.scheduler);
+#endif
+}
+
+#if EMBER_FAST_FIBERS
+[[noreturn]] void fiberEntry() {
+    fs.run(fs.params);
+    fs.finished[fs.current] = 1;
+    void* dead;
+    ember_fiber_switch(&dead, fs.scheduler);
+    __builtin_unreachable();
+}
+
+// A fresh fiber's stack: what ember_fiber_switch pops, then fiberEntry as the return address.
+void* fiberStart(char* stack, size_t t) {
+    // Tops staggered by thread, so that 256 stacks do not compete for the same cache sets.
+    uintptr_t top = ((uintptr_t)stack + kFiberStack - (t % 61) * 64 - 64) & ~(uintptr_t)15;
+    void** sp = (void**)top;
+    *--sp = nullptr;              // fiberEntry's own return address (never used)
+    *--sp = (void*)fiberEntry;    // where the switch returns to
+#if defined(__x86_64__)
+    for (int i = 0; i < 6; i++) *--sp = nullptr;  // rbp rbx r12..r15
+    return sp;
+#else
+    // arm64: the return address is x30 in the saved frame; sp must stay 16-aligned.
+    sp = (void**)top;
+    char* frame = (char*)top - 176;
+    memset(frame, 0, 176);
+    ((void**)frame)[11] = (void*)fiberEntry;  // x30 at offset 88
+    return frame;
+#endif
+}
+#else
+void fiberEntry() {
+    fs.run(fs.params);
+    fs.finished[fs.current] = 1;
+}
+#endif
+
+void noSync() {
+    die("a kernel called __syncthreads() but was run without fibers (the emulator's scan of the source missed it)");
+}
+
+void runLaunch(Op& op) {
+    Function* f = op.fn;
+    Ctx* ctx = f->module->ctx;
+    ctx->gridDim = {op.grid.x, op.grid.y, op.grid.z};
+    ctx->blockDim = {op.block.x, op.block.y, op.block.z};
+    size_t threads = (size_t)op.block.x * op.block.y * op.block.z;
+    if (traceOn()) fprintf(stderr, "[emulator] launch %s grid %u block %u\n", f->info->name, op.grid.x, op.block.x);
+    char* params = op.params.data();
+    if (!f->info->syncs) {
+        ctx->sync = noSync;
+        for (unsigned bz = 0; bz < op.grid.z; bz++)
+        for (unsigned by = 0; by < op.grid.y; by++)
+        for (unsigned bx = 0; bx < op.grid.x; bx++) {
+            ctx->blockIdx = {bx, by, bz};
+            for (unsigned tz = 0; tz < op.block.z; tz++)
+            for (unsigned ty = 0; ty < op.block.y; ty++)
+            for (unsigned tx = 0; tx < op.block.x; tx++) {
+                ctx->threadIdx = {tx, ty, tz};
+                f->info->run(params);
+            }
+        }
+        return;
+    }
+    ctx->sync = fiberYield;
+    if (fs.stacks.size() < threads) {
+        size_t old = fs.stacks.size();
+        fs.stacks.resize(threads);
+        for (size_t i = old; i < threads; i++) {
+            void* s = mmap(nullptr, kFiberStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (s == MAP_FAILED) die("cannot map a fiber stack");
+            fs.stacks[i] = (char*)s;
+        }
+    }
+    fs.fibers.resize(threads);
+    fs.finished.assign(threads, 0);
+    fs.ctx = ctx;
+    fs.run = f->info->run;
+    fs.params = params;
+    for (unsigned bz = 0; bz < op.grid.z; bz++)
+    for (unsigned by = 0; by < op.grid.y; by++)
+    for (unsigned bx = 0; bx < op.grid.x; bx++) {
+        ctx->blockIdx = {bx, by, bz};
+        for (size_t t = 0; t < threads; t++) {
+            fs.finished[t] = 0;
+#if EMBER_FAST_FIBERS
+            fs.fibers[t] = fiberStart(fs.stacks[t], t);
+#else
+            getcontext(&fs.fibers[t]);
+            fs.fibers[t].uc_stack.ss_sp = fs.stacks[t];
+            fs.fibers[t].uc_stack.ss_size = kFiberStack;
+            fs.fibers[t].uc_link = &fs.scheduler;
+            makecontext(&fs.fibers[t], fiberEntry, 0);
+#endif
+        }
+        // Rounds: every live thread runs to its next barrier (or its end).
+        size_t live = threads;
+        while (live > 0) {
+            unsigned tx = 0, ty = 0, tz = 0;
+            for (size_t t = 0; t < threads; t++) {
+                if (t > 0 && ++tx == op.block.x) { tx = 0; if (++ty == op.block.y) { ty = 0; tz++; } }
+                if (fs.finished[t]) continue;
+                fs.current = (int)t;
+                ctx->threadIdx = {tx, ty, tz};
+#if EMBER_FAST_FIBERS
+                ember_fiber_switch(&fs.scheduler, fs.fibers[t]);
+#else
+                swapcontext(&fs.scheduler, &fs.fibers[t]);
+#endif
+                if (fs.finished[t]) live--;
+            }
+        }
+        fs.current = -1;
+    }
+}
+
+template <typename T>
+void runGemm(const Gemm& g) {
+    for (int bi = 0; bi < g.batch; bi++) {
+        const T* A = (const T*)(uintptr_t)(g.a + (uint64_t)(bi * g.sa * (long long)sizeof(T)));
+        const T* B = (const T*)(uintptr_t)(g.b + (uint64_t)(bi * g.sb * (long long)sizeof(T)));
+        T* C = (T*)(uintptr_t)(g.c + (uint64_t)(bi * g.sc * (long long)sizeof(T)));
+        T alpha = (T)g.alpha, beta = (T)g.beta;
+        std::vector<T> col((size_t)g.m);
+        for (int j = 0; j < g.n; j++) {
+            for (int i = 0; i < g.m; i++) col[i] = 0;
+            for (int l = 0; l < g.k; l++) {
+                T b = g.tb ? B[j + (size_t)l * g.ldb] : B[l + (size_t)j * g.ldb];
+                if (g.ta) { for (int i = 0; i < g.m; i++) col[i] += A[l + (size_t)i * g.lda] * b; }
+                else { const T* a = A + (size_t)l * g.lda; for (int i = 0; i < g.m; i++) col[i] += a[i] * b; }
+            }
+            T* c = C + (size_t)j * g.ldc;
+            for (int i = 0; i < g.m; i++) c[i] = beta == 0 ? alpha * col[i] : alpha * col[i] + beta * c[i];
+        }
+    }
+}
+
+void flush() {
+    if (queue.empty()) return;
+    std::vector<Op> ops;
+    ops.swap(queue);
+    enterDevice();
+    protectGuards();
+    for (Op& op : ops) {
+        switch (op.kind) {
+        case LAUNCH: runLaunch(op); break;
+        case COPY: memcpy(op.dst, op.staged.empty() ? op.src : op.staged.data(), op.bytes); break;
+        case MEMSET: memset(op.dst, op.value, op.bytes); break;
+        case EVENT: op.event->done = true; op.event->time = nowSeconds(); break;
+        case GEMM_F32: runGemm<float>(op.gemm); break;
+        case GEMM_F64: runGemm<double>(op.gemm); break;
+        }
+    }
+    leaveDevice();
+}
+
+void enqueue(Op&& op) {
+    queue.push_back(std::move(op));
+    // A GPU makes progress on its own; bound the backlog.
+    if (queue.size() >= 4096) flush();
+}
+
+// MARK: - emulated NVRTC: the host C++ compiler
+
+const char* kPrelude = R"PRELUDE(
+// Ember CUDA emulator prelude: CUDA C built for the host.
+#include <math.h>
+#include <string.h>
+#include <stddef.h>
+struct ember_dim3 { unsigned int x, y, z; };
+struct EmberEmuCtx { ember_dim3 threadIdx, blockIdx, blockDim, gridDim; void (*sync)(void); };
+extern "C" { EmberEmuCtx __ember_ctx; }
+#define threadIdx (__ember_ctx.threadIdx)
+#define blockIdx (__ember_ctx.blockIdx)
+#define blockDim (__ember_ctx.blockDim)
+#define gridDim (__ember_ctx.gridDim)
+#define __syncthreads() (__ember_ctx.sync())
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __restrict__ __restrict
+static inline float __int_as_float(int v) { float f; memcpy(&f, &v, 4); return f; }
+static inline int __float_as_int(float v) { int i; memcpy(&i, &v, 4); return i; }
+static inline double __longlong_as_double(long long v) { double d; memcpy(&d, &v, 8); return d; }
+static inline long long __double_as_longlong(double v) { long long i; memcpy(&i, &v, 8); return i; }
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
+template <typename T, typename U> inline T atomicAdd(T* p, U v) { T old = *p; *p = (T)(old + (T)v); return old; }
+template <typename T, typename U> inline T atomicMax(T* p, U v) { T old = *p; if ((T)v > old) *p = (T)v; return old; }
+template <typename T, typename U> inline T atomicMin(T* p, U v) { T old = *p; if ((T)v < old) *p = (T)v; return old; }
+template <typename T, typename U> inline T atomicExch(T* p, U v) { T old = *p; *p = (T)v; return old; }
+template <typename T> inline T atomicCAS(T* p, T cmp, T v) { T old = *p; if (old == cmp) *p = v; return old; }
+)PRELUDE";
+
+const char* kEpilogueHead = R"EPI(
+// Kernel entry points for the emulated driver: copy the arguments at launch, run one thread.
+template <typename T> struct ember_id { typedef T type; };
+static inline size_t ember_align(size_t o, size_t a) { return (o + a - 1) / a * a; }
+template <typename... A> size_t ember_pack(void (*)(A...), void** args, char* buf) {
+    size_t off = 0; int i = 0;
+    ((off = ember_align(off, alignof(A)), (buf ? (void)memcpy(buf + off, args[i], sizeof(A)) : (void)0), off += sizeof(A), i++), ...);
+    return off + 1;
+}
+template <size_t... I> struct ember_seq {};
+template <size_t N, size_t... I> struct ember_make : ember_make<N - 1, N - 1, I...> {};
+template <size_t... I> struct ember_make<0, I...> { typedef ember_seq<I...> type; };
+template <typename... A, size_t... I> inline void ember_call(void (*f)(A...), char* buf, const size_t* offs, ember_seq<I...>) {
+    f(*(A*)(buf + offs[I])...);
+}
+template <typename... A> void ember_run(void (*f)(A...), char* buf) {
+    size_t offs[sizeof...(A) + 1]; size_t off = 0; int i = 0;
+    ((off = ember_align(off, alignof(A)), offs[i++] = off, off += sizeof(A)), ...);
+    ember_call(f, buf, offs, typename ember_make<sizeof...(A)>::type());
+}
+struct EmberKernelInfo { const char* name; size_t (*pack)(void**, char*); void (*run)(char*); int syncs; };
+)EPI";
+
+struct Program {
+    std::string source, name, log;
+    std::vector<char> image;
+};
+
+// Top-level functions of `src` with their bodies: name -> body text.
+std::map<std::string, std::string> functionBodies(const std::string& src) {
+    std::map<std::string, std::string> out;
+    int depth = 0;
+    size_t n = src.size();
+    for (size_t i = 0; i < n; i++) {
+        char c = src[i];
+        if (c == '/' && i + 1 < n && src[i + 1] == '/') { while (i < n && src[i] != '\n') i++; continue; }
+        if (c == '"') { i++; while (i < n && src[i] != '"') { if (src[i] == '\\') i++; i++; } continue; }
+        if (c == '{') {
+            if (depth == 0) {
+                // A function body when the text before it ends with ")" (after qualifiers).
+                size_t j = i;
+                while (j > 0 && (isspace((unsigned char)src[j - 1]))) j--;
+                while (j > 0 && isalpha((unsigned char)src[j - 1])) {  // const, noexcept
+                    size_t k = j; while (k > 0 && isalpha((unsigned char)src[k - 1])) k--;
+                    std::string w = src.substr(k, j - k);
+                    if (w != "const" && w != "noexcept") break;
+                    j = k; while (j > 0 && isspace((unsigned char)src[j - 1])) j--;
+                }
+                if (j > 0 && src[j - 1] == ')') {
+                    int pd = 0; size_t k = j - 1;
+                    for (;; k--) { if (src[k] == ')') pd++; else if (src[k] == '(') { if (--pd == 0) break; } if (k == 0) break; }
+                    size_t e = k; while (e > 0 && isspace((unsigned char)src[e - 1])) e--;
+                    size_t s = e; while (s > 0 && (isalnum((unsigned char)src[s - 1]) || src[s - 1] == '_')) s--;
+                    std::string name = src.substr(s, e - s);
+                    // body: to the matching brace
+                    int bd = 0; size_t b = i;
+                    for (; b < n; b++) { if (src[b] == '{') bd++; else if (src[b] == '}') { if (--bd == 0) break; } }
+                    if (!name.empty()) out[name] += src.substr(i, b - i + 1);
+                }
+            }
+            depth++;
+        } else if (c == '}') {
+            depth--;
+        }
+    }
+    return out;
+}
+
+bool callsAny(const std::string& body, const std::map<std::string, bool>& syncs) {
+    if (body.find("__syncthreads") != std::string::npos) return true;
+    for (auto& kv : syncs) {
+        if (!kv.second) continue;
+        size_t p = 0;
+        while ((p = body.find(kv.first, p)) != std::string::npos) {
+            bool startOk = p == 0 || !(isalnum((unsigned char)body[p - 1]) || body[p - 1] == '_');
+            size_t q = p + kv.first.size();
+            while (q < body.size() && isspace((unsigned char)body[q])) q++;
+            if (startOk && q < body.size() && body[q] == '(') return true;
+            p += kv.first.size();
+        }
+    }
+    return false;
+}
+
+std::vector<std::string> kernelNames(const std::string& src) {
+    std::vector<std::string> names;
+    size_t p = 0;
+    while ((p = src.find("__global__", p)) != std::string::npos) {
+        p += 10;
+        size_t q = src.find('(', p);
+        if (q == std::string::npos) break;
+        size_t e = q; while (e > p && isspace((unsigned char)src[e - 1])) e--;
+        size_t s = e; while (s > p && (isalnum((unsigned char)src[s - 1]) || src[s - 1] == '_')) s--;
+        std::string n = src.substr(s, e - s);
+        if (!n.empty()) names.push_back(n);
+        p = q;
+    }
+    return names;
+}
+
+std::string tempDirectory() {
+    const char* t = getenv("TMPDIR");
+    std::string base = t && *t ? t : "/tmp";
+    std::string templ = base + "/ember-emu-XXXXXX";
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back(0);
+    if (!mkdtemp(buf.data())) return "";
+    return std::string(buf.data());
+}
+
+bool readFile(const std::string& path, std::vector<char>& out) {
+    FILE* f = fopen(path.c_str(), "rb");
+    if (!f) return false;
+    char buf[65536];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) out.insert(out.end(), buf, buf + k);
+    fclose(f);
+    return true;
+}
+
+void removeTree(const std::string& dir, const std::vector<std::string>& files) {
+    for (auto& f : files) unlink((dir + "/" + f).c_str());
+    rmdir(dir.c_str());
+}
+
+const char kImageMagic[8] = {'E', 'M', 'B', 'E', 'R', 'E', 'M', 'U'};
+
+int compileProgram(Program& p) {
+    std::string dir = tempDirectory();
+    if (dir.empty()) { p.log = "cannot create a temporary directory"; return 6; }
+    auto bodies = functionBodies(p.source);
+    std::map<std::string, bool> syncs;
+    for (auto& kv : bodies) syncs[kv.first] = false;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (auto& kv : bodies) {
+            if (!syncs[kv.first] && callsAny(kv.second, syncs)) { syncs[kv.first] = true; changed = true; }
+        }
+    }
+    std::string text = kPrelude;
+    text += "#line 1 \"" + p.name + "\"\n" + p.source + "\n" + kEpilogueHead;
+    auto names = kernelNames(p.source);
+    for (auto& k : names) {
+        text += "extern \"C\" size_t __ember_pack_" + k + "(void** a, char* b) { return ember_pack(&" + k + ", a, b); }\n";
+        text += "extern \"C\" void __ember_run_" + k + "(char* b) { ember_run(&" + k + ", b); }\n";
+    }
+    text += "extern \"C\" const EmberKernelInfo __ember_kernels[] = {\n";
+    for (auto& k : names) text += "  {\"" + k + "\", __ember_pack_" + k + ", __ember_run_" + k + ", " + (syncs[k] ? "1" : "0") + "},\n";
+    text += "  {0, 0, 0, 0}\n};\nextern \"C\" const int __ember_kernel_count = " + std::to_string(names.size()) + ";\n";
+    std::string cpp = dir + "/module.cpp", so = dir + "/module.so", err = dir + "/log.txt";
+    FILE* f = fopen(cpp.c_str(), "wb");
+    if (!f) { p.log = "cannot write " + cpp; removeTree(dir, {}); return 6; }
+    fwrite(text.data(), 1, text.size(), f);
+    fclose(f);
+    const char* cxxEnv = getenv("EMBER_EMULATOR_CXX");
+    std::vector<std::string> compilers;
+    if (cxxEnv && *cxxEnv) compilers.push_back(cxxEnv); else compilers = {"clang++", "c++", "g++"};
+    int status = -1;
+    std::string used;
+    for (auto& cxx : compilers) {
+        std::vector<std::string> argv = {cxx, "-std=c++17", "-O2", "-fPIC", "-shared", "-w", "-fno-exceptions",
+                                         "-ffp-contract=off", "-o", so, cpp};
+        std::vector<char*> av;
+        for (auto& a : argv) av.push_back((char*)a.c_str());
+        av.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+        pid_t pid;
+        int rc = posix_spawnp(&pid, cxx.c_str(), &fa, nullptr, av.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (rc != 0) continue;  // not installed: try the next
+        int ws = 0;
+        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
+        status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
+        used = cxx;
+        break;
+    }
+    std::vector<char> log;
+    readFile(err, log);
+    p.log.assign(log.begin(), log.end());
+    if (status < 0) {
+        p.log = "no host C++ compiler found (tried clang++, c++, g++; set EMBER_EMULATOR_CXX)";
+        removeTree(dir, {"module.cpp", "log.txt"});
+        return 6;
+    }
+    if (status != 0) {
+        p.log = used + " rejected the kernel source:\n" + p.log;
+        removeTree(dir, {"module.cpp", "module.so", "log.txt"});
+        return 6;  // NVRTC_ERROR_COMPILATION
+    }
+    std::vector<char> bytes;
+    readFile(so, bytes);
+    removeTree(dir, {"module.cpp", "module.so", "log.txt"});
+    p.image.assign(kImageMagic, kImageMagic + 8);
+    uint64_t len = bytes.size();
+    p.image.insert(p.image.end(), (char*)&len, (char*)&len + 8);
+    p.image.insert(p.image.end(), bytes.begin(), bytes.end());
+    return 0;
+}
+
+std::vector<Module*> modules;
+std::vector<std::string> moduleFiles;
+
+struct Cleanup {
+    ~Cleanup() { for (auto& f : moduleFiles) unlink(f.c_str()); }
+} cleanup;
+
+int loadModule(Module** out, const void* image) {
+    const char* c = (const char*)image;
+    if (memcmp(c, kImageMagic, 8) != 0) return CUDA_ERROR_INVALID_IMAGE;  // a real CUBIN or PTX
+    uint64_t len;
+    memcpy(&len, c + 8, 8);
+    std::string dir = tempDirectory();
+    if (dir.empty()) return CUDA_ERROR_INVALID_IMAGE;
+    std::string path = dir + "/module.so";
+    FILE* f = fopen(path.c_str(), "wb");
+    if (!f) return CUDA_ERROR_INVALID_IMAGE;
+    fwrite(c + 16, 1, len, f);
+    fclose(f);
+    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    unlink(path.c_str());
+    rmdir(dir.c_str());
+    if (!h) { fprintf(stderr, "Ember CUDA emulator: dlopen of a module failed: %s\n", dlerror()); return CUDA_ERROR_INVALID_IMAGE; }
+    Module* m = new Module();
+    m->handle = h;
+    m->ctx = (Ctx*)dlsym(h, "__ember_ctx");
+    m->kernels = (const KernelInfo*)dlsym(h, "__ember_kernels");
+    const int* count = (const int*)dlsym(h, "__ember_kernel_count");
+    if (!m->ctx || !m->kernels || !count) { delete m; return CUDA_ERROR_INVALID_IMAGE; }
+    m->count = *count;
+    modules.push_back(m);
+    *out = m;
+    return CUDA_SUCCESS;
+}
+
+struct Stream { int id; };
+struct Handle { void* stream; };
+
+}  // namespace
+
+#define API extern "C" __attribute__((visibility("default")))
+#define LOCK std::lock_guard<std::recursive_mutex> guard(apiLock())
+
+// MARK: - driver API
+
+API int cuInit(unsigned) { LOCK; initArena(); return 0; }
+API int cuDriverGetVersion(int* v) { *v = 12090; return 0; }
+API int cuDeviceGetCount(int* n) { *n = 1; return 0; }
+API int cuDeviceGet(int* d, int i) { if (i != 0) return CUDA_ERROR_INVALID_VALUE; *d = 0; return 0; }
+API int cuDeviceGetName(char* buf, int len, int) {
+    snprintf(buf, (size_t)len, "Ember CUDA emulator (host CPU)");
+    return 0;
+}
+API int cuDeviceGetAttribute(int* v, int attr, int) {
+    switch (attr) {
+    case 75: *v = 9; break;   // compute capability major
+    case 76: *v = 0; break;   // minor
+    case 16: *v = 1; break;   // multiprocessors
+    case 1: *v = 1024; break; // max threads per block
+    default: *v = 0;
+    }
+    return 0;
+}
+API int cuDeviceTotalMem_v2(size_t* b, int) { *b = kDeviceMemory; return 0; }
+API int cuDevicePrimaryCtxRetain(void** ctx, int) { static int c; *ctx = &c; return 0; }
+API int cuCtxSetCurrent(void*) { return 0; }
+API int cuCtxSynchronize() { LOCK; flush(); return 0; }
+API int cuMemAlloc_v2(uint64_t* p, size_t bytes) { LOCK; return deviceAlloc(p, bytes); }
+API int cuMemFree_v2(uint64_t p) { LOCK; flush(); return deviceFree(p); }
+API int cuMemGetInfo_v2(size_t* freeB, size_t* total) { LOCK; *freeB = kDeviceMemory - arenaUsed; *total = kDeviceMemory; return 0; }
+
+API int cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t n, void*) {
+    LOCK;
+    if (!isDevice(dst, n)) die("cuMemcpyHtoDAsync: the destination is not device memory");
+    Op op; op.kind = COPY; op.dst = (void*)(uintptr_t)dst; op.bytes = n;
+    if (isPinned(src, n)) op.src = src;  // read when the copy runs, as the DMA engine would
+    else op.staged.assign((const char*)src, (const char*)src + n);
+    enqueue(std::move(op));
+    return 0;
+}
+API int cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t n, void*) {
+    LOCK;
+    if (!isDevice(src, n)) die("cuMemcpyDtoHAsync: the source is not device memory");
+    if (isDevice((uint64_t)(uintptr_t)dst, n)) die("cuMemcpyDtoHAsync: the destination is device memory");
+    Op op; op.kind = COPY; op.dst = dst; op.src = (const void*)(uintptr_t)src; op.bytes = n;
+    enqueue(std::move(op));
+    // Into pageable memory the driver returns only when the copy is done.
+    if (!isPinned(dst, n)) flush();
+    return 0;
+}
+API int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void*) {
+    LOCK;
+    if (!isDevice(dst, n) || !isDevice(src, n)) die("cuMemcpyDtoDAsync: an operand is not device memory");
+    Op op; op.kind = COPY; op.dst = (void*)(uintptr_t)dst; op.src = (const void*)(uintptr_t)src; op.bytes = n;
+    enqueue(std::move(op));
+    return 0;
+}
+API int cuMemsetD8Async(uint64_t dst, unsigned char v, size_t n, void*) {
+    LOCK;
+    if (!isDevice(dst, n)) die("cuMemsetD8Async: not device memory");
+    Op op; op.kind = MEMSET; op.dst = (void*)(uintptr_t)dst; op.value = v; op.bytes = n;
+    enqueue(std::move(op));
+    return 0;
+}
+API int cuMemHostAlloc(void** p, size_t n, unsigned) {
+    LOCK;
+    void* m = nullptr;
+    if (posix_memalign(&m, 4096, n ? n : 1) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    pinned[(uintptr_t)m] = n ? n : 1;
+    *p = m;
+    return 0;
+}
+API int cuMemFreeHost(void* p) {
+    LOCK;
+    flush();  // queued copies may still read it
+    auto it = pinned.find((uintptr_t)p);
+    if (it == pinned.end()) return CUDA_ERROR_INVALID_VALUE;
+    memset(p, 0x5A, it->second);
+    pinned.erase(it);
+    free(p);
+    return 0;
+}
+
+API int cuModuleLoadData(void** m, const void* image) { LOCK; return loadModule((Module**)m, image); }
+API int cuModuleGetFunction(void** f, void* mod, const char* name) {
+    LOCK;
+    Module* m = (Module*)mod;
+    for (int i = 0; i < m->count; i++) {
+        if (strcmp(m->kernels[i].name, name) == 0) {
+            *f = new Function{m, &m->kernels[i]};
+            return 0;
+        }
+    }
+    return CUDA_ERROR_NOT_FOUND;
+}
+API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                       unsigned shared, void* stream, void** params, void** extra) {
+    LOCK;
+    (void)shared; (void)stream;
+    if (!fn || extra) return CUDA_ERROR_INVALID_VALUE;
+    if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0 || (size_t)bx * by * bz > 1024) return CUDA_ERROR_INVALID_VALUE;
+    if (gy > 65535 || gz > 65535) return CUDA_ERROR_INVALID_VALUE;
+    Function* f = (Function*)fn;
+    Op op;
+    op.kind = LAUNCH;
+    op.fn = f;
+    op.grid = {gx, gy, gz};
+    op.block = {bx, by, bz};
+    size_t n = f->info->pack(params, nullptr);
+    op.params.resize(n + 16);
+    f->info->pack(params, op.params.data());
+    enqueue(std::move(op));
+    return 0;
+}
+
+API int cuStreamCreate(void** s, unsigned) { static int next; *s = new Stream{++next}; return 0; }
+API int cuStreamSynchronize(void*) { LOCK; flush(); return 0; }
+API int cuStreamDestroy_v2(void* s) { LOCK; delete (Stream*)s; return 0; }
+API int cuStreamWaitEvent(void*, void*, unsigned) { return 0; }  // one global order
+API int cuEventCreate(void** e, unsigned) { *e = new Event(); return 0; }
+API int cuEventRecord(void* e, void*) {
+    LOCK;
+    Event* ev = (Event*)e;
+    ev->recorded = true;
+    ev->done = false;
+    Op op; op.kind = EVENT; op.event = ev;
+    enqueue(std::move(op));
+    return 0;
+}
+API int cuEventSynchronize(void*) { LOCK; flush(); return 0; }
+API int cuEventElapsedTime_v2(float* ms, void* a, void* b) {
+    LOCK;
+    Event *ea = (Event*)a, *eb = (Event*)b;
+    if (!ea->done || !eb->done) return 600;  // CUDA_ERROR_NOT_READY
+    *ms = (float)((eb->time - ea->time) * 1000);
+    return 0;
+}
+API int cuEventElapsedTime(float* ms, void* a, void* b) { return cuEventElapsedTime_v2(ms, a, b); }
+API int cuEventDestroy_v2(void* e) { LOCK; flush(); delete (Event*)e; return 0; }
+API int cuGetErrorString(int code, const char** s) {
+    switch (code) {
+    case 0: *s = "no error"; break;
+    case CUDA_ERROR_INVALID_VALUE: *s = "invalid argument"; break;
+    case CUDA_ERROR_OUT_OF_MEMORY: *s = "out of memory"; break;
+    case CUDA_ERROR_INVALID_IMAGE: *s = "device kernel image is invalid (not an emulator module)"; break;
+    case CUDA_ERROR_NOT_FOUND: *s = "named symbol not found"; break;
+    default: *s = "unknown error";
+    }
+    return 0;
+}
+
+// MARK: - NVRTC
+
+API int nvrtcVersion(int* major, int* minor) { *major = 12; *minor = 9; return 0; }
+API int nvrtcGetNumSupportedArchs(int* n) { *n = 1; return 0; }
+API int nvrtcGetSupportedArchs(int* a) { a[0] = 90; return 0; }
+API int nvrtcCreateProgram(void** prog, const char* src, const char* name, int, const char* const*, const char* const*) {
+    Program* p = new Program();
+    p->source = src;
+    p->name = name ? name : "kernel.cu";
+    *prog = p;
+    return 0;
+}
+API int nvrtcCompileProgram(void* prog, int, const char* const*) { return compileProgram(*(Program*)prog); }
+API int nvrtcGetPTXSize(void* prog, size_t* n) { *n = ((Program*)prog)->image.size(); return 0; }
+API int nvrtcGetPTX(void* prog, char* out) { auto& i = ((Program*)prog)->image; memcpy(out, i.data(), i.size()); return 0; }
+API int nvrtcGetCUBINSize(void* prog, size_t* n) { return nvrtcGetPTXSize(prog, n); }
+API int nvrtcGetCUBIN(void* prog, char* out) { return nvrtcGetPTX(prog, out); }
+API int nvrtcGetProgramLogSize(void* prog, size_t* n) { *n = ((Program*)prog)->log.size() + 1; return 0; }
+API int nvrtcGetProgramLog(void* prog, char* out) { auto& l = ((Program*)prog)->log; memcpy(out, l.c_str(), l.size() + 1); return 0; }
+API int nvrtcDestroyProgram(void** prog) { delete (Program*)*prog; *prog = nullptr; return 0; }
+API const char* nvrtcGetErrorString(int code) { return code == 0 ? "NVRTC_SUCCESS" : code == 6 ? "NVRTC_ERROR_COMPILATION" : "NVRTC_ERROR"; }
+
+// MARK: - cuBLAS
+
+API int cublasCreate_v2(void** h) { *h = new Handle{nullptr}; return 0; }
+API int cublasDestroy_v2(void* h) { delete (Handle*)h; return 0; }
+API int cublasSetStream_v2(void* h, void* s) { ((Handle*)h)->stream = s; return 0; }
+API int cublasSetMathMode(void*, int) { return 0; }
+
+template <typename T>
+static int gemmStridedBatched(int ta, int tb, int m, int n, int k, const T* alpha, uint64_t a, int lda, long long sa,
+                              uint64_t b, int ldb, long long sb, const T* beta, uint64_t c, int ldc, long long sc, int batch,
+                              OpKind kind) {
+    LOCK;
+    if (m < 0 || n < 0 || k < 0 || batch < 0 || ta < 0 || ta > 2 || tb < 0 || tb > 2) return 7;  // CUBLAS_STATUS_INVALID_VALUE
+    if (ldc < (m > 1 ? m : 1) || lda < ((ta ? k : m) > 1 ? (ta ? k : m) : 1) || ldb < ((tb ? n : k) > 1 ? (tb ? n : k) : 1)) return 7;
+    if (m == 0 || n == 0 || batch == 0) return 0;
+    Op op;
+    op.kind = kind;
+    op.gemm = Gemm{ta != 0, tb != 0, m, n, k, (double)*alpha, (double)*beta, a, b, c, lda, ldb, ldc, sa, sb, sc, batch};
+    enqueue(std::move(op));
+    return 0;
+}
+
+API int cublasSgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const float* alpha, uint64_t a, int lda, long long sa,
+                                  uint64_t b, int ldb, long long sb, const float* beta, uint64_t c, int ldc, long long sc, int batch) {
+    return gemmStridedBatched<float>(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, GEMM_F32);
+}
+API int cublasDgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const double* alpha, uint64_t a, int lda, long long sa,
+                                  uint64_t b, int ldb, long long sb, const double* beta, uint64_t c, int ldc, long long sc, int batch) {
+    return gemmStridedBatched<double>(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, GEMM_F64);
+}
+
+// MARK: - NCCL, for a group of one rank (collectives are copies; more ranks are refused)
+
+struct NcclId { char bytes[128]; };
+struct NcclComm { int nranks, rank; };
+
+static size_t ncclTypeSize(int t) {
+    switch (t) {
+    case 0: case 1: return 1;          // int8, uint8
+    case 2: case 3: case 7: return 4;  // int32, uint32, float32
+    case 4: case 5: case 8: return 8;  // int64, uint64, float64
+    case 6: case 9: return 2;          // float16, bfloat16
+    default: return 0;
+    }
+}
+
+static int ncclCopy(const void* send, void* recv, size_t bytes) {
+    LOCK;
+    if (!isDevice((uint64_t)(uintptr_t)send, bytes) || !isDevice((uint64_t)(uintptr_t)recv, bytes)) return 4;  // ncclInvalidArgument
+    if (send == recv || bytes == 0) return 0;
+    Op op; op.kind = COPY; op.dst = recv; op.src = send; op.bytes = bytes;
+    enqueue(std::move(op));
+    return 0;
+}
+
+API int ncclGetVersion(int* v) { *v = 22300; return 0; }
+API int ncclGetUniqueId(NcclId* id) { memset(id, 0, sizeof *id); snprintf(id->bytes, 128, "ember-emulator-%d", (int)getpid()); return 0; }
+API int ncclCommInitRank(NcclComm** comm, int nranks, NcclId, int rank) {
+    if (nranks != 1 || rank != 0) return 4;
+    *comm = new NcclComm{nranks, rank};
+    return 0;
+}
+API int ncclCommDestroy(NcclComm* c) { LOCK; flush(); delete c; return 0; }
+API int ncclCommAbort(NcclComm* c) { delete c; return 0; }
+API int ncclAllReduce(const void* s, void* r, size_t n, int t, int, NcclComm*, void*) {
+    size_t k = ncclTypeSize(t);
+    return k ? ncclCopy(s, r, n * k) : 4;
+}
+API int ncclReduceScatter(const void* s, void* r, size_t n, int t, int, NcclComm*, void*) {
+    size_t k = ncclTypeSize(t);
+    return k ? ncclCopy(s, r, n * k) : 4;
+}
+API int ncclBroadcast(const void* s, void* r, size_t n, int t, int root, NcclComm*, void*) {
+    size_t k = ncclTypeSize(t);
+    return k && root == 0 ? ncclCopy(s, r, n * k) : 4;
+}
+API int ncclAllGather(const void* s, void* r, size_t n, int t, NcclComm*, void*) {
+    size_t k = ncclTypeSize(t);
+    return k ? ncclCopy(s, r, n * k) : 4;
+}
+API int ncclSend(const void*, size_t, int, int, NcclComm*, void*) { return 4; }
+API int ncclRecv(void*, size_t, int, int, NcclComm*, void*) { return 4; }
+API int ncclGroupStart() { return 0; }
+API int ncclGroupEnd() { return 0; }
+API const char* ncclGetErrorString(int code) {
+    return code == 0 ? "no error" : code == 4 ? "invalid argument (the emulator's NCCL runs one rank, no send/recv)" : "NCCL error";
+}
