@@ -5,6 +5,7 @@
 #
 #   bash Scripts/cuda-emulator.sh .build/release/ember-gpu-check --no-bench
 #   bash Scripts/cuda-emulator.sh swift test --filter EmberCUDATests.CUDADeviceTests
+#   bash Scripts/cuda-emulator.sh --selftest   # the emulator's own checks (Tools/cuda-emulator/selftest.cpp)
 #
 # The emulator is built into a temporary directory, which is removed afterwards, with the
 # kernel cache. It is a correctness check of the GPU code path, not a GPU: timings mean nothing.
@@ -19,6 +20,11 @@ if [ -z "$cxx" ]; then
 fi
 [ -n "$cxx" ] || { echo "cuda-emulator: no C++ compiler (clang++, c++ or g++)" >&2; exit 1; }
 "$cxx" -std=c++17 -O2 -fPIC -shared -o "$dir/libember-cuda-emulator.so" Tools/cuda-emulator/emulator.cpp -ldl -lpthread
+if [ "$1" = --selftest ]; then
+  "$cxx" -std=c++17 -O1 -o "$dir/selftest" Tools/cuda-emulator/selftest.cpp -ldl
+  TMPDIR="$dir" EMBER_EMULATOR_CXX="$cxx" "$dir/selftest" "$dir/libember-cuda-emulator.so"
+  exit
+fi
 export EMBER_EMULATOR_CXX="$cxx"
 export EMBER_CUDA_DRIVER="$dir/libember-cuda-emulator.so"
 export EMBER_NVRTC_LIBRARY="$dir/libember-cuda-emulator.so"

@@ -68,6 +68,12 @@ func relDiff(_ a: Tensor, _ b: Tensor) -> Double {
 func layers() -> Int {
     var failed = 0
 print("\n== layers: \(gpu) against cpu (forward and every gradient, relative max difference)")
+    /// Self-attention with a causal mask, as one module.
+    final class CausalSelfAttention: Module {
+        let attention: MultiheadAttention
+        init(_ e: Int, _ h: Int) { attention = MultiheadAttention(embedDim: e, numHeads: h); super.init() }
+        override func callAsFunction(_ x: Tensor) -> Tensor { attention.forward(x, x, x, isCausal: true).output }
+    }
     let layerCases: [(String, () -> Module, [Int])] = [
         ("Linear(20, 7)", { Linear(20, 7) }, [5, 20]),
         ("Conv2d(3, 8, 3, padding 1)", { Conv2d(3, 8, kernelSize: 3, padding: 1) }, [2, 3, 9, 9]),
@@ -78,6 +84,13 @@ print("\n== layers: \(gpu) against cpu (forward and every gradient, relative max
         ("BatchNorm2d(3)", { BatchNorm2d(3) }, [4, 3, 5, 5]),
         ("LayerNorm([10])", { LayerNorm([10]) }, [3, 4, 10]),
         ("GroupNorm(2, 4)", { GroupNorm(2, 4) }, [2, 4, 3, 3]),
+        ("Conv1d(3, 5, 3, stride 2)", { Conv1d(3, 5, kernelSize: 3, stride: 2) }, [2, 3, 11]),
+        ("AvgPool2d(3, padding 1, countIncludePad false)", { AvgPool2d(3, stride: 2, padding: 1, countIncludePad: false) }, [2, 3, 7, 7]),
+        ("AdaptiveAvgPool2d((3, 2))", { AdaptiveAvgPool2d((3, 2)) }, [2, 3, 7, 5]),
+        ("LSTM(6, 8, 2 layers)", { Recurrent(.lstm, inputSize: 6, hiddenSize: 8, numLayers: 2) }, [5, 3, 6]),
+        ("GRU(6, 8, batchFirst)", { Recurrent(.gru, inputSize: 6, hiddenSize: 8, batchFirst: true) }, [3, 5, 6]),
+        ("RNN(6, 8, relu)", { Recurrent(.rnnRelu, inputSize: 6, hiddenSize: 8) }, [4, 2, 6]),
+        ("MultiheadAttention(8, 2), causal", { CausalSelfAttention(8, 2) }, [5, 3, 8]),
         ("FashionModels.mlp()", { FashionModels.mlp() }, [8, 784]),
         ("FashionModels.cnn()", { FashionModels.cnn() }, [4, 1, 28, 28]),
     ]
@@ -108,6 +121,28 @@ print("\n== layers: \(gpu) against cpu (forward and every gradient, relative max
         let ok = worst < 1e-4
         if !ok { failed += 1 }
         print("  \(ok ? "ok  " : "FAIL") \(name): \(String(format: "%.2e", worst))")
+    }
+    // Embedding with a padding index: integer input, the padding row's gradient stays zero.
+    do {
+        Ember.manualSeed(13)
+        let cpuLayer = Embedding(10, 4, paddingIndex: 2)
+        Ember.manualSeed(13)
+        let gpuLayer = Embedding(10, 4, paddingIndex: 2).to(gpu)
+        let idx = Tensor([1, 2, 5, 2, 9, 0] as [Int], shape: [2, 3])
+        let yc = cpuLayer(idx), yg = gpuLayer(idx.to(gpu))
+        let up = Tensor.randn(yc.shape)
+        var worst = relDiff(yg, yc)
+        do {
+            try (yc * up).sum().backward()
+            try (yg * up.to(gpu)).sum().backward()
+            worst = max(worst, relDiff(gpuLayer.weight.grad!, cpuLayer.weight.grad!))
+            let padRow = gpuLayer.weight.grad![2].abs().sum().item()
+            let ok = worst < 1e-4 && padRow == 0
+            if !ok { failed += 1 }
+            print("  \(ok ? "ok  " : "FAIL") Embedding(10, 4, paddingIndex 2): \(String(format: "%.2e", worst)), padding row gradient \(padRow)")
+        } catch {
+            print("  FAIL Embedding: backward threw \(error)"); failed += 1
+        }
     }
     return failed
 }
