@@ -56,7 +56,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EmberCUDATests",
-            dependencies: ["EmberCUDA", "EmberCore"]),
+            dependencies: ["EmberCUDA", "EmberCore", "EmberNN", "EmberOptim"]),
         .testTarget(
             name: "EmberDistributedTests",
             dependencies: ["Ember", "EmberDistributed", "EmberTestSupport"]),

@@ -270,31 +270,15 @@ open class Module {
         }
     }
 
-    /// Moves every parameter and buffer to `device` (in place, keeping identities).
+    /// Moves every parameter and buffer to `device` in place: the tensor objects stay the
+    /// same (as PyTorch's `module.to`), so an optimizer made before the move keeps working.
     @discardableResult
     public func to(_ device: Device) -> Self {
-        for (_, m) in namedModules() { m.moveTensors(to: device) }
+        for (_, m) in namedModules() {
+            for (_, t, _) in m.ownTensors() { t.moveData(to: device) }
+        }
         return self
     }
-
-    func moveTensors(to device: Device) {
-        forEachStoredProperty { _, value in
-            if let p = value as? Parameter<Tensor>, p.wrappedValue.device != device {
-                p.wrappedValue = p.wrappedValue.detach().to(device).requiringGrad(p.wrappedValue.requiresGrad)
-            } else if let p = value as? Parameter<Tensor?>, let t = p.wrappedValue, t.device != device {
-                p.wrappedValue = t.detach().to(device).requiringGrad(t.requiresGrad)
-            } else if let b = value as? Buffer<Tensor>, b.wrappedValue.device != device {
-                b.wrappedValue = b.wrappedValue.to(device)
-            } else if let b = value as? Buffer<Tensor?>, let t = b.wrappedValue, t.device != device {
-                b.wrappedValue = t.to(device)
-            }
-        }
-        moveDynamicParameters(to: device)
-    }
-
-    /// Moves the tensors of `dynamicParameters()` to `device` (modules that have them
-    /// override this; `to(_:)` calls it).
-    open func moveDynamicParameters(to device: Device) {}
 
     /// Number of parameter elements.
     public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }

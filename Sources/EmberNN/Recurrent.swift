@@ -44,16 +44,6 @@ public final class Recurrent: Module {
         return out
     }
 
-    public override func moveDynamicParameters(to device: Device) {
-        func move(_ ts: [Tensor]) -> [Tensor] {
-            ts.map { $0.device == device ? $0 : $0.detach().to(device).requiringGrad($0.requiresGrad) }
-        }
-        weightsIH = move(weightsIH)
-        weightsHH = move(weightsHH)
-        biasesIH = move(biasesIH)
-        biasesHH = move(biasesHH)
-    }
-
     /// Runs the sequence. `h0`/`c0` are `[numLayers, N, hidden]` (zeros when nil).
     /// Returns the last layer's outputs for every step, and the final hidden (and cell) state.
     public func forward(_ input: Tensor, h0: Tensor? = nil, c0: Tensor? = nil) -> (output: Tensor, h: Tensor, c: Tensor?) {

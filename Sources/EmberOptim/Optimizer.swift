@@ -116,7 +116,10 @@ open class Optimizer {
                 for (k, t) in s where k != "step" && t.shape != p.shape {
                     throw OptimizerError.stateMismatch("state \(k) of parameter \(index) has shape \(t.shape), the parameter \(p.shape)")
                 }
-                newState[ObjectIdentifier(p)] = s.mapValues { $0.clone() }
+                // Moments live on the parameter's device; the step count stays on the CPU.
+                var moved: [String: Tensor] = [:]
+                for (k, t) in s { moved[k] = k == "step" ? t.clone() : t.to(p.device).clone() }
+                newState[ObjectIdentifier(p)] = moved
             }
             paramGroups[i].options = saved.groups[i].options
         }

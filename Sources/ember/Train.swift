@@ -90,9 +90,6 @@ struct Train: ParsableCommand {
         if let group, group.device != dev {
             throw ValidationError("--device \(dev) does not match the process group's device \(group.device)")
         }
-        if dev != .cpu && resume {
-            throw ValidationError("--resume restores optimizer state on the CPU only for now: add --device cpu")
-        }
         Ember.manualSeed(seed)
         let net = (model == "mlp" ? FashionModels.mlp() : FashionModels.cnn()).to(dev)
         let opt: Optimizer = optimizer == "adam"

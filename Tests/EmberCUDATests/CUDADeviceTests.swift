@@ -1,5 +1,7 @@
 import EmberCore
 import EmberCUDA
+import EmberNN
+import EmberOptim
 import XCTest
 
 /// On a machine with a GPU: a few ops on cuda:0 against the CPU (the full check is the
@@ -38,5 +40,35 @@ final class CUDADeviceTests: XCTestCase {
         let r = Ember.CUDA.unavailableReason ?? ""
         XCTAssertTrue(r.contains("libcuda") || r.contains("NVRTC") || r.contains("cuInit") || r.contains("nvcuda"), r)
         XCTAssertEqual(Ember.CUDA.deviceCount, 0)
+    }
+}
+
+/// Moving models and optimizer state to the GPU, as PyTorch users do it.
+final class CUDAModuleTests: XCTestCase {
+    func testModuleToKeepsParameterObjectsSoAnEarlierOptimizerTrains() throws {
+        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        Ember.manualSeed(3)
+        let net = Sequential(Linear(4, 8), Activation("relu") { $0.relu() }, Linear(8, 3))
+        let before = net.parameters()
+        let opt = Adam(net.parameters(), lr: 0.1)   // made before the move, as in many scripts
+        net.to(.cuda(0))
+        XCTAssertTrue(zip(before, net.parameters()).allSatisfy { $0 === $1 }, "parameters must stay the same objects")
+        XCTAssertTrue(net.parameters().allSatisfy { $0.device == .cuda(0) })
+        let w0 = net.parameters()[0].to(.cpu).clone()
+        let x = Tensor.randn([16, 4]).to(.cuda(0)), y = Tensor.randint(0, 3, [16]).to(.cuda(0))
+        for _ in 0..<3 {
+            opt.zeroGrad()
+            try crossEntropy(net(x), y).backward()
+            opt.step()
+        }
+        XCTAssertGreaterThan((net.parameters()[0].to(.cpu) - w0).abs().max().item(), 1e-3, "the optimizer did not update the moved parameters")
+        // Optimizer state saved from the GPU and loaded into a fresh optimizer lands on the GPU.
+        let saved = opt.stateDict()
+        let opt2 = Adam(net.parameters(), lr: 0.1)
+        try opt2.loadStateDict(saved)
+        opt2.zeroGrad()
+        try crossEntropy(net(x), y).backward()
+        opt2.step()
+        XCTAssertTrue(net.parameters().allSatisfy { $0.device == .cuda(0) })
     }
 }

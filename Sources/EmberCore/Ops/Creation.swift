@@ -212,6 +212,20 @@ extension Tensor {
         return out
     }
 
+    /// Moves this tensor's data to `device` in place, keeping the object (what `module.to`
+    /// does to parameters in PyTorch: `param.data = param.data.to(device)`), so optimizers
+    /// and hooks that hold it keep working. Its gradient moves too. For leaves and detached
+    /// tensors only; views of it keep the old data.
+    public func moveData(to device: Device) {
+        if device == self.device { return }
+        precondition(gradFn == nil, "moveData(to:): tensor of shape \(fmt(shape)) is not a leaf; use to(_:) for tensors in a graph")
+        let moved = withNoGrad { contiguous().to(device) }
+        storage = moved.storage
+        layout = moved.layout
+        storage.bumpVersion()
+        if let g = grad { grad = withNoGrad { g.to(device) } }
+    }
+
     /// This tensor on `device` (`tensor.to(device)`); differentiable.
     public func to(_ device: Device) -> Tensor {
         if device == self.device { return self }
