@@ -13,6 +13,7 @@ extension Ember {
             var driver: CUDADriver?
             var nvrtc: NVRTC?
             var cublasStatus = "not loaded"
+            var pinned: PinnedPool?
         }
 
         nonisolated(unsafe) private static var _allowTF32 = false
@@ -52,6 +53,10 @@ extension Ember {
                     s.devices.append(d)
                     BackendRegistry.register(CUDABackend(d), for: .cuda(i))
                 }
+                let first = s.devices[0]
+                let pool = PinnedPool(driver: driver) { first.makeCurrent() }
+                s.pinned = pool
+                HostMemory.pinnedAllocator = { pool.storage($0) }
             } catch {
                 s.reason = "\(error)"
             }
@@ -155,19 +160,25 @@ extension Ember {
 }
 
 extension Tensor {
-    /// A copy of this CPU tensor in page-locked host memory (`pin_memory()`), which the GPU
-    /// reads by DMA (faster host → device copies). Plain host memory without a GPU.
+    /// A copy of this tensor in page-locked host memory (`pin_memory()`), from Ember's
+    /// caching pinned pool: the GPU reads it by DMA, and `to(.cuda(i), nonBlocking: true)`
+    /// from it returns at once. Plain host memory without a GPU.
     public func pinMemory() -> Tensor {
-        guard Ember.CUDA.isAvailable, let driver = Ember.CUDA.state.driver else { return contiguous().clone() }
-        let src = (device == .cpu ? self : to(.cpu)).contiguous()
-        let bytes = Swift.max(src.count * src.dtype.itemSize, 1)
-        Ember.CUDA.device(0).makeCurrent()
-        var p: UnsafeMutableRawPointer?
-        driver.must(driver.cuMemHostAlloc(&p, bytes, 0), "cuMemHostAlloc(\(bytes))")
-        let storage = Storage(device: .cpu, data: p!, byteCount: bytes) { ptr in _ = driver.cuMemFreeHost(ptr) }
-        memcpy(p!, src.contiguousDataPointer, src.count * src.dtype.itemSize)
-        return Tensor(storage: storage, shape: shape, dtype: dtype)
+        let src = device == .cpu ? self : to(.cpu)
+        guard Ember.CUDA.isAvailable else { return src.contiguous().clone() }
+        return HostMemory.withPinnedAllocations { withNoGrad { src.clone() } }
     }
+
+    /// Whether this tensor's memory is page-locked (`is_pinned()`).
+    public var isPinned: Bool {
+        guard device == .cpu, let pool = Ember.CUDA.state.pinned else { return false }
+        return pool.block(containing: storage.data, bytes: Swift.max(storage.byteCount, 1)) != nil
+    }
+}
+
+extension Ember.CUDA {
+    /// Bytes of page-locked host memory the pinned pool holds (in use and cached).
+    public static var pinnedMemoryReserved: Int { state.pinned?.reservedBytes ?? 0 }
 }
 
 /// Library calls made directly, without Ember's dispatch: the baselines of `ember-gpu-check`.

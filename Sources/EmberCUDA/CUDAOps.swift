@@ -296,19 +296,47 @@ final class CUDABackend: Backend, @unchecked Sendable {
         dev.launch(structured("crossEntropyRows", logits.dtype), grid: r, block: 256, args)
     }
 
-    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) {
+    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) { readBytes(t, into: into, nonBlocking: false) }
+
+    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool) {
         let n = t.count * t.dtype.itemSize
         if n == 0 { return }
         dev.makeCurrent()
-        dev.driver.must(dev.driver.cuMemcpyDtoHAsync(into, address(t), n, dev.stream), "cuMemcpyDtoHAsync")
+        let stream = dev.stream
+        dev.driver.must(dev.driver.cuMemcpyDtoHAsync(into, address(t), n, stream), "cuMemcpyDtoHAsync")
+        if nonBlocking, let pool = Ember.CUDA.state.pinned, let b = pool.block(containing: into, bytes: n) {
+            pool.used(b, on: stream)  // the block is not reused before the copy is done
+            return
+        }
         dev.synchronize()
     }
 
-    func writeBytes(_ t: Tensor, from: UnsafeRawPointer) {
+    func writeBytes(_ t: Tensor, from: UnsafeRawPointer) { writeBytes(t, from: from, nonBlocking: false) }
+
+    /// Host → device without waiting: from pinned memory directly (`nonBlocking`), else
+    /// through a pinned staging block that goes back to the pool once the copy is done.
+    /// Copies of more than 64 MiB from pageable memory wait instead of staging.
+    func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool) {
         let n = t.count * t.dtype.itemSize
         if n == 0 { return }
         dev.makeCurrent()
-        dev.driver.must(dev.driver.cuMemcpyHtoDAsync(address(t), from, n, dev.stream), "cuMemcpyHtoDAsync")
+        let stream = dev.stream
+        if let pool = Ember.CUDA.state.pinned {
+            if let b = pool.block(containing: from, bytes: n) {
+                dev.driver.must(dev.driver.cuMemcpyHtoDAsync(address(t), from, n, stream), "cuMemcpyHtoDAsync")
+                pool.used(b, on: stream)
+                if !nonBlocking { dev.synchronize() }
+                return
+            }
+            if n <= 64 << 20, let b = pool.allocate(n) {
+                memcpy(b.pointer, from, n)
+                dev.driver.must(dev.driver.cuMemcpyHtoDAsync(address(t), UnsafeRawPointer(b.pointer), n, stream), "cuMemcpyHtoDAsync")
+                pool.used(b, on: stream)
+                pool.release(b)
+                return
+            }
+        }
+        dev.driver.must(dev.driver.cuMemcpyHtoDAsync(address(t), from, n, stream), "cuMemcpyHtoDAsync")
         // The host buffer may be released as soon as this returns: wait for the copy.
         dev.synchronize()
     }

@@ -42,6 +42,7 @@ public final class CUDADriver: @unchecked Sendable {
     let cuEventSynchronize: @convention(c) (OpaquePointer?) -> R
     let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> R
     let cuEventDestroy: @convention(c) (OpaquePointer?) -> R
+    let cuEventQuery: @convention(c) (OpaquePointer?) -> R
     let cuGetErrorString: (@convention(c) (R, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> R)?
 
     public static func load() throws -> CUDADriver { try CUDADriver(CUDALibraries.open(CUDALibraries.driver)) }
@@ -83,6 +84,7 @@ public final class CUDADriver: @unchecked Sendable {
         cuEventSynchronize = try fn("cuEventSynchronize")
         cuEventElapsedTime = try fn("cuEventElapsedTime_v2", "cuEventElapsedTime")
         cuEventDestroy = try fn("cuEventDestroy_v2")
+        cuEventQuery = try fn("cuEventQuery")
         cuGetErrorString = lib.symbol("cuGetErrorString", as: (@convention(c) (R, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> R).self)
         var v: Int32 = 0
         let rc = cuInit(0)

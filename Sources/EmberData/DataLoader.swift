@@ -120,6 +120,9 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
     public let count: Int
     public let batchSize: Int, numWorkers: Int, prefetchFactor: Int, dropLast: Bool, persistentWorkers: Bool
     public let seed: UInt64
+    /// Whether batches are made in page-locked memory (`pin_memory`), for asynchronous
+    /// copies to a GPU (`to(.cuda(0), nonBlocking: true)`). Without a GPU it changes nothing.
+    public let pinMemory: Bool
     let sampler: Sampler
     /// Makes the batch of the given sample indices in the given epoch.
     let fetch: ([Int], Int) throws -> Batch
@@ -133,7 +136,7 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
 
     /// The one initializer the others call: settings, the batch function and the stream.
     private init(count: Int, batchSize: Int, shuffle: Bool, sampler: Sampler?, numWorkers: Int, prefetchFactor: Int,
-                 dropLast: Bool, persistentWorkers: Bool, seed: UInt64?, collate: @escaping ([Element]) throws -> Batch,
+                 dropLast: Bool, persistentWorkers: Bool, seed: UInt64?, pinMemory: Bool, collate: @escaping ([Element]) throws -> Batch,
                  stream: (() -> AnyIterator<Element>)?, fetch: @escaping (UInt64) -> ([Int], Int) throws -> Batch) {
         precondition(batchSize > 0 && numWorkers >= 0 && prefetchFactor > 0, "DataLoader: batchSize and prefetchFactor must be positive")
         precondition(sampler == nil || !shuffle, "DataLoader: sampler option is mutually exclusive with shuffle")
@@ -146,18 +149,27 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
         let s = seed ?? Ember.defaultGenerator.next()
         self.seed = s
         self.sampler = sampler ?? (shuffle ? RandomSampler(count: count, seed: s) : SequentialSampler(count: count))
-        self.collate = collate
+        self.pinMemory = pinMemory
+        if pinMemory {
+            // Every CPU tensor the batch function makes lands in pinned memory, whatever the
+            // batch type; the copies to the GPU then read it directly.
+            self.collate = { items in try HostMemory.withPinnedAllocations { try collate(items) } }
+            let f = fetch(s)
+            self.fetch = { indices, epoch in try HostMemory.withPinnedAllocations { try f(indices, epoch) } }
+        } else {
+            self.collate = collate
+            self.fetch = fetch(s)
+        }
         self.stream = stream
-        self.fetch = fetch(s)
     }
 
     public convenience init<D: Dataset>(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil,
                                         numWorkers: Int = 0, prefetchFactor: Int = 2, dropLast: Bool = false,
                                         collate: @escaping ([Element]) throws -> Batch, persistentWorkers: Bool = false,
-                                        seed: UInt64? = nil) where D.Element == Element {
+                                        seed: UInt64? = nil, pinMemory: Bool = false) where D.Element == Element {
         self.init(count: dataset.count, batchSize: batchSize, shuffle: shuffle, sampler: sampler, numWorkers: numWorkers,
                   prefetchFactor: prefetchFactor, dropLast: dropLast, persistentWorkers: persistentWorkers, seed: seed,
-                  collate: collate, stream: nil) { s in
+                  pinMemory: pinMemory, collate: collate, stream: nil) { s in
             { indices, epoch in
                 var items: [Element] = []
                 items.reserveCapacity(indices.count)
@@ -175,10 +187,10 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
     /// `__getitems__`). Every other behaviour is the same.
     public convenience init(count: Int, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil, numWorkers: Int = 0,
                             prefetchFactor: Int = 2, dropLast: Bool = false, persistentWorkers: Bool = false, seed: UInt64? = nil,
-                            fetch: @escaping ([Int]) throws -> Batch) where Element == Never {
+                            pinMemory: Bool = false, fetch: @escaping ([Int]) throws -> Batch) where Element == Never {
         self.init(count: count, batchSize: batchSize, shuffle: shuffle, sampler: sampler, numWorkers: numWorkers,
                   prefetchFactor: prefetchFactor, dropLast: dropLast, persistentWorkers: persistentWorkers, seed: seed,
-                  collate: { _ in fatalError("unreachable") }, stream: nil) { s in
+                  pinMemory: pinMemory, collate: { _ in fatalError("unreachable") }, stream: nil) { s in
             { indices, epoch in
                 try SampleRandom.with(Generator(seed: SampleRandom.seed(s, epoch: epoch, index: indices.first ?? 0))) { try fetch(indices) }
             }
@@ -189,9 +201,9 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
     /// thread reads ahead (a stream is sequential) within the same prefetch bound.
     public convenience init<D: IterableDataset>(iterable dataset: D, batchSize: Int = 1, numWorkers: Int = 0, prefetchFactor: Int = 2,
                                                 dropLast: Bool = false, collate: @escaping ([Element]) throws -> Batch,
-                                                seed: UInt64? = nil) where D.Element == Element {
+                                                seed: UInt64? = nil, pinMemory: Bool = false) where D.Element == Element {
         self.init(count: 0, batchSize: batchSize, shuffle: false, sampler: nil, numWorkers: numWorkers, prefetchFactor: prefetchFactor,
-                  dropLast: dropLast, persistentWorkers: false, seed: seed, collate: collate,
+                  dropLast: dropLast, persistentWorkers: false, seed: seed, pinMemory: pinMemory, collate: collate,
                   stream: { dataset.makeStream() }) { _ in { _, _ in fatalError("unreachable") } }
     }
 
@@ -336,10 +348,10 @@ extension DataLoader where Element == [Tensor], Batch == [Tensor] {
     /// Batches of `[Tensor]` elements stacked field by field (the default collate).
     public convenience init<D: Dataset>(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, sampler: Sampler? = nil,
                                         numWorkers: Int = 0, prefetchFactor: Int = 2, dropLast: Bool = false,
-                                        persistentWorkers: Bool = false, seed: UInt64? = nil) where D.Element == [Tensor] {
+                                        persistentWorkers: Bool = false, seed: UInt64? = nil, pinMemory: Bool = false) where D.Element == [Tensor] {
         self.init(dataset, batchSize: batchSize, shuffle: shuffle, sampler: sampler, numWorkers: numWorkers,
                   prefetchFactor: prefetchFactor, dropLast: dropLast, collate: defaultCollate,
-                  persistentWorkers: persistentWorkers, seed: seed)
+                  persistentWorkers: persistentWorkers, seed: seed, pinMemory: pinMemory)
     }
 }
 

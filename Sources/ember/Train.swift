@@ -133,7 +133,7 @@ struct Train: ParsableCommand {
         let shard: DistributedSampler? = world > 1 ? DistributedSampler(count: n, numReplicas: world, rank: rank, shuffle: true, seed: seed) : nil
         let sampler: Sampler? = shard
         let loader = DataLoader(count: n, batchSize: batchSize, shuffle: sampler == nil, sampler: sampler, numWorkers: workers,
-                                seed: seed) { indices in
+                                seed: seed, pinMemory: dev != .cpu) { indices in
             let idx = Tensor(indices)
             return (batch(trainImages, idx), trainLabels.indexSelect(0, idx))
         }
@@ -147,7 +147,8 @@ struct Train: ParsableCommand {
             var seen = 0, step = 0
             let batches = loader.makeBatchIterator()
             while let (x, y) = try batches.next() {
-                let loss = dev == .cpu ? crossEntropy(forward(x), y) : crossEntropy(forward(x.to(dev)), y.to(dev))
+                // Batches are pinned on a GPU run: their copies are queued without waiting.
+                let loss = dev == .cpu ? crossEntropy(forward(x), y) : crossEntropy(forward(x.to(dev, nonBlocking: true)), y.to(dev, nonBlocking: true))
                 opt.zeroGrad()
                 try loss.backward()
                 opt.step()

@@ -1,5 +1,6 @@
 import EmberCore
 import EmberCUDA
+import EmberData
 import EmberNN
 import EmberOptim
 import XCTest
@@ -70,5 +71,72 @@ final class CUDAModuleTests: XCTestCase {
         try crossEntropy(net(x), y).backward()
         opt2.step()
         XCTAssertTrue(net.parameters().allSatisfy { $0.device == .cuda(0) })
+    }
+}
+
+/// Pinned memory and copies that do not wait (`pin_memory`, `non_blocking`).
+final class CUDACopyTests: XCTestCase {
+    func gpu() throws -> Device {
+        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        return .cuda(0)
+    }
+
+    func testPageableCopiesAreSnapshotsAndStagingBuffersAreNotReusedEarly() throws {
+        let g = try gpu()
+        // Many queued copies through the staging pool; each source changes right after its
+        // copy is queued. A staging block reused before its copy ran would mix the values.
+        var onGPU: [Tensor] = []
+        for i in 0..<40 {
+            let h = Tensor.full([3000 + i], Double(i))
+            onGPU.append(h.to(g))
+            h.fill_(-1)
+        }
+        for (i, t) in onGPU.enumerated() {
+            XCTAssertEqual(t.to(.cpu).min().item(), Double(i), "copy \(i)")
+            XCTAssertEqual(t.to(.cpu).max().item(), Double(i), "copy \(i)")
+        }
+    }
+
+    func testPinnedTensorsAndNonBlockingCopies() throws {
+        let g = try gpu()
+        Ember.manualSeed(5)
+        let h = Tensor.randn([257, 3])
+        let p = h.pinMemory()
+        XCTAssertTrue(p.isPinned)
+        XCTAssertFalse(h.isPinned)
+        XCTAssertEqual(p.toArray(Float.self), h.toArray(Float.self))
+        let d = p.to(g, nonBlocking: true)
+        let back = (d * 2).to(.cpu, nonBlocking: true)
+        XCTAssertTrue(back.isPinned)
+        Ember.CUDA.synchronize()
+        XCTAssertEqual(back.toArray(Float.self), (h * 2).toArray(Float.self))
+        // A pinned tensor dropped while its copy may be in flight goes back to the pool and
+        // is handed out again only after that copy: many rounds must all arrive intact.
+        var results: [Tensor] = []
+        for i in 0..<30 {
+            let src = Tensor.full([1000], Double(i)).pinMemory()
+            results.append(src.to(g, nonBlocking: true))
+        }
+        for (i, t) in results.enumerated() { XCTAssertEqual(t.to(.cpu).sum().item(), Double(1000 * i), "round \(i)") }
+        XCTAssertGreaterThan(Ember.CUDA.pinnedMemoryReserved, 0)
+    }
+
+    func testDataLoaderPinsEveryBatchTensorInWorkers() throws {
+        let g = try gpu()
+        let x = Tensor.randn([50, 4]), y = Tensor.arange(50)
+        for workers in [0, 2] {
+            let loader = DataLoader(count: 50, batchSize: 8, numWorkers: workers, seed: 1, pinMemory: true) { idx in
+                let i = Tensor(idx)
+                return (x.indexSelect(0, i), y.indexSelect(0, i))
+            }
+            var seen = 0
+            try loader.forEach { (bx, by) in
+                XCTAssertTrue(bx.isPinned && by.isPinned, "workers \(workers): batch not pinned")
+                let dx = bx.to(g, nonBlocking: true)
+                XCTAssertEqual(dx.to(.cpu).toArray(Float.self), bx.toArray(Float.self))
+                seen += by.count
+            }
+            XCTAssertEqual(seen, 50)
+        }
     }
 }

@@ -916,6 +916,7 @@ API int cuEventRecord(void* e, void*) {
     return 0;
 }
 API int cuEventSynchronize(void*) { LOCK; flush(); return 0; }
+API int cuEventQuery(void* e) { LOCK; Event* ev = (Event*)e; return !ev->recorded || ev->done ? 0 : 600; }  // 600: not ready
 API int cuEventElapsedTime_v2(float* ms, void* a, void* b) {
     LOCK;
     Event *ea = (Event*)a, *eb = (Event*)b;

@@ -133,8 +133,20 @@ public protocol Backend: AnyObject {
     /// Per row of contiguous `logits [R, C]`: `lse[r] = log Σ exp(logits[r])` and
     /// `loss[r] = lse[r] − logits[r, target[r]]` (0 where `target[r] == ignoreIndex`).
     func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor)
-    /// Copies the whole of a contiguous tensor to host memory.
+    /// Copies the whole of a contiguous tensor to host memory (done when it returns).
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer)
-    /// Copies host bytes into a contiguous tensor.
+    /// Copies host bytes into a contiguous tensor. The host bytes may be reused as soon as
+    /// this returns.
     func writeBytes(_ t: Tensor, from: UnsafeRawPointer)
+    /// `readBytes` that may return before the copy is done when `into` is pinned memory and
+    /// `nonBlocking` is set (the data is there after the device synchronises).
+    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool)
+    /// `writeBytes` that, from pinned memory with `nonBlocking`, may read the host bytes
+    /// after it returns (they must not change until the device has synchronised).
+    func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool)
+}
+
+extension Backend {
+    public func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool) { readBytes(t, into: into) }
+    public func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool) { writeBytes(t, from: from) }
 }

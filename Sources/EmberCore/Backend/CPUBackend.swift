@@ -53,7 +53,8 @@ public final class CPUBackend: Backend {
     public static let shared = CPUBackend()
 
     public func allocate(bytes: Int, device: Device) -> Storage {
-        Storage(cpuBytes: bytes)
+        if HostMemory.pinningHere, let s = HostMemory.pinnedAllocator?(bytes) { return s }
+        return Storage(cpuBytes: bytes)
     }
 
     public func fill(_ out: Tensor, _ value: Double) {

@@ -227,15 +227,25 @@ extension Tensor {
     }
 
     /// This tensor on `device` (`tensor.to(device)`); differentiable.
-    public func to(_ device: Device) -> Tensor {
+    ///
+    /// To a GPU, the copy is queued and this returns at once (pageable host memory is first
+    /// copied into a pinned staging buffer, so the source may change right away). With
+    /// `nonBlocking`, a copy from pinned memory (`pinMemory()`, a DataLoader with
+    /// `pinMemory`) reads the source directly: it must not change until the GPU has done so.
+    /// To the CPU with `nonBlocking`, the result is pinned memory filled asynchronously: read
+    /// it after `Ember.CUDA.synchronize()` (as PyTorch's `non_blocking=True`).
+    public func to(_ device: Device, nonBlocking: Bool = false) -> Tensor {
         if device == self.device { return self }
         let src = contiguous()
-        let out = Tensor(uninitialized: shape, dtype: dtype, device: device)
         // Host ↔ device transfers go through the non-CPU side's read/write primitives.
+        let out: Tensor
         if device == .cpu {
-            src.device.backend.readBytes(src, into: out.storage.data)
+            out = nonBlocking ? HostMemory.withPinnedAllocations { Tensor(uninitialized: shape, dtype: dtype, device: .cpu) }
+                              : Tensor(uninitialized: shape, dtype: dtype, device: .cpu)
+            src.device.backend.readBytes(src, into: out.storage.data, nonBlocking: nonBlocking)
         } else if src.device == .cpu {
-            device.backend.writeBytes(out, from: src.storage.data + src.layout.offset * dtype.itemSize)
+            out = Tensor(uninitialized: shape, dtype: dtype, device: device)
+            device.backend.writeBytes(out, from: src.storage.data + src.layout.offset * dtype.itemSize, nonBlocking: nonBlocking)
         } else {
             return src.to(.cpu).to(device)
         }
