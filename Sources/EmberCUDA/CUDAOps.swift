@@ -258,16 +258,24 @@ final class CUDABackend: Backend, @unchecked Sendable {
 
     func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
         let B = a.shape[0]
-        fill(out, 0)
         guard let cublas = dev.cublas, out.dtype == .float32 || out.dtype == .float64 else {
             let full = Tensor.empty([B, out.shape[0], out.shape[1]], dtype: out.dtype, device: out.device)
             matmul(a, b, full)
             reduce(.sum, full, dims: [0], out.unsqueeze(0))
             return
         }
-        // Accumulate batch by batch into the same output (beta = 1).
-        let o3 = out.unsqueeze(0)
-        for i in 0..<B { gemm(cublas, a[i].unsqueeze(0), b[i].unsqueeze(0), o3, beta: 1) }
+        // Σ_i A_i·B_i is one product with the batches laid side by side along K:
+        // [A_0 … A_{B-1}] (M × B·K) · [B_0; …; B_{B-1}] (B·K × N). A is copied into that
+        // layout; B already has it when its batches are stacked rows (else it is copied too).
+        // One cuBLAS call instead of one per batch.
+        let M = a.shape[1], K = a.shape[2], N = b.shape[2]
+        let (a2, b2) = withNoGrad { () -> (Tensor, Tensor) in
+            let aa = a.permute(1, 0, 2).contiguous().reshape([1, M, B * K])
+            let bs = b.strides
+            let stacked = (bs[2] == 1 && bs[1] == N && bs[0] == K * N) ? b : b.contiguous()
+            return (aa, stacked.reshape([1, B * K, N]))
+        }
+        gemm(cublas, a2, b2, out.unsqueeze(0), beta: 0)
     }
 
     func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) {
