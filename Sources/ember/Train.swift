@@ -190,9 +190,10 @@ struct Train: ParsableCommand {
             }
         }
         if let group {
-            let total = Tensor([Int64(correct)])
+            // On the group's device: NCCL reduces CUDA tensors only.
+            let total = Tensor([Int64(correct)], device: group.device)
             try group.allReduce(total)
-            correct = Int(total.item(Int64.self))
+            correct = Int(total.to(.cpu).item(Int64.self))
         }
         return Double(correct) / Double(max(count, 1))
     }

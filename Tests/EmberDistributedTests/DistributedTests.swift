@@ -46,6 +46,22 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(r.output.contains("EMBER-BACKEND rank 0: MPI (MPICH)"), r.output.suffix(1000).description)
     }
 
+    /// NCCL with 2 ranks: collectives and DDP on CUDA tensors. Runs where a GPU per rank is
+    /// available, and on the CUDA emulator (`bash Scripts/cuda-emulator.sh swift test
+    /// --filter EmberDistributedTests.DistributedTests/testNCCL`, as CI does).
+    func testNCCLCollectivesAndDataParallelOnGPUs() throws {
+        let h = try harness()
+        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        let emulated = Ember.CUDA.name(0).contains("emulator")
+        if !emulated && Ember.CUDA.deviceCount < 2 { throw XCTSkip("NCCL needs a GPU per rank: 2 ranks, \(Ember.CUDA.deviceCount) GPU") }
+        // A port nobody listens on now (the probe store closes when it goes away).
+        let port = try { () throws -> Int in try TCPStore(port: 0, isServer: true, timeout: 5).port }()
+        let r = try h.run(scenario: "nccl", np: 2, env: ["EMBER_DIST_BACKEND": "nccl", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "\(port)"],
+                          timeout: 600)
+        expectOK(r, np: 2, "NCCL collectives and DDP")
+        XCTAssertTrue(r.output.contains("EMBER-BACKEND rank 0: NCCL"), r.output.suffix(1000).description)
+    }
+
     func testMismatchedShapesAreReported() throws {
         let h = try harness()
         let r = try h.run(scenario: "mismatch", np: 2)

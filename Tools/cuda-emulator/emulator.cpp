@@ -42,6 +42,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -261,7 +262,7 @@ struct Function { Module* module; const KernelInfo* info; };
 
 // MARK: - the queue
 
-enum OpKind { LAUNCH, COPY, MEMSET, EVENT, GEMM_F32, GEMM_F64 };
+enum OpKind { LAUNCH, COPY, MEMSET, EVENT, GEMM_F32, GEMM_F64, NCCL };
 
 struct Gemm {
     int ta, tb, m, n, k;
@@ -485,6 +486,8 @@ void runGemm(const Gemm& g) {
     }
 }
 
+void runCollective(const Op& op);
+
 void flush() {
     if (queue.empty()) return;
     std::vector<Op> ops;
@@ -499,6 +502,7 @@ void flush() {
         case EVENT: op.event->done = true; op.event->time = nowSeconds(); break;
         case GEMM_F32: runGemm<float>(op.gemm); break;
         case GEMM_F64: runGemm<double>(op.gemm); break;
+        case NCCL: runCollective(op); break;
         }
     }
     leaveDevice();
@@ -991,12 +995,142 @@ API int cublasDgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, co
     return gemmStridedBatched<double>(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, GEMM_F64);
 }
 
-// MARK: - NCCL, for a group of one rank (collectives are copies; more ranks are refused)
+// MARK: - NCCL across processes: shared memory, one slot per rank, collectives in queue order
+
+namespace {
 
 struct NcclId { char bytes[128]; };
-struct NcclComm { int nranks, rank; };
 
-static size_t ncclTypeSize(int t) {
+struct NcclShared {
+    std::atomic<int> ready;
+    int nranks;
+    std::atomic<int> joined;
+    std::atomic<int> count;
+    std::atomic<int> generation;
+};
+const size_t kNcclHeader = 4096;
+const size_t kNcclSlot = 8 << 20;
+
+struct NcclComm {
+    int nranks, rank;
+    NcclShared* shared = nullptr;  // nullptr for a group of one
+    size_t mapped = 0;
+    char* slot(int r) { return (char*)shared + kNcclHeader + (size_t)r * kNcclSlot; }
+};
+
+double ncclTimeout() {
+    const char* v = getenv("EMBER_EMULATOR_NCCL_TIMEOUT");
+    return v && *v ? atof(v) : 300;
+}
+
+// All ranks meet here; a rank that never comes ends this one after the timeout (a real
+// NCCL would hang; the emulator's users are tests).
+void ncclBarrier(NcclComm* c) {
+    if (!c->shared) return;
+    NcclShared* s = c->shared;
+    int g = s->generation.load(std::memory_order_acquire);
+    if (s->count.fetch_add(1, std::memory_order_acq_rel) == c->nranks - 1) {
+        s->count.store(0, std::memory_order_relaxed);
+        s->generation.fetch_add(1, std::memory_order_release);
+        return;
+    }
+    double start = nowSeconds(), limit = ncclTimeout();
+    for (long spins = 0; s->generation.load(std::memory_order_acquire) == g; spins++) {
+        if (spins > 2000) {
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, nullptr);
+            if (spins % 1000 == 0 && nowSeconds() - start > limit) {
+                fprintf(stderr, "Ember CUDA emulator: NCCL rank %d waited %.0f s for the other ranks (one died or stopped calling collectives)\n", c->rank, limit);
+                _exit(124);
+            }
+        }
+    }
+}
+
+uint16_t f2h(float v) {
+    uint32_t x; memcpy(&x, &v, 4);
+    uint32_t sgn = (x >> 16) & 0x8000u, e = (x >> 23) & 0xff, m = x & 0x7fffffu;
+    if (e == 0xff) return (uint16_t)(sgn | 0x7c00u | (m ? 0x200u : 0));
+    int ne = (int)e - 112;
+    if (ne >= 31) return (uint16_t)(sgn | 0x7c00u);
+    if (ne <= 0) {
+        if (ne < -10) return (uint16_t)sgn;
+        m |= 0x800000u;
+        uint32_t shift = (uint32_t)(14 - ne), hm = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (hm & 1))) hm++;
+        return (uint16_t)(sgn | hm);
+    }
+    uint32_t hm = m >> 13, rem = m & 0x1fff, out = sgn | ((uint32_t)ne << 10) | hm;
+    if (rem > 0x1000 || (rem == 0x1000 && (hm & 1))) out++;
+    return (uint16_t)out;
+}
+float h2f(uint16_t h) {
+    uint32_t sgn = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, f;
+    if (e == 0) {
+        if (m == 0) f = sgn;
+        else { e = 113; while (!(m & 0x400)) { m <<= 1; e--; } m &= 0x3ff; f = sgn | (e << 23) | (m << 13); }
+    } else if (e == 31) f = sgn | 0x7f800000u | (m << 13);
+    else f = sgn | ((e + 112) << 23) | (m << 13);
+    float out; memcpy(&out, &f, 4); return out;
+}
+float bf2f(uint16_t h) { uint32_t x = (uint32_t)h << 16; float f; memcpy(&f, &x, 4); return f; }
+uint16_t f2bf(float v) {
+    uint32_t x; memcpy(&x, &v, 4);
+    if ((x & 0x7f800000u) == 0x7f800000u && (x & 0x7fffffu)) return (uint16_t)((x >> 16) | 0x40);
+    x += 0x7fffu + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+template <typename T, typename A> A ncclLoad(const char* p, size_t i) { T v; memcpy(&v, p + i * sizeof(T), sizeof(T)); return (A)v; }
+
+// out[i] = op over ranks of slot[r][base + i], for n elements of NCCL type `t`.
+void ncclReduce(NcclComm* c, size_t base, size_t n, int t, int op, char* out) {
+    auto combine = [op](double a, double b) {
+        switch (op) { case 1: return a * b; case 2: return a > b || a != a ? a : b; case 3: return a < b || a != a ? a : b; default: return a + b; }
+    };
+    for (size_t i = 0; i < n; i++) {
+        size_t k = base + i;
+        if (t == 4 || t == 5) {  // 64-bit integers: exact
+            long long acc = ncclLoad<long long, long long>(c->slot(0), k);
+            for (int r = 1; r < c->nranks; r++) {
+                long long b = ncclLoad<long long, long long>(c->slot(r), k);
+                acc = op == 1 ? acc * b : op == 2 ? (acc > b ? acc : b) : op == 3 ? (acc < b ? acc : b) : acc + b;
+            }
+            if (op == 4) acc /= c->nranks;
+            memcpy(out + i * 8, &acc, 8);
+            continue;
+        }
+        double acc = 0;
+        for (int r = 0; r < c->nranks; r++) {
+            const char* sp = c->slot(r);
+            double v;
+            switch (t) {
+            case 0: v = ncclLoad<int8_t, double>(sp, k); break;
+            case 1: v = ncclLoad<uint8_t, double>(sp, k); break;
+            case 2: v = ncclLoad<int32_t, double>(sp, k); break;
+            case 3: v = ncclLoad<uint32_t, double>(sp, k); break;
+            case 6: v = h2f(ncclLoad<uint16_t, uint16_t>(sp, k)); break;
+            case 7: v = ncclLoad<float, double>(sp, k); break;
+            case 9: v = bf2f(ncclLoad<uint16_t, uint16_t>(sp, k)); break;
+            default: v = ncclLoad<double, double>(sp, k); break;
+            }
+            acc = r == 0 ? v : combine(acc, v);
+        }
+        if (op == 4) acc /= c->nranks;
+        switch (t) {
+        case 0: { int8_t v = (int8_t)acc; memcpy(out + i, &v, 1); break; }
+        case 1: { uint8_t v = (uint8_t)acc; memcpy(out + i, &v, 1); break; }
+        case 2: { int32_t v = (int32_t)acc; memcpy(out + i * 4, &v, 4); break; }
+        case 3: { uint32_t v = (uint32_t)acc; memcpy(out + i * 4, &v, 4); break; }
+        case 6: { uint16_t v = f2h((float)acc); memcpy(out + i * 2, &v, 2); break; }
+        case 7: { float v = (float)acc; memcpy(out + i * 4, &v, 4); break; }
+        case 9: { uint16_t v = f2bf((float)acc); memcpy(out + i * 2, &v, 2); break; }
+        default: memcpy(out + i * 8, &acc, 8); break;
+        }
+    }
+}
+
+size_t ncclTypeSize(int t) {
     switch (t) {
     case 0: case 1: return 1;          // int8, uint8
     case 2: case 3: case 7: return 4;  // int32, uint32, float32
@@ -1006,44 +1140,134 @@ static size_t ncclTypeSize(int t) {
     }
 }
 
-static int ncclCopy(const void* send, void* recv, size_t bytes) {
+// Runs one collective (called from flush, with device memory readable).
+void runCollective(const Op& op) {
+    NcclComm* c = (NcclComm*)op.gemm.a;  // the collective's fields ride in `gemm` and `value`
+    const char* send = (const char*)op.src;
+    char* recv = (char*)op.dst;
+    int kind = op.gemm.m, t = op.gemm.n, redop = op.gemm.k, root = op.gemm.lda;
+    size_t count = op.bytes, es = ncclTypeSize(t);
+    if (!c->shared) {  // a group of one: every collective is a copy
+        size_t n = kind == 3 ? count : count;
+        if (send != recv) memmove(recv, send, n * es);
+        return;
+    }
+    size_t chunk = kind == 2 ? kNcclSlot / (es * c->nranks) : kNcclSlot / es;
+    for (size_t off = 0; off < count || (count == 0 && off == 0); off += chunk) {
+        size_t n = count - off < chunk ? count - off : chunk;
+        if (count == 0) break;
+        switch (kind) {
+        case 0:  // allReduce
+            memcpy(c->slot(c->rank), send + off * es, n * es);
+            ncclBarrier(c);
+            ncclReduce(c, 0, n, t, redop, recv + off * es);
+            ncclBarrier(c);
+            break;
+        case 1:  // broadcast
+            if (c->rank == root) memcpy(c->slot(root), send + off * es, n * es);
+            ncclBarrier(c);
+            memcpy(recv + off * es, c->slot(root), n * es);
+            ncclBarrier(c);
+            break;
+        case 2:  // reduceScatter: count is the per-rank count
+            for (int d = 0; d < c->nranks; d++) memcpy(c->slot(c->rank) + (size_t)d * n * es, send + ((size_t)d * count + off) * es, n * es);
+            ncclBarrier(c);
+            ncclReduce(c, (size_t)c->rank * n, n, t, redop, recv + off * es);
+            ncclBarrier(c);
+            break;
+        case 3:  // allGather: count is the per-rank count
+            memcpy(c->slot(c->rank), send + off * es, n * es);
+            ncclBarrier(c);
+            for (int r = 0; r < c->nranks; r++) memcpy(recv + ((size_t)r * count + off) * es, c->slot(r), n * es);
+            ncclBarrier(c);
+            break;
+        }
+    }
+}
+
+int enqueueCollective(int kind, const void* send, void* recv, size_t count, int t, int redop, int root, NcclComm* c) {
     LOCK;
-    if (!isDevice((uint64_t)(uintptr_t)send, bytes) || !isDevice((uint64_t)(uintptr_t)recv, bytes)) return 4;  // ncclInvalidArgument
-    if (send == recv || bytes == 0) return 0;
-    Op op; op.kind = COPY; op.dst = recv; op.src = send; op.bytes = bytes;
+    size_t es = ncclTypeSize(t);
+    if (!es || !c) return 4;  // ncclInvalidArgument
+    size_t inCount = kind == 2 ? count * c->nranks : count, outCount = kind == 3 ? count * c->nranks : count;
+    if (!isDevice((uint64_t)(uintptr_t)send, inCount * es) || !isDevice((uint64_t)(uintptr_t)recv, outCount * es)) return 4;
+    if (root < 0 || root >= c->nranks) return 4;
+    Op op;
+    op.kind = NCCL;
+    op.src = send;
+    op.dst = recv;
+    op.bytes = count;
+    op.gemm.a = (uint64_t)(uintptr_t)c;
+    op.gemm.m = kind; op.gemm.n = t; op.gemm.k = redop; op.gemm.lda = root;
     enqueue(std::move(op));
     return 0;
 }
 
+}  // namespace
+
 API int ncclGetVersion(int* v) { *v = 22300; return 0; }
-API int ncclGetUniqueId(NcclId* id) { memset(id, 0, sizeof *id); snprintf(id->bytes, 128, "ember-emulator-%d", (int)getpid()); return 0; }
-API int ncclCommInitRank(NcclComm** comm, int nranks, NcclId, int rank) {
-    if (nranks != 1 || rank != 0) return 4;
-    *comm = new NcclComm{nranks, rank};
+API int ncclGetUniqueId(NcclId* id) {
+    memset(id, 0, sizeof *id);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(id->bytes, 64, "ember-emu-%d-%lld", (int)getpid(), (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
     return 0;
 }
-API int ncclCommDestroy(NcclComm* c) { LOCK; flush(); delete c; return 0; }
-API int ncclCommAbort(NcclComm* c) { delete c; return 0; }
-API int ncclAllReduce(const void* s, void* r, size_t n, int t, int, NcclComm*, void*) {
-    size_t k = ncclTypeSize(t);
-    return k ? ncclCopy(s, r, n * k) : 4;
+API int ncclCommInitRank(NcclComm** comm, int nranks, NcclId id, int rank) {
+    if (nranks < 1 || rank < 0 || rank >= nranks) return 4;
+    NcclComm* c = new NcclComm{nranks, rank};
+    if (nranks > 1) {
+        char name[96];
+        snprintf(name, sizeof name, "/%.60s", id.bytes);
+        size_t size = kNcclHeader + (size_t)nranks * kNcclSlot;
+        int fd = -1;
+        if (rank == 0) {
+            fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+            if (fd < 0 || ftruncate(fd, (off_t)size) != 0) { delete c; return 2; }  // ncclSystemError
+        } else {
+            double start = nowSeconds();
+            while ((fd = shm_open(name, O_RDWR, 0600)) < 0) {
+                if (nowSeconds() - start > ncclTimeout()) { delete c; return 2; }
+                usleep(2000);
+            }
+            struct stat st;
+            while (fstat(fd, &st) == 0 && (size_t)st.st_size < size) usleep(1000);
+        }
+        void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED) { delete c; return 2; }
+        c->shared = (NcclShared*)p;
+        c->mapped = size;
+        if (rank == 0) { c->shared->nranks = nranks; c->shared->ready.store(1, std::memory_order_release); }
+        while (c->shared->ready.load(std::memory_order_acquire) != 1) usleep(1000);
+        c->shared->joined.fetch_add(1);
+        ncclBarrier(c);  // every rank has mapped the segment: its name can go
+        if (rank == 0) shm_unlink(name);
+    }
+    *comm = c;
+    return 0;
 }
-API int ncclReduceScatter(const void* s, void* r, size_t n, int t, int, NcclComm*, void*) {
-    size_t k = ncclTypeSize(t);
-    return k ? ncclCopy(s, r, n * k) : 4;
+API int ncclCommDestroy(NcclComm* c) {
+    LOCK;
+    flush();
+    if (c->shared) munmap(c->shared, c->mapped);
+    delete c;
+    return 0;
 }
-API int ncclBroadcast(const void* s, void* r, size_t n, int t, int root, NcclComm*, void*) {
-    size_t k = ncclTypeSize(t);
-    return k && root == 0 ? ncclCopy(s, r, n * k) : 4;
-}
-API int ncclAllGather(const void* s, void* r, size_t n, int t, NcclComm*, void*) {
-    size_t k = ncclTypeSize(t);
-    return k ? ncclCopy(s, r, n * k) : 4;
-}
+API int ncclCommAbort(NcclComm* c) { if (c->shared) munmap(c->shared, c->mapped); delete c; return 0; }
+API int ncclAllReduce(const void* s, void* r, size_t n, int t, int op, NcclComm* c, void*) { return enqueueCollective(0, s, r, n, t, op, 0, c); }
+API int ncclBroadcast(const void* s, void* r, size_t n, int t, int root, NcclComm* c, void*) { return enqueueCollective(1, s, r, n, t, 0, root, c); }
+API int ncclReduceScatter(const void* s, void* r, size_t n, int t, int op, NcclComm* c, void*) { return enqueueCollective(2, s, r, n, t, op, 0, c); }
+API int ncclAllGather(const void* s, void* r, size_t n, int t, NcclComm* c, void*) { return enqueueCollective(3, s, r, n, t, 0, 0, c); }
 API int ncclSend(const void*, size_t, int, int, NcclComm*, void*) { return 4; }
 API int ncclRecv(void*, size_t, int, int, NcclComm*, void*) { return 4; }
 API int ncclGroupStart() { return 0; }
 API int ncclGroupEnd() { return 0; }
 API const char* ncclGetErrorString(int code) {
-    return code == 0 ? "no error" : code == 4 ? "invalid argument (the emulator's NCCL runs one rank, no send/recv)" : "NCCL error";
+    switch (code) {
+    case 0: return "no error";
+    case 2: return "system error (the emulator's shared memory)";
+    case 4: return "invalid argument (the emulator's NCCL has no send/recv)";
+    default: return "NCCL error";
+    }
 }
