@@ -179,30 +179,51 @@ final class CUDAThreadState {
 }
 
 /// Kernel arguments, packed as the driver wants them: an array of pointers to each value.
+/// The values live in one buffer per thread, reused by every launch (the driver copies the
+/// arguments when the kernel is launched).
 final class KernelArgs {
-    private var storage: [UnsafeMutableRawPointer] = []
-    deinit { storage.forEach { $0.deallocate() } }
+    private static let capacity = 4096
+    private let buffer = UnsafeMutableRawPointer.allocate(byteCount: KernelArgs.capacity, alignment: 16)
+    private var used = 0
+    private var pointers: [UnsafeMutableRawPointer?] = []
+    private static let local = ThreadLocal { KernelArgs() }
+
+    private init() { pointers.reserveCapacity(16) }
+    deinit { buffer.deallocate() }
+
+    /// This thread's arguments, emptied.
+    static func forThisThread() -> KernelArgs {
+        let a = local.value
+        a.used = 0
+        a.pointers.removeAll(keepingCapacity: true)
+        return a
+    }
+
+    private func slot(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let at = (used + 15) & ~15
+        precondition(at + bytes <= KernelArgs.capacity, "CUDA: kernel arguments exceed \(KernelArgs.capacity) bytes")
+        used = at + bytes
+        let p = buffer + at
+        pointers.append(p)
+        return p
+    }
 
     @discardableResult
     func add<T>(_ v: T) -> KernelArgs {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(MemoryLayout<T>.size, 8), alignment: 16)
-        p.storeBytes(of: v, as: T.self)
-        storage.append(p)
+        slot(max(MemoryLayout<T>.size, 8)).storeBytes(of: v, as: T.self)
         return self
     }
 
     /// A struct given as its 64-bit words (the `Geo` and `Win` structs of the kernels).
     @discardableResult
     func addWords(_ words: [Int64]) -> KernelArgs {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: words.count * 8, alignment: 16)
-        for (i, w) in words.enumerated() { p.storeBytes(of: w, toByteOffset: i * 8, as: Int64.self) }
-        storage.append(p)
+        let p = slot(words.count * 8)
+        words.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         return self
     }
 
     func withPointers(_ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Void) {
-        var ptrs: [UnsafeMutableRawPointer?] = storage
-        ptrs.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+        pointers.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
     }
 }
 

@@ -20,17 +20,37 @@ final class CUDABackend: Backend, @unchecked Sendable {
         dev.function("elementwise_\(d)", kernel) { KernelSource.elementwiseModule(d) }
     }
 
+    /// Elementwise kernel handles by an integer key (family, op, dtypes, contiguous form),
+    /// so that a launch builds no name string and hashes one integer.
+    private var handles: [Int: OpaquePointer] = [:]
+    private let handleLock = NSLock()
+
+    private static func key(_ family: Int, _ op: Int, _ d: DType, _ d2: DType = .bool) -> Int {
+        (((family << 8 | op) << 8 | d.rawValue) << 8 | d2.rawValue) << 1
+    }
+
     private func contiguousAll(_ ts: [Tensor]) -> Bool {
         ts.allSatisfy { $0.isContiguous } && Set(ts.map(\.shape)).count == 1
     }
 
     /// Runs an elementwise kernel over `out`'s shape with operands `ins` (broadcast views).
-    private func run(_ kernel: String, module d: DType, _ out: Tensor, _ ins: [Tensor], p0: Double = 0, p1: Double = 0) {
+    /// `key` identifies the kernel (see `key`); `kernel` names it, asked for on first use only.
+    private func run(_ key: Int, _ kernel: @autoclosure () -> String, module d: DType, _ out: Tensor, _ ins: [Tensor],
+                     p0: Double = 0, p1: Double = 0) {
         let n = out.count
         if n == 0 { return }
         let all = [out] + ins
-        let args = KernelArgs()
+        let args = KernelArgs.forThisThread()
         let contiguous = contiguousAll(all)
+        let k = key | (contiguous ? 1 : 0)
+        handleLock.lock()
+        var f = handles[k]
+        handleLock.unlock()
+        if f == nil {
+            let made = elementwise(contiguous ? kernel() + "_c" : kernel(), d)
+            handleLock.lock(); handles[k] = made; handleLock.unlock()
+            f = made
+        }
         if contiguous {
             args.add(Int64(n))
         } else {
@@ -39,7 +59,7 @@ final class CUDABackend: Backend, @unchecked Sendable {
         }
         for t in all { args.add(address(t)) }
         args.add(p0).add(p1)
-        dev.launch(elementwise(contiguous ? kernel + "_c" : kernel, d), items: n, args)
+        dev.launch(f!, items: n, args)
     }
 
     // MARK: Backend
@@ -53,7 +73,7 @@ final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     func fill(_ out: Tensor, _ value: Double) {
-        run(KernelSource.name("fill", out.dtype.description), module: out.dtype, out, [], p0: value)
+        run(CUDABackend.key(1, 0, out.dtype), KernelSource.name("fill", out.dtype.description), module: out.dtype, out, [], p0: value)
     }
 
     func copy(_ src: Tensor, into dst: Tensor) {
@@ -63,7 +83,8 @@ final class CUDABackend: Backend, @unchecked Sendable {
                             "cuMemcpyDtoDAsync")
             return
         }
-        run(KernelSource.name("copy", src.dtype.description, dst.dtype.description), module: src.dtype, dst, [src])
+        run(CUDABackend.key(2, 0, src.dtype, dst.dtype), KernelSource.name("copy", src.dtype.description, dst.dtype.description),
+            module: src.dtype, dst, [src])
     }
 
     func unary(_ op: UnaryOp, _ x: Tensor, _ out: Tensor) {
@@ -90,15 +111,17 @@ final class CUDABackend: Backend, @unchecked Sendable {
         guard KernelSource.unaryExpression(op, KernelSource.compute(x.dtype)) != nil else {
             fatalError("\(KernelSource.unaryName(op)): not defined for \(x.dtype) tensors on CUDA")
         }
-        run(KernelSource.name("unary", KernelSource.unaryName(op), x.dtype.description), module: x.dtype, out, [x], p0: p0, p1: p1)
+        run(CUDABackend.key(3, KernelSource.unaryIndex(op), x.dtype), KernelSource.name("unary", KernelSource.unaryName(op), x.dtype.description),
+            module: x.dtype, out, [x], p0: p0, p1: p1)
     }
 
     func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
-        run(KernelSource.name("binary", KernelSource.binaryName(op), a.dtype.description), module: a.dtype, out, [a, b])
+        run(CUDABackend.key(4, KernelSource.binaryIndex(op), a.dtype), KernelSource.name("binary", KernelSource.binaryName(op), a.dtype.description),
+            module: a.dtype, out, [a, b])
     }
 
     func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
-        run(KernelSource.name("select", out.dtype.description), module: out.dtype, out, [cond, a, b])
+        run(CUDABackend.key(5, 0, out.dtype), KernelSource.name("select", out.dtype.description), module: out.dtype, out, [cond, a, b])
     }
 
     func reduce(_ op: EmberCore.ReduceOp, _ x: Tensor, dims: [Int], _ out: Tensor) {
@@ -117,7 +140,7 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let outStrides = kept.map { out.strides[$0] }, inKept = kept.map { x.strides[$0] }
         let gk = geo(kept.map { x.shape[$0] }, [(outStrides, 0), (inKept, 0)])
         let gr = geo(dims.map { x.shape[$0] }, [([], 0), (dims.map { x.strides[$0] }, 0)])
-        let args = KernelArgs().addWords(gk).addWords(gr).add(address(out)).add(address(x))
+        let args = KernelArgs.forThisThread().addWords(gk).addWords(gr).add(address(out)).add(address(x))
         let (kernel, grid, block) = CUDABackend.reductionPlan(outputs: out.count, reduced: dims.map { x.shape[$0] }.reduce(1, *))
         let f = dev.function("reduce_\(d)", KernelSource.name(kernel, name, d.description)) { KernelSource.reductionModule(d) }
         dev.launch(f, grid: grid, block: block, args)
@@ -195,7 +218,7 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let outer = full.shape[..<dim].reduce(1, *), inner = full.shape[(dim + 1)...].reduce(1, *)
         let L = index.count, n = outer * L * inner
         if n == 0 { return }
-        let args = KernelArgs().add(Int64(n)).add(Int64(L)).add(Int64(full.shape[dim])).add(Int64(inner))
+        let args = KernelArgs.forThisThread().add(Int64(n)).add(Int64(L)).add(Int64(full.shape[dim])).add(Int64(inner))
             .add(address(out)).add(address(src)).add(address(index))
         dev.launch(structured(kernel, full.dtype), items: n, args)
     }
@@ -216,7 +239,7 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let full = xs
         xs[dim] = 0
         let g = geo(idx.shape, [(out.strides, 0), (xs, 0), ([], 0), (full, 0)])
-        let args = KernelArgs().addWords(g).add(Int32(dim)).add(address(out)).add(address(x)).add(address(idx))
+        let args = KernelArgs.forThisThread().addWords(g).add(Int32(dim)).add(address(out)).add(address(x)).add(address(idx))
         dev.launch(structured("gather", x.dtype), items: idx.count, args)
     }
 
@@ -226,7 +249,7 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let full = os
         os[dim] = 0
         let g = geo(idx.shape, [(os, 0), ([], 0), (src.strides, 0), (full, 0)])
-        let args = KernelArgs().addWords(g).add(Int32(dim)).add(Int32(accumulate ? 1 : 0)).add(address(out)).add(address(src)).add(address(idx))
+        let args = KernelArgs.forThisThread().addWords(g).add(Int32(dim)).add(Int32(accumulate ? 1 : 0)).add(address(out)).add(address(src)).add(address(idx))
         dev.launch(structured("scatter", out.dtype), items: idx.count, args)
     }
 
@@ -247,12 +270,12 @@ final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor) {
-        let args = KernelArgs().addWords(win(x.shape[0], g)).add(padValue).add(address(out)).add(address(x))
+        let args = KernelArgs.forThisThread().addWords(win(x.shape[0], g)).add(padValue).add(address(out)).add(address(x))
         dev.launch(structured("im2col", x.dtype), items: out.count, args)
     }
 
     func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor) {
-        let args = KernelArgs().addWords(win(out.shape[0], g)).add(address(out)).add(address(cols))
+        let args = KernelArgs.forThisThread().addWords(win(out.shape[0], g)).add(address(out)).add(address(cols))
         dev.launch(structured("col2im", out.dtype), items: out.count, args)
     }
 
@@ -279,27 +302,27 @@ final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) {
-        let args = KernelArgs().addWords(win(x.shape[0], g)).add(address(out)).add(address(indices)).add(address(x))
+        let args = KernelArgs.forThisThread().addWords(win(x.shape[0], g)).add(address(out)).add(address(indices)).add(address(x))
         dev.launch(structured("maxPool2d", x.dtype), items: out.count, args)
     }
 
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) {
         let l = grad.shape[2] * grad.shape[3], hw = out.shape[2] * out.shape[3]
-        let args = KernelArgs().add(Int64(grad.count)).add(Int64(l)).add(Int64(hw)).add(address(out)).add(address(grad)).add(address(indices))
+        let args = KernelArgs.forThisThread().add(Int64(grad.count)).add(Int64(l)).add(Int64(hw)).add(address(out)).add(address(grad)).add(address(indices))
         dev.launch(structured("maxPool2dBackward", out.dtype), items: grad.count, args)
     }
 
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool) {
         let n = x.shape.last ?? 1, rows = x.count / max(n, 1)
         if rows == 0 { return }
-        let args = KernelArgs().add(Int64(rows)).add(Int64(n)).add(Int32(log ? 1 : 0)).add(address(out)).add(address(x))
+        let args = KernelArgs.forThisThread().add(Int64(rows)).add(Int64(n)).add(Int32(log ? 1 : 0)).add(address(out)).add(address(x))
         dev.launch(structured("softmax", x.dtype), grid: rows, block: 256, args)
     }
 
     func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor) {
         let r = logits.shape[0], c = logits.shape[1]
         if r == 0 { return }
-        let args = KernelArgs().add(Int64(r)).add(Int64(c)).add(Int64(ignoreIndex)).add(address(loss)).add(address(lse))
+        let args = KernelArgs.forThisThread().add(Int64(r)).add(Int64(c)).add(Int64(ignoreIndex)).add(address(loss)).add(address(lse))
             .add(address(logits)).add(address(target))
         dev.launch(structured("crossEntropyRows", logits.dtype), grid: r, block: 256, args)
     }

@@ -226,6 +226,20 @@ public enum KernelSource {
 
     public static func binaryName(_ op: BinaryOp) -> String { binaryOps.first { $0.1 == op }!.0 }
 
+    /// The op's position in `unaryOps` (ops with parameters by their case).
+    public static func unaryIndex(_ op: UnaryOp) -> Int {
+        switch op {
+        case .softplus: return unaryOps.firstIndex { $0.0 == "softplus" }!
+        case .leakyRelu: return unaryOps.firstIndex { $0.0 == "leakyRelu" }!
+        case .powScalar: return unaryOps.firstIndex { $0.0 == "powScalar" }!
+        case .clamp: return unaryOps.firstIndex { $0.0 == "clamp" }!
+        default: return unaryOps.firstIndex { $0.1 == op }!
+        }
+    }
+
+    /// The op's position in `binaryOps`.
+    public static func binaryIndex(_ op: BinaryOp) -> Int { binaryOps.firstIndex { $0.1 == op }! }
+
     // MARK: - Modules
 
     /// Elementwise kernels of one input dtype: every unary op, every binary op, fill,

@@ -284,6 +284,61 @@ func speed() -> Int {
     return 0
 }
 
+// MARK: 5b. per-op cost of small ops (host overhead and launch), against PyTorch CUDA
+func overhead(torch: Bool) -> Int {
+    print("\n== per-op cost of small ops on \(gpu) (4 elements: host work and launch, not arithmetic)")
+    let a = Tensor.randn([4]).to(gpu), b = Tensor.randn([4]).to(gpu)
+    let x = Tensor.randn([4]).to(gpu).requiringGrad()
+    func sync() { if gpu != .cpu { Ember.CUDA.synchronize() } }
+    for _ in 0..<500 { _ = a + b }
+    for _ in 0..<50 { try! (x * a + b).sum().backward(); x.grad = nil }  // kernels compiled and cached
+    sync()
+    let n = 20_000
+    var t0 = Date()
+    for _ in 0..<n { _ = a + b }
+    let queued = Date().timeIntervalSince(t0)
+    sync()
+    let addUs = Date().timeIntervalSince(t0) / Double(n) * 1e6
+    t0 = Date()
+    for _ in 0..<(n / 10) {
+        let y = (x * a + b).sum()
+        try! y.backward()
+        x.grad = nil
+    }
+    sync()
+    // forward: mul, add, sum; backward: about 4 more kernels
+    let chainUs = Date().timeIntervalSince(t0) / Double(n / 10) * 1e6
+    print(String(format: "  add: %.2f µs per op (%.2f µs to queue); forward+backward of (x*a+b).sum(): %.1f µs", addUs, queued / Double(n) * 1e6, chainUs))
+    guard torch else { return 0 }
+    let script = """
+    import time, torch
+    d = torch.device('cuda'); a = torch.randn(4, device=d); b = torch.randn(4, device=d); x = torch.randn(4, device=d, requires_grad=True)
+    for _ in range(500): a + b
+    for _ in range(50):
+        y = (x * a + b).sum(); y.backward(); x.grad = None
+    torch.cuda.synchronize(); n = 20000; t0 = time.perf_counter()
+    for _ in range(n): a + b
+    torch.cuda.synchronize(); add = (time.perf_counter() - t0) / n * 1e6; t0 = time.perf_counter()
+    for _ in range(n // 10):
+        y = (x * a + b).sum(); y.backward(); x.grad = None
+    torch.cuda.synchronize(); print(add, (time.perf_counter() - t0) / (n // 10) * 1e6)
+    """
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = [python, "-c", script]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { print("  PyTorch: unavailable"); return 0 }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let v = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+    guard v.count == 2 else { print("  PyTorch: unavailable"); return 0 }
+    print(String(format: "  PyTorch CUDA: add %.2f µs, forward+backward %.1f µs; ratio Ember/PyTorch: add %.2f, forward+backward %.2f",
+                 v[0], v[1], addUs / v[0], chainUs / v[1]))
+    return 0
+}
+
 // MARK: orchestration
 // Each part runs in a child process of this same program, so that a crash (a bad kernel, a
 // driver error) costs only that part and one run on a lent GPU reports everything.
@@ -295,6 +350,7 @@ if let section = option("--section") {
     case "training": n = training()
     case "nccl": n = ncclGroupOfOne()
     case "speed": n = speed()
+    case "overhead": n = overhead(torch: args.contains("--torch"))
     default: print("unknown section \(section)"); n = 1
     }
     exit(n == 0 ? 0 : 1)
@@ -349,6 +405,8 @@ if let fx = try? Fixtures(url: URL(fileURLWithPath: fixturesPath)) {
 report("layers", child(["--section", "layers"], timeout: 600))
 report("training", child(["--section", "training"], timeout: 600))
 if !dryRun { report("nccl", child(["--section", "nccl"], timeout: 300)) }
+let emulated = !dryRun && Ember.CUDA.name(0).contains("emulator")
+report("overhead", child(["--section", "overhead"] + (runBench && !dryRun && !emulated ? ["--torch"] : []), timeout: 300))
 if runBench && !dryRun { report("speed", child(["--section", "speed"], timeout: 900)) }
 
 print("\n== \(failed == 0 ? "all GPU checks passed" : "\(failed) GPU check part(s) failed")")
