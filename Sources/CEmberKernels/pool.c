@@ -194,3 +194,7 @@ int ember_nccl_comm_init_rank(void *fn, void **comm, int nranks, const void *id1
     for (int i = 0; i < 128; i++) id.internal[i] = src[i];
     return ((ember_nccl_init_fn)fn)(comm, nranks, id, rank);
 }
+
+static _Atomic long ember_pin_scopes;
+void ember_pin_scopes_add(long delta) { atomic_fetch_add_explicit(&ember_pin_scopes, delta, memory_order_relaxed); }
+long ember_pin_scopes_load(void) { return atomic_load_explicit(&ember_pin_scopes, memory_order_relaxed); }

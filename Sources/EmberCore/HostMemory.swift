@@ -1,5 +1,5 @@
+import CEmberKernels
 import Foundation
-import Synchronization
 
 /// Page-locked ("pinned") host memory, which a GPU reads and writes by DMA while the host
 /// goes on (`pin_memory`). A GPU backend installs `pinnedAllocator` when it loads; without
@@ -10,25 +10,24 @@ public enum HostMemory {
 
     final class Scope { var depth = 0 }
     static let scope = ThreadLocal { Scope() }
-    /// Threads inside a pinning scope anywhere: the allocator looks at its thread's scope
-    /// only when this is not zero (one load on the hot path).
-    static let activeScopes = Atomic<Int>(0)
+    // Threads inside a pinning scope anywhere (a C atomic, `ember_pin_scopes_*`): the
+    // allocator looks at its thread's scope only when this is not zero (one load on the hot path).
 
     /// Runs `body` with every CPU tensor it creates on this thread in pinned memory (the
     /// DataLoader's `pinMemory` runs the batch function this way, whatever the batch type).
     public static func withPinnedAllocations<R>(_ body: () throws -> R) rethrows -> R {
         let s = scope.value
         s.depth += 1
-        activeScopes.add(1, ordering: .relaxed)
+        ember_pin_scopes_add(1)
         defer {
             s.depth -= 1
-            activeScopes.subtract(1, ordering: .relaxed)
+            ember_pin_scopes_add(-1)
         }
         return try body()
     }
 
     /// Whether CPU allocations on this thread go to pinned memory now.
     @inline(__always) static var pinningHere: Bool {
-        activeScopes.load(ordering: .relaxed) != 0 && pinnedAllocator != nil && scope.value.depth > 0
+        ember_pin_scopes_load() != 0 && pinnedAllocator != nil && scope.value.depth > 0
     }
 }

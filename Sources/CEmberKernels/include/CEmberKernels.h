@@ -86,6 +86,11 @@ void ember_pool_park(void);
 /// Whether this thread is running a pool job.
 int ember_pool_in_job(void);
 
+/// A process-wide counter with relaxed atomics (the number of threads inside a pinned
+/// allocation scope: the CPU allocator's fast path reads it).
+void ember_pin_scopes_add(long delta);
+long ember_pin_scopes_load(void);
+
 /// Calls NCCL's `ncclCommInitRank(comm, nranks, id, rank)` through `fn` (from dlsym): the
 /// 128-byte id is passed by value, which only C can spell.
 int ember_nccl_comm_init_rank(void *fn, void **comm, int nranks, const void *id128, int rank);
