@@ -16,9 +16,13 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cxx=${EMBER_EMULATOR_CXX:-}
 if [ -z "$cxx" ]; then
-  for c in clang++ c++ g++; do command -v "$c" > /dev/null && { cxx=$c; break; }; done
+  # The first compiler that builds C++17 with its standard library (the emulator uses <map>).
+  printf '#include <map>\n#include <math.h>\nint main() { std::map<int, int> m; return (int)m.size(); }\n' > "$dir/probe.cpp"
+  for c in clang++ c++ g++; do
+    command -v "$c" > /dev/null && "$c" -std=c++17 -o "$dir/probe" "$dir/probe.cpp" 2> /dev/null && { cxx=$c; break; }
+  done
 fi
-[ -n "$cxx" ] || { echo "cuda-emulator: no C++ compiler (clang++, c++ or g++)" >&2; exit 1; }
+[ -n "$cxx" ] || { echo "cuda-emulator: no working C++ compiler (tried clang++, c++, g++; apt-get install g++)" >&2; exit 1; }
 "$cxx" -std=c++17 -O2 -fPIC -shared -o "$dir/libember-cuda-emulator.so" Tools/cuda-emulator/emulator.cpp -ldl -lpthread
 if [ "$1" = --selftest ]; then
   "$cxx" -std=c++17 -O1 -o "$dir/selftest" Tools/cuda-emulator/selftest.cpp -ldl
