@@ -145,6 +145,7 @@ struct Train: ParsableCommand {
             net.train()
             let bar = Progress(total: stepsThisRank, label: "epoch \(epoch + 1)/\(epochs)", quiet: quiet || rank != 0)
             var seen = 0, step = 0
+            var pendingLosses: [Tensor] = []
             let batches = loader.makeBatchIterator()
             while let (x, y) = try batches.next() {
                 // Batches are pinned on a GPU run: their copies are queued without waiting.
@@ -155,7 +156,23 @@ struct Train: ParsableCommand {
                 if schedule == "onecycle" { scheduler?.step() }
                 seen += y.count
                 step += 1
-                bar.update(step, loss: loss.item(), samples: seen)
+                if dev == .cpu {
+                    bar.update(step, loss: loss.item(), samples: seen)
+                } else {
+                    // Reading a loss waits for the GPU: keep them there and read 20 at once,
+                    // so the host queues the next steps meanwhile (the same smoothed values).
+                    pendingLosses.append(loss.detach())
+                    if pendingLosses.count == 20 {
+                        for v in Tensor.stack(pendingLosses).to(.cpu).toArray(Float.self) { bar.record(Double(v)) }
+                        pendingLosses.removeAll()
+                        bar.draw(step, samples: seen)
+                    }
+                }
+            }
+            if !pendingLosses.isEmpty {
+                for v in Tensor.stack(pendingLosses).to(.cpu).toArray(Float.self) { bar.record(Double(v)) }
+                pendingLosses.removeAll()
+                bar.draw(step, samples: seen)
             }
             if schedule != "onecycle" { scheduler?.step() }
             if rank == 0 { bar.finish() }
@@ -213,7 +230,14 @@ final class Progress {
     }
 
     func update(_ step: Int, loss: Double, samples: Int) {
-        lossAvg = lossAvg.map { 0.98 * $0 + 0.02 * loss } ?? loss
+        record(loss)
+        draw(step, samples: samples)
+    }
+
+    /// Adds one step's loss to the smoothed mean.
+    func record(_ loss: Double) { lossAvg = lossAvg.map { 0.98 * $0 + 0.02 * loss } ?? loss }
+
+    func draw(_ step: Int, samples: Int) {
         let now = DispatchTime.now().uptimeNanoseconds
         guard !quiet, now - lastDraw > 100_000_000 || step == total else { return }
         lastDraw = now
