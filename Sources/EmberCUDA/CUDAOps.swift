@@ -30,7 +30,9 @@ final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     private func contiguousAll(_ ts: [Tensor]) -> Bool {
-        ts.allSatisfy { $0.isContiguous } && Set(ts.map(\.shape)).count == 1
+        let shape = ts[0].shape
+        for t in ts where !t.isContiguous || t.shape != shape { return false }
+        return true
     }
 
     /// Runs an elementwise kernel over `out`'s shape with operands `ins` (broadcast views).

@@ -146,6 +146,11 @@ struct Train: ParsableCommand {
             let bar = Progress(total: stepsThisRank, label: "epoch \(epoch + 1)/\(epochs)", quiet: quiet || rank != 0)
             var seen = 0, step = 0
             var pendingLosses: [Tensor] = []
+            func readPendingLosses() {
+                for v in Tensor.stack(pendingLosses).to(.cpu).toArray(Float.self) { bar.record(Double(v)) }
+                pendingLosses.removeAll()
+                bar.draw(step, samples: seen)
+            }
             let batches = loader.makeBatchIterator()
             while let (x, y) = try batches.next() {
                 // Batches are pinned on a GPU run: their copies are queued without waiting.
@@ -162,18 +167,10 @@ struct Train: ParsableCommand {
                     // Reading a loss waits for the GPU: keep them there and read 20 at once,
                     // so the host queues the next steps meanwhile (the same smoothed values).
                     pendingLosses.append(loss.detach())
-                    if pendingLosses.count == 20 {
-                        for v in Tensor.stack(pendingLosses).to(.cpu).toArray(Float.self) { bar.record(Double(v)) }
-                        pendingLosses.removeAll()
-                        bar.draw(step, samples: seen)
-                    }
+                    if pendingLosses.count == 20 { readPendingLosses() }
                 }
             }
-            if !pendingLosses.isEmpty {
-                for v in Tensor.stack(pendingLosses).to(.cpu).toArray(Float.self) { bar.record(Double(v)) }
-                pendingLosses.removeAll()
-                bar.draw(step, samples: seen)
-            }
+            if !pendingLosses.isEmpty { readPendingLosses() }
             if schedule != "onecycle" { scheduler?.step() }
             if rank == 0 { bar.finish() }
             let acc = try evaluate(net, test, nt, batch, group, dev)
