@@ -14,6 +14,8 @@ extension Ember {
             var nvrtc: NVRTC?
             var cublasStatus = "not loaded"
             var pinned: PinnedPool?
+            var cudnn: CUDNN?
+            var cudnnStatus = "not loaded"
         }
 
         nonisolated(unsafe) private static var _allowTF32 = false
@@ -52,6 +54,17 @@ extension Ember {
                     let d = try CUDADevice(index: i, driver: driver, nvrtc: nvrtc, cublas: cublas)
                     s.devices.append(d)
                     BackendRegistry.register(CUDABackend(d), for: .cuda(i))
+                }
+                if ProcessInfo.processInfo.environment["EMBER_CUDNN"] == "0" {
+                    s.cudnnStatus = "off (EMBER_CUDNN=0): convolutions use im2col + cuBLAS"
+                } else {
+                    do {
+                        let dnn = try CUDNN.load()
+                        s.cudnn = dnn
+                        s.cudnnStatus = "\(dnn.version) from \(dnn.library.path)"
+                    } catch {
+                        s.cudnnStatus = "not found, convolutions use im2col + cuBLAS (pip install nvidia-cudnn-cu12): \(error)"
+                    }
                 }
                 let first = s.devices[0]
                 let pool = PinnedPool(driver: driver) { first.makeCurrent() }
@@ -109,6 +122,7 @@ extension Ember {
             if let d = s.driver { lines.append("driver: \(d.library.path), CUDA \(d.version / 1000).\(d.version % 1000 / 10)") }
             if let n = s.nvrtc { lines.append("NVRTC \(n.version.major).\(n.version.minor): \(n.library.path)") }
             if s.driver != nil { lines.append("cuBLAS: \(s.cublasStatus)") }
+            if s.driver != nil { lines.append("cuDNN: \(s.cudnnStatus)") }
             for d in s.devices {
                 lines.append("cuda:\(d.index): \(d.name), compute \(d.capability.major).\(d.capability.minor), \(d.totalMemory >> 20) MiB, kernels built for \(d.target)")
             }

@@ -148,6 +148,42 @@ final class CUDABackend: Backend, @unchecked Sendable {
         dev.launch(f, grid: grid, block: block, args)
     }
 
+    // MARK: cuDNN convolutions (float32, one group)
+
+    private var dnnHandle: OpaquePointer?
+
+    /// Runs a cuDNN pass on this device's current stream, or returns false (no cuDNN, not
+    /// float32, or cuDNN refused): the caller then uses im2col + cuBLAS.
+    private func cudnn(_ kind: CUDNN.Kind, x: Tensor, w: Tensor, y: Tensor, _ g: WindowGeometry) -> Bool {
+        guard let dnn = Ember.CUDA.state.cudnn, x.dtype == .float32, w.dtype == .float32, y.dtype == .float32 else { return false }
+        dev.makeCurrent()
+        handleLock.lock()
+        if dnnHandle == nil { dnnHandle = dnn.handle(stream: dev.stream) }
+        let h = dnnHandle
+        handleLock.unlock()
+        guard let h else { return false }
+        _ = dnn.setStream(h, dev.stream)
+        let d = dev
+        return dnn.run(kind, handle: h, x: (x, address(x)), w: (w, address(w)), y: (y, address(y)), g: g,
+                       allowTF32: Ember.CUDA.allowTF32) { bytes in
+            guard bytes > 0 else { return (0, {}) }
+            let p = d.allocate(bytes)
+            return (p, { d.free(p, bytes) })  // stream-ordered: reused only by later work of this stream
+        }
+    }
+
+    func convolution2d(_ x: Tensor, _ w: Tensor, _ g: WindowGeometry, _ out: Tensor) -> Bool {
+        cudnn(.forward, x: x, w: w, y: out, g)
+    }
+
+    func convolution2dBackwardData(_ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dx: Tensor) -> Bool {
+        cudnn(.backwardData, x: dx, w: w, y: dy, g)
+    }
+
+    func convolution2dBackwardFilter(_ x: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dw: Tensor) -> Bool {
+        cudnn(.backwardFilter, x: x, w: dw, y: dy, g)
+    }
+
     /// How a reduction of `reduced` elements into each of `outputs` outputs runs: one thread
     /// per output (`reduceEach`) when there are many outputs of few elements, else one block
     /// per output (`reduce`, a shared-memory tree) with as many threads as the elements use.

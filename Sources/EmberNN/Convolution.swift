@@ -34,7 +34,8 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, stride:
             input = x.pad([tw / 2, tw - tw / 2, th / 2, th - th / 2])
         }
     }
-    if groups == 1 && input.device == .cpu {
+    // One group: a single op (the CPU's fused kernels, cuDNN on a GPU, else im2col + GEMM).
+    if groups == 1 {
         return input.conv2dIm2col(weight, bias, stride: stride, padding: pad, dilation: dilation)
     }
     let cols = input.unfold(kernel: (kh, kw), dilation: dilation, padding: pad, stride: stride)  // [N, C·kh·kw, L]

@@ -262,7 +262,7 @@ struct Function { Module* module; const KernelInfo* info; };
 
 // MARK: - the queue
 
-enum OpKind { LAUNCH, COPY, MEMSET, EVENT, GEMM_F32, GEMM_F64, NCCL };
+enum OpKind { LAUNCH, COPY, MEMSET, EVENT, GEMM_F32, GEMM_F64, NCCL, CUDNN };
 
 struct Gemm {
     int ta, tb, m, n, k;
@@ -487,6 +487,8 @@ void runGemm(const Gemm& g) {
 }
 
 void runCollective(const Op& op);
+void runDnnOp(size_t index);
+void clearDnnOps();
 
 void flush() {
     if (queue.empty()) return;
@@ -503,8 +505,10 @@ void flush() {
         case GEMM_F32: runGemm<float>(op.gemm); break;
         case GEMM_F64: runGemm<double>(op.gemm); break;
         case NCCL: runCollective(op); break;
+        case CUDNN: runDnnOp(op.bytes); break;
         }
     }
+    clearDnnOps();
     leaveDevice();
 }
 
@@ -1270,4 +1274,158 @@ API const char* ncclGetErrorString(int code) {
     case 4: return "invalid argument (the emulator's NCCL has no send/recv)";
     default: return "NCCL error";
     }
+}
+
+// MARK: - cuDNN: the legacy convolution API for NCHW float/double tensors, as direct loops
+
+namespace {
+struct DnnTensor { int dtype = 0, n = 0, c = 0, h = 0, w = 0; };
+struct DnnFilter { int dtype = 0, k = 0, c = 0, h = 0, w = 0; };
+struct DnnConv { int ph = 0, pw = 0, sh = 1, sw = 1, dh = 1, dw = 1, mode = 1, groups = 1, math = 0; };
+struct DnnHandle { void* stream = nullptr; };
+// cudnnConvolution*AlgoPerf_t: algo, status, time, memory, determinism, mathType, reserved[3]
+struct DnnPerf { int algo; int status; float time; size_t memory; int determinism; int mathType; int reserved[3]; };
+
+struct DnnConvOp {
+    int kind;  // 0 forward, 1 backward data, 2 backward filter
+    DnnTensor x, y;
+    DnnFilter w;
+    DnnConv conv;
+    double alpha, beta;
+    uint64_t px, pw, py;  // x, w, y (for backward: dy in py; the output is dx / dw)
+};
+std::vector<DnnConvOp> dnnOps;  // queued convolutions, referenced by index from the queue
+
+template <typename T> void runDnn(const DnnConvOp& o) {
+    const DnnTensor &X = o.x, &Y = o.y;
+    const DnnFilter& W = o.w;
+    const DnnConv& cv = o.conv;
+    T* x = (T*)(uintptr_t)o.px;
+    T* w = (T*)(uintptr_t)o.pw;
+    T* y = (T*)(uintptr_t)o.py;
+    auto xi = [&](int n, int c, int h, int ww) { return (((size_t)n * X.c + c) * X.h + h) * X.w + ww; };
+    auto wi = [&](int k, int c, int h, int ww) { return (((size_t)k * W.c + c) * W.h + h) * W.w + ww; };
+    auto yi = [&](int n, int k, int h, int ww) { return (((size_t)n * Y.c + k) * Y.h + h) * Y.w + ww; };
+    T alpha = (T)o.alpha, beta = (T)o.beta;
+    if (o.kind == 0) {
+        for (int n = 0; n < Y.n; n++) for (int k = 0; k < Y.c; k++) for (int i = 0; i < Y.h; i++) for (int j = 0; j < Y.w; j++) {
+            T acc = 0;
+            for (int c = 0; c < W.c; c++) for (int p = 0; p < W.h; p++) for (int q = 0; q < W.w; q++) {
+                int ih = i * cv.sh - cv.ph + p * cv.dh, iw = j * cv.sw - cv.pw + q * cv.dw;
+                if (ih < 0 || ih >= X.h || iw < 0 || iw >= X.w) continue;
+                int pp = cv.mode == 0 ? W.h - 1 - p : p, qq = cv.mode == 0 ? W.w - 1 - q : q;
+                acc += x[xi(n, c, ih, iw)] * w[wi(k, c, pp, qq)];
+            }
+            size_t at = yi(n, k, i, j);
+            y[at] = beta == 0 ? alpha * acc : alpha * acc + beta * y[at];
+        }
+    } else if (o.kind == 1) {  // dx = conv^T(dy, w); x holds dx
+        std::vector<T> dx((size_t)X.n * X.c * X.h * X.w, 0);
+        for (int n = 0; n < Y.n; n++) for (int k = 0; k < Y.c; k++) for (int i = 0; i < Y.h; i++) for (int j = 0; j < Y.w; j++) {
+            T g = y[yi(n, k, i, j)];
+            for (int c = 0; c < W.c; c++) for (int p = 0; p < W.h; p++) for (int q = 0; q < W.w; q++) {
+                int ih = i * cv.sh - cv.ph + p * cv.dh, iw = j * cv.sw - cv.pw + q * cv.dw;
+                if (ih < 0 || ih >= X.h || iw < 0 || iw >= X.w) continue;
+                int pp = cv.mode == 0 ? W.h - 1 - p : p, qq = cv.mode == 0 ? W.w - 1 - q : q;
+                dx[xi(n, c, ih, iw)] += g * w[wi(k, c, pp, qq)];
+            }
+        }
+        for (size_t i = 0; i < dx.size(); i++) x[i] = beta == 0 ? alpha * dx[i] : alpha * dx[i] + beta * x[i];
+    } else {  // dw = Σ dy ⊗ x; w holds dw
+        std::vector<T> dw((size_t)W.k * W.c * W.h * W.w, 0);
+        for (int n = 0; n < Y.n; n++) for (int k = 0; k < Y.c; k++) for (int i = 0; i < Y.h; i++) for (int j = 0; j < Y.w; j++) {
+            T g = y[yi(n, k, i, j)];
+            for (int c = 0; c < W.c; c++) for (int p = 0; p < W.h; p++) for (int q = 0; q < W.w; q++) {
+                int ih = i * cv.sh - cv.ph + p * cv.dh, iw = j * cv.sw - cv.pw + q * cv.dw;
+                if (ih < 0 || ih >= X.h || iw < 0 || iw >= X.w) continue;
+                int pp = cv.mode == 0 ? W.h - 1 - p : p, qq = cv.mode == 0 ? W.w - 1 - q : q;
+                dw[wi(k, c, pp, qq)] += g * x[xi(n, c, ih, iw)];
+            }
+        }
+        for (size_t i = 0; i < dw.size(); i++) w[i] = beta == 0 ? alpha * dw[i] : alpha * dw[i] + beta * w[i];
+    }
+}
+
+void clearDnnOps() { dnnOps.clear(); }
+
+void runDnnOp(size_t index) {
+    const DnnConvOp& o = dnnOps[index];
+    if (o.x.dtype == 1) runDnn<double>(o); else runDnn<float>(o);
+}
+
+int dnnEnqueue(int kind, const void* alpha, DnnTensor* x, uint64_t px, DnnFilter* w, uint64_t pw, DnnConv* conv,
+               const void* beta, DnnTensor* y, uint64_t py) {
+    LOCK;
+    if (!x || !w || !y || !conv || x->dtype != w->dtype || x->dtype != y->dtype || (x->dtype != 0 && x->dtype != 1)) return 3;  // BAD_PARAM
+    if (conv->groups != 1 || x->c != w->c || y->c != w->k || x->n != y->n) return 9;  // NOT_SUPPORTED (the emulator: groups 1)
+    int oh = (x->h + 2 * conv->ph - conv->dh * (w->h - 1) - 1) / conv->sh + 1, ow = (x->w + 2 * conv->pw - conv->dw * (w->w - 1) - 1) / conv->sw + 1;
+    if (oh != y->h || ow != y->w) return 3;
+    size_t es = x->dtype == 1 ? 8 : 4;
+    if (!isDevice(px, (size_t)x->n * x->c * x->h * x->w * es) || !isDevice(pw, (size_t)w->k * w->c * w->h * w->w * es)
+        || !isDevice(py, (size_t)y->n * y->c * y->h * y->w * es)) return 3;
+    if (traceOn()) fprintf(stderr, "[emulator] cudnn %s [%d, %d, %d, %d] * [%d, %d, %d, %d]\n",
+                           kind == 0 ? "forward" : kind == 1 ? "backwardData" : "backwardFilter", x->n, x->c, x->h, x->w, w->k, w->c, w->h, w->w);
+    DnnConvOp o;
+    o.kind = kind; o.x = *x; o.w = *w; o.y = *y; o.conv = *conv;
+    o.alpha = x->dtype == 1 ? *(const double*)alpha : *(const float*)alpha;
+    o.beta = x->dtype == 1 ? *(const double*)beta : *(const float*)beta;
+    o.px = px; o.pw = pw; o.py = py;
+    dnnOps.push_back(o);
+    Op op; op.kind = CUDNN; op.bytes = dnnOps.size() - 1;
+    enqueue(std::move(op));
+    return 0;
+}
+}  // namespace
+
+API size_t cudnnGetVersion() { return 90100; }
+API const char* cudnnGetErrorString(int s) { return s == 0 ? "CUDNN_STATUS_SUCCESS" : s == 9 ? "CUDNN_STATUS_NOT_SUPPORTED" : "CUDNN_STATUS_BAD_PARAM"; }
+API int cudnnCreate(DnnHandle** h) { *h = new DnnHandle(); return 0; }
+API int cudnnDestroy(DnnHandle* h) { delete h; return 0; }
+API int cudnnSetStream(DnnHandle* h, void* s) { h->stream = s; return 0; }
+API int cudnnCreateTensorDescriptor(DnnTensor** d) { *d = new DnnTensor(); return 0; }
+API int cudnnDestroyTensorDescriptor(DnnTensor* d) { delete d; return 0; }
+API int cudnnSetTensor4dDescriptor(DnnTensor* d, int format, int dtype, int n, int c, int h, int w) {
+    if (format != 0 || n <= 0 || c <= 0 || h <= 0 || w <= 0) return 3;  // NCHW only
+    *d = DnnTensor{dtype, n, c, h, w};
+    return 0;
+}
+API int cudnnCreateFilterDescriptor(DnnFilter** d) { *d = new DnnFilter(); return 0; }
+API int cudnnDestroyFilterDescriptor(DnnFilter* d) { delete d; return 0; }
+API int cudnnSetFilter4dDescriptor(DnnFilter* d, int dtype, int format, int k, int c, int h, int w) {
+    if (format != 0 || k <= 0 || c <= 0 || h <= 0 || w <= 0) return 3;
+    *d = DnnFilter{dtype, k, c, h, w};
+    return 0;
+}
+API int cudnnCreateConvolutionDescriptor(DnnConv** d) { *d = new DnnConv(); return 0; }
+API int cudnnDestroyConvolutionDescriptor(DnnConv* d) { delete d; return 0; }
+API int cudnnSetConvolution2dDescriptor(DnnConv* d, int ph, int pw, int sh, int sw, int dh, int dw, int mode, int) {
+    if (ph < 0 || pw < 0 || sh <= 0 || sw <= 0 || dh <= 0 || dw <= 0) return 3;
+    d->ph = ph; d->pw = pw; d->sh = sh; d->sw = sw; d->dh = dh; d->dw = dw; d->mode = mode;
+    return 0;
+}
+API int cudnnSetConvolutionGroupCount(DnnConv* d, int g) { d->groups = g; return 0; }
+API int cudnnSetConvolutionMathType(DnnConv* d, int m) { d->math = m; return 0; }
+static int dnnOneAlgo(int requested, int* returned, DnnPerf* perf) {
+    if (requested < 1) return 3;
+    *returned = 1;
+    perf[0] = DnnPerf{1, 0, 0.0f, 0, 1, 0, {0, 0, 0}};
+    return 0;
+}
+API int cudnnGetConvolutionForwardAlgorithm_v7(DnnHandle*, DnnTensor*, DnnFilter*, DnnConv*, DnnTensor*, int req, int* ret, DnnPerf* p) { return dnnOneAlgo(req, ret, p); }
+API int cudnnGetConvolutionBackwardDataAlgorithm_v7(DnnHandle*, DnnFilter*, DnnTensor*, DnnConv*, DnnTensor*, int req, int* ret, DnnPerf* p) { return dnnOneAlgo(req, ret, p); }
+API int cudnnGetConvolutionBackwardFilterAlgorithm_v7(DnnHandle*, DnnTensor*, DnnTensor*, DnnConv*, DnnFilter*, int req, int* ret, DnnPerf* p) { return dnnOneAlgo(req, ret, p); }
+API int cudnnGetConvolutionForwardWorkspaceSize(DnnHandle*, DnnTensor*, DnnFilter*, DnnConv*, DnnTensor*, int, size_t* s) { *s = 256; return 0; }
+API int cudnnGetConvolutionBackwardDataWorkspaceSize(DnnHandle*, DnnFilter*, DnnTensor*, DnnConv*, DnnTensor*, int, size_t* s) { *s = 256; return 0; }
+API int cudnnGetConvolutionBackwardFilterWorkspaceSize(DnnHandle*, DnnTensor*, DnnTensor*, DnnConv*, DnnFilter*, int, size_t* s) { *s = 256; return 0; }
+API int cudnnConvolutionForward(DnnHandle*, const void* alpha, DnnTensor* xd, const void* x, DnnFilter* wd, const void* w, DnnConv* cd,
+                                int, void*, size_t, const void* beta, DnnTensor* yd, void* y) {
+    return dnnEnqueue(0, alpha, xd, (uint64_t)(uintptr_t)x, wd, (uint64_t)(uintptr_t)w, cd, beta, yd, (uint64_t)(uintptr_t)y);
+}
+API int cudnnConvolutionBackwardData(DnnHandle*, const void* alpha, DnnFilter* wd, const void* w, DnnTensor* dyd, const void* dy, DnnConv* cd,
+                                     int, void*, size_t, const void* beta, DnnTensor* dxd, void* dx) {
+    return dnnEnqueue(1, alpha, dxd, (uint64_t)(uintptr_t)dx, wd, (uint64_t)(uintptr_t)w, cd, beta, dyd, (uint64_t)(uintptr_t)dy);
+}
+API int cudnnConvolutionBackwardFilter(DnnHandle*, const void* alpha, DnnTensor* xd, const void* x, DnnTensor* dyd, const void* dy, DnnConv* cd,
+                                       int, void*, size_t, const void* beta, DnnFilter* dwd, void* dw) {
+    return dnnEnqueue(2, alpha, xd, (uint64_t)(uintptr_t)x, dwd, (uint64_t)(uintptr_t)dw, cd, beta, dyd, (uint64_t)(uintptr_t)dy);
 }

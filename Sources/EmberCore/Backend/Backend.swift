@@ -138,6 +138,9 @@ public protocol Backend: AnyObject {
     /// Copies host bytes into a contiguous tensor. The host bytes may be reused as soon as
     /// this returns.
     func writeBytes(_ t: Tensor, from: UnsafeRawPointer)
+    func convolution2d(_ x: Tensor, _ w: Tensor, _ g: WindowGeometry, _ out: Tensor) -> Bool
+    func convolution2dBackwardData(_ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dx: Tensor) -> Bool
+    func convolution2dBackwardFilter(_ x: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dw: Tensor) -> Bool
     /// `readBytes` that may return before the copy is done when `into` is pinned memory and
     /// `nonBlocking` is set (the data is there after the device synchronises).
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool)
@@ -147,6 +150,16 @@ public protocol Backend: AnyObject {
 }
 
 extension Backend {
+    /// A library convolution (cuDNN on a GPU): `out = conv2d(x, w)` for contiguous
+    /// `x [N, C, H, W]`, `w [O, C, kh, kw]`, `out [N, O, Ho, Wo]` with `g`'s geometry.
+    /// Returns false when the backend has none for these arguments (the caller then uses
+    /// im2col and matrix products).
+    public func convolution2d(_ x: Tensor, _ w: Tensor, _ g: WindowGeometry, _ out: Tensor) -> Bool { false }
+    /// The input gradient of `convolution2d`: `dx` from `dy` and `w` (false: not handled).
+    public func convolution2dBackwardData(_ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dx: Tensor) -> Bool { false }
+    /// The weight gradient of `convolution2d`: `dw` from `x` and `dy` (false: not handled).
+    public func convolution2dBackwardFilter(_ x: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dw: Tensor) -> Bool { false }
+
     public func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool) { readBytes(t, into: into) }
     public func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool) { writeBytes(t, from: from) }
 }

@@ -75,12 +75,21 @@ extension Tensor {
         if device == .cpu && (compute == .float32 || compute == .float64) {
             return conv2dCPU(x, weight, bias, g, compute: compute)
         }
-        let cols = Tensor(uninitialized: [n, ck, l], dtype: compute, device: device)
-        device.backend.im2col(x, g, padValue: 0, cols)
-        let w2 = weight.cast(compute).contiguous().reshape([o, ck])
+        let w4 = weight.cast(compute).contiguous()
+        let w2 = w4.reshape([o, ck])
         let y = Tensor(uninitialized: [n, o, l], dtype: compute, device: device)
-        device.backend.matmul(w2.broadcastView([n, o, ck]), cols, y)
-        var out = Tensor(storage: y.storage, layout: Layout(contiguous: [n, o, ho, wo]), dtype: compute)
+        let y4 = Tensor(storage: y.storage, layout: Layout(contiguous: [n, o, ho, wo]), dtype: compute)
+        // A library convolution when the backend has one (cuDNN), else im2col + GEMM; the
+        // columns are kept for the weight gradient only on the second path.
+        var cols: Tensor? = nil
+        let library = device.backend.convolution2d(x, w4, g, y4)
+        if !library {
+            let c = Tensor(uninitialized: [n, ck, l], dtype: compute, device: device)
+            device.backend.im2col(x, g, padValue: 0, c)
+            device.backend.matmul(w2.broadcastView([n, o, ck]), c, y)
+            cols = c
+        }
+        var out = y4
         if let bias { out = withNoGrad { out + bias.cast(compute).reshape([1, o, 1, 1]) } }
         let result = out.cast(DType.promote(dtype, weight.dtype))
         let inputs = [self, weight] + (bias.map { [$0] } ?? [])
@@ -97,17 +106,29 @@ extension Tensor {
                     return [gx, gw] + (bias != nil ? [ctx.grad.sum(dims: [0, 2, 3])] : [])
                 }
                 let gc = gr.cast(compute).contiguous()
+                let backend = gc.device.backend
+                let dy4 = gc.reshape([n, o, ho, wo])
                 var gx: Tensor? = nil, gw: Tensor? = nil
                 if ctx.needsGrad(0) {
-                    let gcols = Tensor(uninitialized: [n, ck, l], dtype: compute, device: gc.device)
-                    gc.device.backend.matmul(w2.t().broadcastView([n, ck, o]), gc, gcols)
-                    let img = Tensor.zeros(inShape, dtype: compute, device: gc.device)
-                    gc.device.backend.col2im(gcols, g, img)
+                    let img = Tensor(uninitialized: inShape, dtype: compute, device: gc.device)
+                    if !(library && backend.convolution2dBackwardData(w4, dy4, g, img)) {
+                        let gcols = Tensor(uninitialized: [n, ck, l], dtype: compute, device: gc.device)
+                        backend.matmul(w2.t().broadcastView([n, ck, o]), gc, gcols)
+                        backend.fill(img, 0)
+                        backend.col2im(gcols, g, img)
+                    }
                     gx = img
                 }
                 if ctx.needsGrad(1) {
-                    let acc = Tensor(uninitialized: [o, ck], dtype: compute, device: gc.device)
-                    gc.device.backend.matmulSumBatches(gc, cols.mT, acc)
+                    let acc = Tensor(uninitialized: [o, c, kh, kw], dtype: compute, device: gc.device)
+                    if !(library && backend.convolution2dBackwardFilter(x, dy4, g, acc)) {
+                        let columns = cols ?? {
+                            let c2 = Tensor(uninitialized: [n, ck, l], dtype: compute, device: gc.device)
+                            backend.im2col(x, g, padValue: 0, c2)
+                            return c2
+                        }()
+                        backend.matmulSumBatches(gc, columns.mT, acc.reshape([o, ck]))
+                    }
                     gw = acc.reshape(wt.shape)
                 }
                 let gb = bias != nil && ctx.needsGrad(2) ? ctx.grad.sum(dims: [0, 2, 3]) : nil
