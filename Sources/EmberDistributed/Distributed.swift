@@ -42,6 +42,16 @@ public enum Distributed {
         return 0
     }
 
+    /// Processes of this job on this machine (`LOCAL_WORLD_SIZE` or the launcher's own
+    /// variable), or nil when no launcher says.
+    public static var localWorldSize: Int? {
+        let env = ProcessInfo.processInfo.environment
+        for k in ["LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
+            if let v = env[k], let n = Int(v) { return n }
+        }
+        return nil
+    }
+
     /// The default timeout: `EMBER_DIST_TIMEOUT` seconds, else 30 minutes (as PyTorch).
     public static var defaultTimeout: Double {
         ProcessInfo.processInfo.environment["EMBER_DIST_TIMEOUT"].flatMap(Double.init) ?? 1800
@@ -85,6 +95,11 @@ public enum Distributed {
                 // Every rank has read the id before rank 0's store may go away.
                 try store.barrier("ember/nccl/joined", worldSize: world)
                 rendezvousStore = store
+            }
+            // NCCL refuses two ranks on one GPU ("invalid usage"): say what to do instead.
+            if let local = localWorldSize, local > Ember.CUDA.deviceCount {
+                throw DistributedError.backend(
+                    "the NCCL backend needs one GPU per process: this machine runs \(local) processes of the job and has \(Ember.CUDA.deviceCount) GPU(s); start at most \(Ember.CUDA.deviceCount) per machine (ember launch --nproc \(Ember.CUDA.deviceCount)), or train on the CPU over MPI (--device cpu)")
             }
             let device = localRank % Ember.CUDA.deviceCount
             let comm = CommThread(name: "ember-comm")

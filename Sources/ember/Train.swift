@@ -76,11 +76,12 @@ struct Train: ParsableCommand {
         let trainImages = train.images.narrow(0, start: 0, length: n), trainLabels = train.labels.narrow(0, start: 0, length: n)
         let nt = min(testLimit ?? test.count, test.count)
 
-        // The device: --device, else a GPU when one is usable (data-parallel runs use MPI,
-        // which takes CPU tensors).
+        // The device: --device, else a GPU when one is usable (data-parallel GPU runs use
+        // NCCL, one GPU per process: the group's device).
         let dev: Device
         if let d = device {
-            dev = try Train.parseDevice(d)
+            // Plain `cuda` in a data-parallel job means this rank's GPU (one per process).
+            dev = d == "cuda" && group?.device != nil && group?.device != .cpu ? group!.device : try Train.parseDevice(d)
             if dev != .cpu, !Ember.CUDA.isAvailable {
                 throw ValidationError("--device \(d): no usable GPU: \(Ember.CUDA.unavailableReason ?? "")")
             }

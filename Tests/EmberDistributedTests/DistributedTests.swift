@@ -52,12 +52,17 @@ final class DistributedTests: XCTestCase {
     func testNCCLCollectivesAndDataParallelOnGPUs() throws {
         let h = try harness()
         guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
-        let emulated = Ember.CUDA.name(0).contains("emulator")
-        if !emulated && Ember.CUDA.deviceCount < 2 { throw XCTSkip("NCCL needs a GPU per rank: 2 ranks, \(Ember.CUDA.deviceCount) GPU") }
         // A port nobody listens on now (the probe store closes when it goes away).
         let port = try { () throws -> Int in try TCPStore(port: 0, isServer: true, timeout: 5).port }()
-        let r = try h.run(scenario: "nccl", np: 2, env: ["EMBER_DIST_BACKEND": "nccl", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "\(port)"],
-                          timeout: 600)
+        let env = ["EMBER_DIST_BACKEND": "nccl", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "\(port)"]
+        if Ember.CUDA.deviceCount < 2 {
+            // Two ranks on one GPU: refused up front, with what to do instead.
+            let r = try h.run(scenario: "nccl", np: 2, env: env, timeout: 120)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.output.contains("needs one GPU per process") && r.output.contains("--nproc 1"), r.output.suffix(2000).description)
+            throw XCTSkip("NCCL needs a GPU per rank: 2 ranks, \(Ember.CUDA.deviceCount) GPU (the refusal was checked)")
+        }
+        let r = try h.run(scenario: "nccl", np: 2, env: env, timeout: 600)
         expectOK(r, np: 2, "NCCL collectives and DDP")
         XCTAssertTrue(r.output.contains("EMBER-BACKEND rank 0: NCCL"), r.output.suffix(1000).description)
     }

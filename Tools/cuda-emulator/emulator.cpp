@@ -801,8 +801,14 @@ struct Handle { void* stream; };
 
 API int cuInit(unsigned) { LOCK; initArena(); return 0; }
 API int cuDriverGetVersion(int* v) { *v = 12090; return 0; }
-API int cuDeviceGetCount(int* n) { *n = 1; return 0; }
-API int cuDeviceGet(int* d, int i) { if (i != 0) return CUDA_ERROR_INVALID_VALUE; *d = 0; return 0; }
+// EMBER_EMULATOR_DEVICES devices (default 1), all sharing the host's memory and queue.
+static int emulatedDevices() {
+    const char* v = getenv("EMBER_EMULATOR_DEVICES");
+    int n = v && *v ? atoi(v) : 1;
+    return n < 1 ? 1 : n > 16 ? 16 : n;
+}
+API int cuDeviceGetCount(int* n) { *n = emulatedDevices(); return 0; }
+API int cuDeviceGet(int* d, int i) { if (i < 0 || i >= emulatedDevices()) return CUDA_ERROR_INVALID_VALUE; *d = i; return 0; }
 API int cuDeviceGetName(char* buf, int len, int) {
     snprintf(buf, (size_t)len, "Ember CUDA emulator (host CPU)");
     return 0;
@@ -818,7 +824,7 @@ API int cuDeviceGetAttribute(int* v, int attr, int) {
     return 0;
 }
 API int cuDeviceTotalMem_v2(size_t* b, int) { *b = kDeviceMemory; return 0; }
-API int cuDevicePrimaryCtxRetain(void** ctx, int) { static int c; *ctx = &c; return 0; }
+API int cuDevicePrimaryCtxRetain(void** ctx, int d) { static int c[16]; *ctx = &c[d & 15]; return 0; }
 API int cuCtxSetCurrent(void*) { return 0; }
 API int cuCtxSynchronize() { LOCK; flush(); return 0; }
 API int cuMemAlloc_v2(uint64_t* p, size_t bytes) { LOCK; return deviceAlloc(p, bytes); }
