@@ -275,6 +275,36 @@ func speed() -> Int {
         p.waitUntilExit()
         return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
+    // The MLP fed from host memory through the DataLoader (pinned, non-blocking), both sides.
+    let fedScript = """
+    import time, torch, torch.nn as nn
+    torch.manual_seed(0); dev = torch.device('cuda')
+    net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)).to(dev)
+    ds = torch.utils.data.TensorDataset(torch.randn(60032, 784), torch.randint(0, 10, (60032,)))
+    dl = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=2, pin_memory=True)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3); lossf = nn.CrossEntropyLoss()
+    for i, (x, y) in enumerate(dl):
+        if i == 5: torch.cuda.synchronize(); t0 = time.perf_counter()
+        loss = lossf(net(x.to(dev, non_blocking=True)), y.to(dev, non_blocking=True))
+        opt.zero_grad(); loss.backward(); opt.step()
+    torch.cuda.synchronize(); print((time.perf_counter() - t0) * 938 / 933)
+    """
+    let fedEmber = try? fedEpoch(steps: 938)
+    let fedTorch: Double? = {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, "-c", fedScript]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }()
+    print(String(format: "  mlp epoch fed by a DataLoader (2 workers, pinned, non-blocking copies): Ember %@, PyTorch %@: ratio %@",
+                 fedEmber.map { String(format: "%.2f s", $0) } ?? "failed", fedTorch.map { String(format: "%.2f s", $0) } ?? "unavailable",
+                 fedEmber.flatMap { e in fedTorch.map { String(format: "%.2f", e / $0) } } ?? "-"))
     for model in ["mlp", "cnn"] {
         let e = emberEpoch(model)
         let t = torchEpoch(model)
@@ -282,6 +312,34 @@ func speed() -> Int {
                      t.map { String(format: "%.2f s", $0) } ?? "unavailable", t.map { String(format: "%.2f", e / $0) } ?? "-"))
     }
     return 0
+}
+
+// MARK: 5a. an MLP epoch fed from host memory: DataLoader workers, pinned batches, copies that do not wait
+/// Seconds for `steps` steps of the MLP on batches of 64 gathered by 2 DataLoader workers
+/// from a host data set, in pinned memory, copied to the GPU without waiting.
+func fedEpoch(steps: Int) throws -> Double {
+    Ember.manualSeed(0)
+    let net = FashionModels.mlp().to(gpu)
+    let opt = Adam(net.parameters(), lr: 1e-3)
+    let n = steps * 64
+    let images = Tensor.randn([n, 784]), labels = Tensor.randint(0, 10, [n])
+    let loader = DataLoader(count: n, batchSize: 64, shuffle: true, numWorkers: 2, seed: 1, pinMemory: gpu != .cpu) { idx in
+        let i = Tensor(idx)
+        return (images.indexSelect(0, i), labels.indexSelect(0, i))
+    }
+    func sync() { if gpu != .cpu { Ember.CUDA.synchronize() } }
+    var t0 = Date()
+    var step = 0
+    try loader.forEach { (x, y) in
+        if step == 5 { sync(); t0 = Date() }  // after warm-up
+        let loss = crossEntropy(net(x.to(gpu, nonBlocking: true)), y.to(gpu, nonBlocking: true))
+        opt.zeroGrad()
+        try loss.backward()
+        opt.step()
+        step += 1
+    }
+    sync()
+    return Date().timeIntervalSince(t0) * Double(steps) / Double(max(steps - 5, 1))
 }
 
 // MARK: 5b. per-op cost of small ops (host overhead and launch), against PyTorch CUDA
@@ -351,6 +409,8 @@ if let section = option("--section") {
     case "nccl": n = ncclGroupOfOne()
     case "speed": n = speed()
     case "overhead": n = overhead(torch: args.contains("--torch"))
+    case "fed":  // a short fed run, for trying the path without the whole speed section
+        do { print(String(format: "fed MLP: %.2f s for 60 steps", try fedEpoch(steps: 60))); n = 0 } catch { print("FAIL fed: \(error)"); n = 1 }
     default: print("unknown section \(section)"); n = 1
     }
     exit(n == 0 ? 0 : 1)
