@@ -36,6 +36,23 @@ guard Ember.CUDA.isAvailable || dryRun else {
 }
 let gpu: Device = dryRun ? .cpu : .cuda(0)
 
+/// The numbers a PyTorch script prints on stdout (nil when Python or PyTorch is missing or
+/// the script fails).
+func pythonNumbers(_ script: String, _ arguments: [String] = []) -> [Double]? {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = [python, "-c", script] + arguments
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { return nil }
+    let v = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+    return v.isEmpty ? nil : v
+}
+
 // MARK: 2. op fixtures
 /// The fixture cases of op `only` (all when nil) on the GPU; prints failures, returns their count.
 func fixtures(only: String?) -> Int {
@@ -263,18 +280,7 @@ func speed() -> Int {
     for i in range(938): step(i)
     torch.cuda.synchronize(); print(time.perf_counter() - t0)
     """
-    func torchEpoch(_ model: String) -> Double? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [python, "-c", torchScript, model]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-    }
+    func torchEpoch(_ model: String) -> Double? { pythonNumbers(torchScript, [model])?.first }
     // The MLP fed from host memory through the DataLoader (pinned, non-blocking), both sides.
     let fedScript = """
     import time, torch, torch.nn as nn
@@ -290,18 +296,7 @@ func speed() -> Int {
     torch.cuda.synchronize(); print((time.perf_counter() - t0) * 938 / 933)
     """
     let fedEmber = try? fedEpoch(steps: 938)
-    let fedTorch: Double? = {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [python, "-c", fedScript]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-    }()
+    let fedTorch = pythonNumbers(fedScript)?.first
     print(String(format: "  mlp epoch fed by a DataLoader (2 workers, pinned, non-blocking copies): Ember %@, PyTorch %@: ratio %@",
                  fedEmber.map { String(format: "%.2f s", $0) } ?? "failed", fedTorch.map { String(format: "%.2f s", $0) } ?? "unavailable",
                  fedEmber.flatMap { e in fedTorch.map { String(format: "%.2f", e / $0) } } ?? "-"))
@@ -381,17 +376,7 @@ func overhead(torch: Bool) -> Int {
         y = (x * a + b).sum(); y.backward(); x.grad = None
     torch.cuda.synchronize(); print(add, (time.perf_counter() - t0) / (n // 10) * 1e6)
     """
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = [python, "-c", script]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { print("  PyTorch: unavailable"); return 0 }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    let v = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
-    guard v.count == 2 else { print("  PyTorch: unavailable"); return 0 }
+    guard let v = pythonNumbers(script), v.count == 2 else { print("  PyTorch: unavailable"); return 0 }
     print(String(format: "  PyTorch CUDA: add %.2f µs, forward+backward %.1f µs; ratio Ember/PyTorch: add %.2f, forward+backward %.2f",
                  v[0], v[1], addUs / v[0], chainUs / v[1]))
     return 0

@@ -1325,30 +1325,23 @@ template <typename T> void runDnn(const DnnConvOp& o) {
             size_t at = yi(n, k, i, j);
             y[at] = beta == 0 ? alpha * acc : alpha * acc + beta * y[at];
         }
-    } else if (o.kind == 1) {  // dx = conv^T(dy, w); x holds dx
-        std::vector<T> dx((size_t)X.n * X.c * X.h * X.w, 0);
+    } else {
+        // Backward: every (output position, filter tap) pair adds dy·w into dx (data) or
+        // dy·x into dw (filter); the sums are made in a buffer, then scaled into place.
+        bool data = o.kind == 1;
+        std::vector<T> acc(data ? (size_t)X.n * X.c * X.h * X.w : (size_t)W.k * W.c * W.h * W.w, 0);
         for (int n = 0; n < Y.n; n++) for (int k = 0; k < Y.c; k++) for (int i = 0; i < Y.h; i++) for (int j = 0; j < Y.w; j++) {
             T g = y[yi(n, k, i, j)];
             for (int c = 0; c < W.c; c++) for (int p = 0; p < W.h; p++) for (int q = 0; q < W.w; q++) {
                 int ih = i * cv.sh - cv.ph + p * cv.dh, iw = j * cv.sw - cv.pw + q * cv.dw;
                 if (ih < 0 || ih >= X.h || iw < 0 || iw >= X.w) continue;
                 int pp = cv.mode == 0 ? W.h - 1 - p : p, qq = cv.mode == 0 ? W.w - 1 - q : q;
-                dx[xi(n, c, ih, iw)] += g * w[wi(k, c, pp, qq)];
+                if (data) acc[xi(n, c, ih, iw)] += g * w[wi(k, c, pp, qq)];
+                else acc[wi(k, c, pp, qq)] += g * x[xi(n, c, ih, iw)];
             }
         }
-        for (size_t i = 0; i < dx.size(); i++) x[i] = beta == 0 ? alpha * dx[i] : alpha * dx[i] + beta * x[i];
-    } else {  // dw = Σ dy ⊗ x; w holds dw
-        std::vector<T> dw((size_t)W.k * W.c * W.h * W.w, 0);
-        for (int n = 0; n < Y.n; n++) for (int k = 0; k < Y.c; k++) for (int i = 0; i < Y.h; i++) for (int j = 0; j < Y.w; j++) {
-            T g = y[yi(n, k, i, j)];
-            for (int c = 0; c < W.c; c++) for (int p = 0; p < W.h; p++) for (int q = 0; q < W.w; q++) {
-                int ih = i * cv.sh - cv.ph + p * cv.dh, iw = j * cv.sw - cv.pw + q * cv.dw;
-                if (ih < 0 || ih >= X.h || iw < 0 || iw >= X.w) continue;
-                int pp = cv.mode == 0 ? W.h - 1 - p : p, qq = cv.mode == 0 ? W.w - 1 - q : q;
-                dw[wi(k, c, pp, qq)] += g * x[xi(n, c, ih, iw)];
-            }
-        }
-        for (size_t i = 0; i < dw.size(); i++) w[i] = beta == 0 ? alpha * dw[i] : alpha * dw[i] + beta * w[i];
+        T* dst = data ? x : w;
+        for (size_t i = 0; i < acc.size(); i++) dst[i] = beta == 0 ? alpha * acc[i] : alpha * acc[i] + beta * dst[i];
     }
 }
 
