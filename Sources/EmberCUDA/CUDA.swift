@@ -240,6 +240,31 @@ public enum CUDAInterop {
         _ = d.driver.cuEventDestroy(e)
     }
 
+    /// A marker after the work queued so far on `stream` (device `i`); poll it with
+    /// `isComplete` and release it with `release`.
+    public static func record(_ i: Int, on stream: OpaquePointer) -> OpaquePointer {
+        let d = Ember.CUDA.device(i)
+        d.makeCurrent()
+        var e: OpaquePointer?
+        d.driver.must(d.driver.cuEventCreate(&e, 2 /* disable timing */), "cuEventCreate")
+        d.driver.must(d.driver.cuEventRecord(e, stream), "cuEventRecord")
+        return e!
+    }
+
+    /// Whether the work before `marker` has finished; throws when the device reports an
+    /// error for it (a fault in a kernel or a library call queued before it).
+    public static func isComplete(_ i: Int, _ marker: OpaquePointer) throws -> Bool {
+        let d = Ember.CUDA.device(i)
+        let code = d.driver.cuEventQuery(marker)
+        if code == 600 { return false }  // CUDA_ERROR_NOT_READY
+        try d.driver.check(code, "cuEventQuery")
+        return true
+    }
+
+    public static func release(_ i: Int, _ marker: OpaquePointer) {
+        _ = Ember.CUDA.device(i).driver.cuEventDestroy(marker)
+    }
+
     /// Blocks until `stream` has finished its work.
     public static func synchronize(_ i: Int, _ stream: OpaquePointer) {
         let d = Ember.CUDA.device(i)

@@ -77,39 +77,48 @@ final class MPIEngine: CollectiveEngine {
         try mpi.check(mpi.barrier(mpi.commWorld), "MPI_Barrier")
     }
 
-    private func poll(_ request: UnsafeMutableRawPointer, _ what: String) -> () throws -> Bool {
+    /// Starts every send and receive of `ops` (MPI_Isend/MPI_Irecv); the poll tests them
+    /// and reports true once all have completed.
+    func startPointToPoint(_ ops: [PointToPoint]) throws -> () throws -> Bool {
+        var requests: [UnsafeMutableRawPointer] = []
+        func release() { for r in requests { r.deallocate() }; requests.removeAll() }
+        for op in ops {
+            guard op.count <= Int(Int32.max) else {
+                release()
+                throw DistributedError.backend("\(op.isSend ? "send" : "recv"): \(op.count) elements exceed MPI's int count")
+            }
+            let req = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+            req.storeBytes(of: 0, as: UInt64.self)
+            let t = try type(op.dtype)
+            let code = op.isSend
+                ? mpi.isend(op.buffer, Int32(op.count), t, Int32(op.peer), Int32(op.tag), mpi.commWorld, req)
+                : mpi.irecv(UnsafeRawPointer(op.buffer), Int32(op.count), t, Int32(op.peer), Int32(op.tag), mpi.commWorld, req)
+            if code != 0 {
+                req.deallocate()
+                // Requests already started stay with MPI (it owns their buffers until they finish).
+                requests.removeAll()
+                try mpi.check(code, op.isSend ? "MPI_Isend" : "MPI_Irecv")
+            }
+            requests.append(req)
+        }
+        var pending = Array(requests.indices)
+        let names = ops.map { $0.isSend ? "MPI_Isend" : "MPI_Irecv" }
         return { [mpi] in
-            var flag: Int32 = 0
             // Status is ignored; 64 bytes covers every ABI's MPI_Status should a library write one.
             let status = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
             defer { status.deallocate() }
-            let code = mpi.test(request, &flag, mpi.statusIgnore ?? status)
-            if code != 0 { request.deallocate(); try mpi.check(code, what) }
-            if flag != 0 { request.deallocate(); return true }
-            return false
+            var failure: (Int32, String)?
+            pending.removeAll { i in
+                guard failure == nil else { return false }
+                var flag: Int32 = 0
+                let code = mpi.test(requests[i], &flag, mpi.statusIgnore ?? status)
+                if code != 0 { failure = (code, names[i]); requests[i].deallocate(); return true }
+                if flag != 0 { requests[i].deallocate(); return true }
+                return false
+            }
+            if let (code, what) = failure { try mpi.check(code, what) }
+            return pending.isEmpty
         }
-    }
-
-    private func newRequest() -> UnsafeMutableRawPointer {
-        let r = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
-        r.storeBytes(of: 0, as: UInt64.self)
-        return r
-    }
-
-    func startSend(_ buffer: UnsafeRawPointer, count: Int, dtype: DType, peer: Int, tag: Int) throws -> () throws -> Bool {
-        guard count <= Int(Int32.max) else { throw DistributedError.backend("send: \(count) elements exceed MPI's int count") }
-        let req = newRequest()
-        let code = mpi.isend(buffer, Int32(count), try type(dtype), Int32(peer), Int32(tag), mpi.commWorld, req)
-        if code != 0 { req.deallocate(); try mpi.check(code, "MPI_Isend") }
-        return poll(req, "MPI_Isend")
-    }
-
-    func startRecv(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, peer: Int, tag: Int) throws -> () throws -> Bool {
-        guard count <= Int(Int32.max) else { throw DistributedError.backend("recv: \(count) elements exceed MPI's int count") }
-        let req = newRequest()
-        let code = mpi.irecv(UnsafeRawPointer(buffer), Int32(count), try type(dtype), Int32(peer), Int32(tag), mpi.commWorld, req)
-        if code != 0 { req.deallocate(); try mpi.check(code, "MPI_Irecv") }
-        return poll(req, "MPI_Irecv")
     }
 
     func abort(code: Int32) {

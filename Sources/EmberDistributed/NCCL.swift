@@ -168,14 +168,39 @@ final class NCCLEngine: CollectiveEngine {
         try allReduce(t.contiguousDataPointer, count: 1, dtype: .float32, op: .sum)
     }
 
-    // Point to point over NCCL needs grouped send/receive pairs (a ring of sends on one
-    // stream each would wait for receives queued behind them): not offered yet.
-    func startSend(_ buffer: UnsafeRawPointer, count: Int, dtype: DType, peer: Int, tag: Int) throws -> () throws -> Bool {
-        throw DistributedError.backend("send/recv on the NCCL backend is not supported yet; use an MPI group for point-to-point")
-    }
-
-    func startRecv(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, peer: Int, tag: Int) throws -> () throws -> Bool {
-        throw DistributedError.backend("send/recv on the NCCL backend is not supported yet; use an MPI group for point-to-point")
+    /// One NCCL group of sends and receives on the engine's stream, after the compute
+    /// stream's work; the poll reports when the group has finished on the GPU. NCCL has no
+    /// tags: a peer's sends are matched with its receives in call order.
+    func startPointToPoint(_ ops: [PointToPoint]) throws -> () throws -> Bool {
+        CUDAInterop.makeCurrent(deviceIndex)
+        CUDAInterop.streamWait(deviceIndex, stream, after: CUDAInterop.currentStream(deviceIndex))
+        try nccl.check(nccl.groupStart(), "ncclGroupStart")
+        var failed: (Int32, String)?
+        for op in ops where failed == nil {
+            let t = NCCLLibrary.datatype(op.dtype)!
+            let rc = op.isSend ? nccl.send(op.buffer, op.count, t, Int32(op.peer), comm, stream)
+                               : nccl.recv(op.buffer, op.count, t, Int32(op.peer), comm, stream)
+            if rc != 0 { failed = (rc, op.isSend ? "ncclSend(to \(op.peer))" : "ncclRecv(from \(op.peer))") }
+        }
+        let end = nccl.groupEnd()
+        if let (rc, what) = failed { try nccl.check(rc, what) }
+        try nccl.check(end, "ncclGroupEnd")
+        let marker = CUDAInterop.record(deviceIndex, on: stream)
+        let device = deviceIndex
+        var released = false
+        return {
+            guard !released else { return true }
+            do {
+                guard try CUDAInterop.isComplete(device, marker) else { return false }
+            } catch {
+                released = true
+                CUDAInterop.release(device, marker)
+                throw DistributedError.backend("NCCL send/recv: \(error)")
+            }
+            released = true
+            CUDAInterop.release(device, marker)
+            return true
+        }
     }
 
     func abort(code: Int32) { _ = nccl.commAbort(comm) }

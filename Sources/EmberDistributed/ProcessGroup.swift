@@ -2,6 +2,25 @@ import EmberCore
 import Foundation
 
 extension Distributed {
+/// One send or receive of `ProcessGroup.batchIsendIrecv` (`torch.distributed.P2POp`).
+public struct P2POp {
+    public enum Kind: Sendable { case send, recv }
+    public let kind: Kind
+    public let tensor: Tensor
+    public let peer: Int
+    public let tag: Int
+
+    /// Sends `tensor` to rank `peer`.
+    public static func send(_ tensor: Tensor, to peer: Int, tag: Int = 0) -> P2POp {
+        P2POp(kind: .send, tensor: tensor, peer: peer, tag: tag)
+    }
+
+    /// Receives into `tensor` from rank `peer`.
+    public static func recv(_ tensor: Tensor, from peer: Int, tag: Int = 0) -> P2POp {
+        P2POp(kind: .recv, tensor: tensor, peer: peer, tag: tag)
+    }
+}
+
 /// How `allReduce` and `reduceScatter` combine the ranks' values (`torch.distributed.Distributed.ReduceOp`).
 public enum ReduceOp: Hashable, Sendable, CustomStringConvertible {
     case sum, avg, max, min, product
@@ -51,6 +70,16 @@ func fingerprint(_ text: String) -> Int64 {
     return Int64(bitPattern: h >> 1)
 }
 
+/// One send or receive handed to an engine (on a contiguous staging buffer).
+struct PointToPoint {
+    let isSend: Bool
+    let buffer: UnsafeMutableRawPointer
+    let count: Int
+    let dtype: DType
+    let peer: Int
+    let tag: Int
+}
+
 /// The operations a communication library provides on raw host buffers. Every method runs
 /// on the group's communication thread; Ember never implements a collective itself.
 protocol CollectiveEngine: AnyObject {
@@ -65,9 +94,9 @@ protocol CollectiveEngine: AnyObject {
     func allGather(_ send: UnsafeRawPointer, _ recv: UnsafeMutableRawPointer, count: Int, dtype: DType) throws
     func reduceScatter(_ send: UnsafeRawPointer, _ recv: UnsafeMutableRawPointer, count: Int, dtype: DType, op: Distributed.ReduceOp) throws
     func barrier() throws
-    /// Starts a send or receive; the returned poll reports completion (or throws).
-    func startSend(_ buffer: UnsafeRawPointer, count: Int, dtype: DType, peer: Int, tag: Int) throws -> () throws -> Bool
-    func startRecv(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, peer: Int, tag: Int) throws -> () throws -> Bool
+    /// Starts the sends and receives of `ops` together (NCCL: one group); the returned
+    /// poll reports when all have completed (or throws).
+    func startPointToPoint(_ ops: [PointToPoint]) throws -> () throws -> Bool
     /// Ends the job on every rank (after a fatal error); may be called from any thread.
     func abort(code: Int32)
     func finalize() throws
@@ -287,11 +316,10 @@ public final class ProcessGroup: @unchecked Sendable {
     // MARK: - Point to point
 
     /// Sends `tensor` to rank `peer` (`isend`); the tensor must stay unchanged until the
-    /// work finishes.
+    /// work finishes. On NCCL a send finishes only when the peer receives it, so two ranks
+    /// that each send to the other before receiving must use `batchIsendIrecv`.
     public func sendAsync(_ tensor: Tensor, to peer: Int, tag: Int = 0) -> Work {
-        pointToPoint("send", tensor, peer: peer, tag: tag) { [self] src in
-            try engine.startSend(src.contiguousDataPointer, count: src.count, dtype: src.dtype, peer: peer, tag: tag)
-        }
+        batchIsendIrecv([.send(tensor, to: peer, tag: tag)])[0]
     }
 
     public func send(_ tensor: Tensor, to peer: Int, tag: Int = 0) throws {
@@ -300,39 +328,51 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// Receives into `tensor` from rank `peer` (`irecv`).
     public func recvAsync(_ tensor: Tensor, from peer: Int, tag: Int = 0) -> Work {
-        pointToPoint("recv", tensor, peer: peer, tag: tag) { [self] dst in
-            try engine.startRecv(dst.contiguousDataPointer, count: dst.count, dtype: dst.dtype, peer: peer, tag: tag)
-        }
-    }
-
-    /// Starts a send or receive of `tensor`'s staging copy on the communication thread and
-    /// polls it between jobs; a receive is written back into `tensor` when it completes.
-    private func pointToPoint(_ op: String, _ tensor: Tensor, peer: Int, tag: Int,
-                              _ start: @escaping (Tensor) throws -> () throws -> Bool) -> Work {
-        requireHost(op, tensor)
-        precondition(peer >= 0 && peer < worldSize && peer != rank, "\(op): invalid peer \(peer) (rank \(rank) of \(worldSize))")
-        let staged = staging(tensor)
-        let direction = op == "send" ? "to" : "from"
-        let work = Work(describe("\(op)(\(direction) \(peer), tag \(tag))", tensor), group: self)
-        if let f = failureReason { work.finish(DistributedError.broken(f)); return work }
-        comm.submit { [self] in
-            do {
-                let poll = try start(staged)
-                comm.addPoll { [self] in
-                    do {
-                        guard try poll() else { return false }
-                        if op == "recv" { writeBack(staged, into: tensor) }
-                        work.finish(nil)
-                    } catch { work.finish(error) }
-                    return true
-                }
-            } catch { work.finish(error) }
-        }
-        return work
+        batchIsendIrecv([.recv(tensor, from: peer, tag: tag)])[0]
     }
 
     public func recv(_ tensor: Tensor, from peer: Int, tag: Int = 0) throws {
         try recvAsync(tensor, from: peer, tag: tag).wait()
+    }
+
+    /// Starts the sends and receives of `ops` together and returns one work per operation
+    /// (`batch_isend_irecv`); they finish together. On NCCL the batch is one NCCL group, which
+    /// is what lets rings and exchanges (every rank sends and receives) progress; on MPI the
+    /// operations are started in order as MPI_Isend/MPI_Irecv. NCCL has no tags: sends to a
+    /// peer are matched with that peer's receives in call order.
+    public func batchIsendIrecv(_ ops: [Distributed.P2POp]) -> [Work] {
+        guard !ops.isEmpty else { return [] }
+        var staged: [Tensor] = []
+        var works: [Work] = []
+        for op in ops {
+            let name = op.kind == .send ? "send" : "recv"
+            requireHost(name, op.tensor)
+            precondition(op.peer >= 0 && op.peer < worldSize && op.peer != rank,
+                         "\(name): invalid peer \(op.peer) (rank \(rank) of \(worldSize))")
+            staged.append(staging(op.tensor))
+            let direction = op.kind == .send ? "to" : "from"
+            works.append(Work(describe("\(name)(\(direction) \(op.peer), tag \(op.tag))", op.tensor), group: self))
+        }
+        func finishAll(_ error: Error?) { for w in works { w.finish(error) } }
+        if let f = failureReason { finishAll(DistributedError.broken(f)); return works }
+        comm.submit { [self] in
+            do {
+                let requests = zip(ops, staged).map { op, s in
+                    PointToPoint(isSend: op.kind == .send, buffer: s.contiguousDataPointer, count: s.count,
+                                 dtype: s.dtype, peer: op.peer, tag: op.tag)
+                }
+                let poll = try engine.startPointToPoint(requests)
+                comm.addPoll { [self] in
+                    do {
+                        guard try poll() else { return false }
+                        for (op, s) in zip(ops, staged) where op.kind == .recv { writeBack(s, into: op.tensor) }
+                        finishAll(nil)
+                    } catch { finishAll(error) }
+                    return true
+                }
+            } catch { finishAll(error) }
+        }
+        return works
     }
 
     // MARK: - Lifetime

@@ -46,7 +46,7 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(r.output.contains("EMBER-BACKEND rank 0: MPI (MPICH)"), r.output.suffix(1000).description)
     }
 
-    /// NCCL with 2 ranks: collectives and DDP on CUDA tensors. Runs where a GPU per rank is
+    /// NCCL with 2 ranks: collectives, send/recv and DDP on CUDA tensors. Runs where a GPU per rank is
     /// available, and on the CUDA emulator (`bash Scripts/cuda-emulator.sh swift test
     /// --filter EmberDistributedTests.DistributedTests/testNCCL`, as CI does).
     func testNCCLCollectivesAndDataParallelOnGPUs() throws {
@@ -65,6 +65,7 @@ final class DistributedTests: XCTestCase {
         let r = try h.run(scenario: "nccl", np: 2, env: env, timeout: 600)
         expectOK(r, np: 2, "NCCL collectives and DDP")
         XCTAssertTrue(r.output.contains("EMBER-BACKEND rank 0: NCCL"), r.output.suffix(1000).description)
+        XCTAssertTrue(r.output.contains("EMBER-P2P rank 1"), r.output.suffix(1000).description)
     }
 
     func testMismatchedShapesAreReported() throws {

@@ -118,6 +118,16 @@ enum Scenarios {
         let rv = g.recvAsync(inbox, from: prev, tag: 7)
         try s.wait(); try rv.wait()
         check(values(inbox).allSatisfy { $0 == Double(prev) }, "ring recv from \(prev): \(values(inbox).prefix(3))")
+        // The same ring as one batch, receives listed first, two dtypes, a transposed view.
+        let ints = Tensor.full([4], r, dtype: .int64), intsIn = Tensor.zeros([4], dtype: .int64)
+        let halves = Tensor.arange(6, dtype: .float64).reshape([2, 3]).to(.float16) + r
+        let halvesBase = Tensor.zeros([3, 2], dtype: .float16)
+        let batch = g.batchIsendIrecv([.recv(intsIn, from: prev, tag: 3), .recv(halvesBase.t(), from: prev, tag: 4),
+                                       .send(ints, to: next, tag: 3), .send(halves, to: next, tag: 4)])
+        check(batch.count == 4, "batchIsendIrecv returns one work per operation")
+        for w in batch { try w.wait() }
+        check(values(intsIn) == [Double](repeating: Double(prev), count: 4), "batch ring int64 from \(prev): \(values(intsIn))")
+        check(values(halvesBase.t()) == (0..<6).map { Double($0) + Double(prev) }, "batch ring float16 into a view: \(values(halvesBase.t()))")
         try g.barrier()
     }
 
@@ -184,6 +194,8 @@ enum Scenarios {
         let total = ranks.reduce(0) { $0 + $1 + 1 }
         check(values(big[0..<1])[0] == total && values(big[((3 << 20) - 1)...])[0] == total, "large allReduce")
 
+        try pointToPointOnDevice(g, check)
+
         // DDP on the GPU: W ranks × batch B against one process with batch W·B.
         let B = 8, W = g.worldSize
         Ember.manualSeed(123)
@@ -208,6 +220,39 @@ enum Scenarios {
         check(worst < 1e-5, "GPU DDP differs from the single process by \(worst)")
         print("EMBER-DDP rank \(g.rank): max |ddp - single| = \(worst)")
         try g.barrier()
+    }
+
+    /// Send and receive on the group's device: a ring as one batch (every rank sends before
+    /// it receives, which only a batch allows on NCCL), messages larger than one transfer
+    /// chunk, two messages to one peer matched in order, and a request/answer between ranks
+    /// 0 and 1 with plain send/recv.
+    static func pointToPointOnDevice(_ g: ProcessGroup, _ check: Check) throws {
+        let dev = g.device, r = Double(g.rank), W = g.worldSize
+        let next = (g.rank + 1) % W, prev = (g.rank + W - 1) % W
+        let big = Tensor.full([3 << 18], r + 1, device: dev)  // 3 MB
+        let bigIn = Tensor.zeros([3 << 18], device: dev)
+        let first = (Tensor.arange(5, dtype: .float64) + r).to(dev), firstIn = Tensor.zeros([5], dtype: .float64, device: dev)
+        let second = Tensor.full([2, 2], r * 10, dtype: .int32, device: dev), secondIn = Tensor.zeros([2, 2], dtype: .int32, device: dev)
+        let works = g.batchIsendIrecv([.send(big, to: next), .send(first, to: next), .send(second, to: next),
+                                       .recv(bigIn, from: prev), .recv(firstIn, from: prev), .recv(secondIn, from: prev)])
+        for w in works { try w.wait() }
+        let bigValues = values(bigIn)
+        check(bigIn.device == dev && bigValues.allSatisfy { $0 == Double(prev) + 1 }, "batch ring, 3 MB from \(prev): \(bigValues.prefix(3)) … \(bigValues.suffix(3))")
+        check(values(firstIn) == (0..<5).map { Double($0) + Double(prev) }, "batch ring, first message from \(prev): \(values(firstIn))")
+        check(values(secondIn) == [Double](repeating: Double(prev) * 10, count: 4), "batch ring, second message from \(prev): \(values(secondIn))")
+        // Request and answer: rank 0 sends, rank 1 receives, doubles and sends back.
+        let q = Tensor.zeros([3, 4], device: dev)
+        if g.rank == 0 {
+            let request = Tensor.arange(12, dtype: .float32).reshape([3, 4]).to(dev)
+            try g.send(request, to: 1)
+            try g.recv(q.t(), from: 1)  // into a transposed view
+            check(values(q.t().contiguous()) == (0..<12).map { Double($0) * 2 }, "answer from rank 1: \(values(q.t().contiguous()))")
+        } else if g.rank == 1 {
+            try g.recv(q, from: 0)
+            check(values(q) == (0..<12).map(Double.init), "request from rank 0: \(values(q))")
+            try g.send(q * 2, to: 0)
+        }
+        print("EMBER-P2P rank \(g.rank): ring batch and request/answer on \(dev)")
     }
 
     static func makeModel(seed: UInt64) -> Sequential {

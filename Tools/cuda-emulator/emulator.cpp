@@ -262,7 +262,10 @@ struct Function { Module* module; const KernelInfo* info; };
 
 // MARK: - the queue
 
-enum OpKind { LAUNCH, COPY, MEMSET, EVENT, GEMM_F32, GEMM_F64, NCCL, CUDNN };
+enum OpKind { LAUNCH, COPY, MEMSET, EVENT, GEMM_F32, GEMM_F64, NCCL, NCCL_P2P, CUDNN };
+
+// One ncclSend or ncclRecv of a group (`bytes` of device memory at `buf`).
+struct P2PEntry { bool send; char* buf; size_t bytes; int peer; void* comm; };
 
 struct Gemm {
     int ta, tb, m, n, k;
@@ -291,6 +294,8 @@ struct Op {
     Event* event = nullptr;
     // GEMM
     Gemm gemm{};
+    // NCCL_P2P: the sends and receives of one group, progressed together
+    std::vector<P2PEntry> p2p;
 };
 
 std::vector<Op> queue;
@@ -490,6 +495,8 @@ void runCollective(const Op& op);
 void runDnnOp(size_t index);
 void clearDnnOps();
 
+void runPointToPoint(const Op& op);
+
 void flush() {
     if (queue.empty()) return;
     std::vector<Op> ops;
@@ -505,6 +512,7 @@ void flush() {
         case GEMM_F32: runGemm<float>(op.gemm); break;
         case GEMM_F64: runGemm<double>(op.gemm); break;
         case NCCL: runCollective(op); break;
+        case NCCL_P2P: runPointToPoint(op); break;
         case CUDNN: runDnnOp(op.bytes); break;
         }
     }
@@ -930,7 +938,13 @@ API int cuEventRecord(void* e, void*) {
     return 0;
 }
 API int cuEventSynchronize(void*) { LOCK; flush(); return 0; }
-API int cuEventQuery(void* e) { LOCK; Event* ev = (Event*)e; return !ev->recorded || ev->done ? 0 : 600; }  // 600: not ready
+// A GPU makes progress on its own: a query of a pending event runs the queue.
+API int cuEventQuery(void* e) {
+    LOCK;
+    Event* ev = (Event*)e;
+    if (ev->recorded && !ev->done) flush();
+    return !ev->recorded || ev->done ? 0 : 600;  // 600: not ready
+}
 API int cuEventElapsedTime_v2(float* ms, void* a, void* b) {
     LOCK;
     Event *ea = (Event*)a, *eb = (Event*)b;
@@ -1020,12 +1034,28 @@ struct NcclShared {
 };
 const size_t kNcclHeader = 4096;
 const size_t kNcclSlot = 8 << 20;
+// Point to point: a one-chunk mailbox per ordered pair of ranks (sender, receiver).
+const size_t kP2PChunk = 1 << 20;
+struct P2PChannel {
+    std::atomic<int> full;  // 1: a chunk waits for the receiver
+    int pad;
+    size_t bytes;
+    char reserved[48];
+};
+
+size_t p2pControlOffset(int nranks) { return kNcclHeader + (size_t)nranks * kNcclSlot; }
+size_t p2pDataOffset(int nranks) { return p2pControlOffset(nranks) + (((size_t)nranks * nranks * sizeof(P2PChannel) + 4095) & ~(size_t)4095); }
+size_t ncclSegmentSize(int nranks) { return p2pDataOffset(nranks) + (size_t)nranks * nranks * kP2PChunk; }
 
 struct NcclComm {
     int nranks, rank;
     NcclShared* shared = nullptr;  // nullptr for a group of one
     size_t mapped = 0;
     char* slot(int r) { return (char*)shared + kNcclHeader + (size_t)r * kNcclSlot; }
+    P2PChannel* channel(int from, int to) {
+        return (P2PChannel*)((char*)shared + p2pControlOffset(nranks)) + (size_t)from * nranks + to;
+    }
+    char* mailbox(int from, int to) { return (char*)shared + p2pDataOffset(nranks) + ((size_t)from * nranks + to) * kP2PChunk; }
 };
 
 double ncclTimeout() {
@@ -1195,8 +1225,14 @@ void runCollective(const Op& op) {
     }
 }
 
+// Group state of the calling thread: ncclSend/ncclRecv between ncclGroupStart and
+// ncclGroupEnd are collected and queued as one operation.
+thread_local int groupDepth = 0;
+thread_local std::vector<P2PEntry> groupOps;
+
 int enqueueCollective(int kind, const void* send, void* recv, size_t count, int t, int redop, int root, NcclComm* c) {
     LOCK;
+    if (groupDepth > 0) return 5;  // ncclInvalidUsage: the emulator groups only send/recv
     size_t es = ncclTypeSize(t);
     if (!es || !c) return 4;  // ncclInvalidArgument
     size_t inCount = kind == 2 ? count * c->nranks : count, outCount = kind == 3 ? count * c->nranks : count;
@@ -1211,6 +1247,79 @@ int enqueueCollective(int kind, const void* send, void* recv, size_t count, int 
     op.gemm.m = kind; op.gemm.n = t; op.gemm.k = redop; op.gemm.lda = root;
     enqueue(std::move(op));
     return 0;
+}
+
+int enqueuePointToPoint(bool send, const void* buf, size_t count, int t, int peer, NcclComm* c) {
+    LOCK;
+    size_t es = ncclTypeSize(t);
+    if (!es || !c || !c->shared || peer < 0 || peer >= c->nranks || peer == c->rank) return 4;
+    if (!isDevice((uint64_t)(uintptr_t)buf, count * es)) return 4;
+    P2PEntry e{send, (char*)buf, count * es, peer, c};
+    if (groupDepth > 0) { groupOps.push_back(e); return 0; }
+    Op op;
+    op.kind = NCCL_P2P;
+    op.p2p.push_back(e);
+    enqueue(std::move(op));
+    return 0;
+}
+
+// Runs the sends and receives of one group (called from flush, with device memory
+// readable). Like NCCL, a send finishes only when its receiver has taken every byte, so
+// sends and receives that depend on each other complete only when they are in one group;
+// operations on the same channel (same peer and direction) keep their order.
+void runPointToPoint(const Op& op) {
+    NcclComm* c = (NcclComm*)op.p2p[0].comm;
+    size_t n = op.p2p.size(), remaining = n;
+    std::vector<size_t> done(n, 0);
+    std::vector<char> started(n, 0), finished(n, 0);
+    double start = nowSeconds(), limit = ncclTimeout();
+    std::vector<char> busy((size_t)2 * c->nranks);
+    for (long idle = 0; remaining > 0;) {
+        bool progressed = false;
+        std::fill(busy.begin(), busy.end(), 0);
+        for (size_t i = 0; i < n; i++) {
+            if (finished[i]) continue;
+            const P2PEntry& e = op.p2p[i];
+            char& held = busy[(size_t)(e.send ? 0 : c->nranks) + e.peer];
+            if (held) continue;  // an earlier operation on this channel is still running
+            held = 1;
+            int from = e.send ? c->rank : e.peer, to = e.send ? e.peer : c->rank;
+            P2PChannel* ch = c->channel(from, to);
+            char* box = c->mailbox(from, to);
+            if (ch->full.load(std::memory_order_acquire) != (e.send ? 0 : 1)) continue;
+            progressed = true;
+            if (e.send) {
+                if (started[i] && done[i] >= e.bytes) { finished[i] = 1; remaining--; continue; }  // the last chunk was taken
+                size_t k = e.bytes - done[i] < kP2PChunk ? e.bytes - done[i] : kP2PChunk;
+                memcpy(box, e.buf + done[i], k);
+                ch->bytes = k;
+                ch->full.store(1, std::memory_order_release);
+                done[i] += k;
+                started[i] = 1;
+            } else {
+                size_t k = ch->bytes;
+                if (k > e.bytes - done[i]) {
+                    fprintf(stderr, "Ember CUDA emulator: NCCL rank %d received more bytes from rank %d than its ncclRecv of %zu bytes takes\n",
+                            c->rank, e.peer, e.bytes);
+                    _exit(3);
+                }
+                memcpy(e.buf + done[i], box, k);
+                done[i] += k;
+                ch->full.store(0, std::memory_order_release);
+                if (done[i] >= e.bytes) { finished[i] = 1; remaining--; }
+            }
+        }
+        if (progressed) { idle = 0; start = nowSeconds(); continue; }
+        if (++idle > 2000) {
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, nullptr);
+            if (idle % 1000 == 0 && nowSeconds() - start > limit) {
+                fprintf(stderr, "Ember CUDA emulator: NCCL rank %d waited %.0f s for a peer's matching send or receive (%zu of %zu unfinished)\n",
+                        c->rank, limit, remaining, n);
+                _exit(124);
+            }
+        }
+    }
 }
 
 }  // namespace
@@ -1229,7 +1338,7 @@ API int ncclCommInitRank(NcclComm** comm, int nranks, NcclId id, int rank) {
     if (nranks > 1) {
         char name[96];
         snprintf(name, sizeof name, "/%.60s", id.bytes);
-        size_t size = kNcclHeader + (size_t)nranks * kNcclSlot;
+        size_t size = ncclSegmentSize(nranks);
         int fd = -1;
         if (rank == 0) {
             fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -1269,15 +1378,29 @@ API int ncclAllReduce(const void* s, void* r, size_t n, int t, int op, NcclComm*
 API int ncclBroadcast(const void* s, void* r, size_t n, int t, int root, NcclComm* c, void*) { return enqueueCollective(1, s, r, n, t, 0, root, c); }
 API int ncclReduceScatter(const void* s, void* r, size_t n, int t, int op, NcclComm* c, void*) { return enqueueCollective(2, s, r, n, t, op, 0, c); }
 API int ncclAllGather(const void* s, void* r, size_t n, int t, NcclComm* c, void*) { return enqueueCollective(3, s, r, n, t, 0, 0, c); }
-API int ncclSend(const void*, size_t, int, int, NcclComm*, void*) { return 4; }
-API int ncclRecv(void*, size_t, int, int, NcclComm*, void*) { return 4; }
-API int ncclGroupStart() { return 0; }
-API int ncclGroupEnd() { return 0; }
+API int ncclSend(const void* s, size_t n, int t, int peer, NcclComm* c, void*) { return enqueuePointToPoint(true, s, n, t, peer, c); }
+API int ncclRecv(void* r, size_t n, int t, int peer, NcclComm* c, void*) { return enqueuePointToPoint(false, r, n, t, peer, c); }
+API int ncclGroupStart() { groupDepth++; return 0; }
+API int ncclGroupEnd() {
+    if (groupDepth <= 0) return 5;  // ncclInvalidUsage
+    if (--groupDepth > 0) return 0;
+    LOCK;
+    std::vector<P2PEntry> ops;
+    ops.swap(groupOps);
+    if (ops.empty()) return 0;
+    for (const P2PEntry& e : ops) if (e.comm != ops[0].comm) return 5;  // the emulator groups one communicator at a time
+    Op op;
+    op.kind = NCCL_P2P;
+    op.p2p = std::move(ops);
+    enqueue(std::move(op));
+    return 0;
+}
 API const char* ncclGetErrorString(int code) {
     switch (code) {
     case 0: return "no error";
     case 2: return "system error (the emulator's shared memory)";
-    case 4: return "invalid argument (the emulator's NCCL has no send/recv)";
+    case 4: return "invalid argument";
+    case 5: return "invalid usage";
     default: return "NCCL error";
     }
 }
