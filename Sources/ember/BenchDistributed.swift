@@ -47,8 +47,9 @@ struct BenchDistributed: ParsableCommand {
 
         say("\nDDP step (forward + backward + Adam, batch 64 per rank, synthetic Fashion-MNIST-shaped data): ms, median of \(repeats)")
         say("single: each rank steps on its own; in-step: the same plus one direct MPI allReduce of all gradients per step")
-        say("(ranks in lockstep, as under DDP); raw: that allReduce timed alone, back to back")
-        say("model  single   in-step   DDP      raw allReduce   overhead beyond raw (DDP − single − raw)   beyond in-step (DDP − in-step)")
+        say("(ranks in lockstep, as under DDP); raw: that allReduce timed alone, back to back; lockstep: single plus an")
+        say("allReduce of one value per step (what waiting for the slowest rank costs, with no data to move)")
+        say("model  single   lockstep  in-step   DDP      raw allReduce   beyond raw (DDP − single − raw)   beyond lockstep + raw   beyond in-step")
         for name in models.split(separator: ",").map(String.init) where ["mlp", "cnn"].contains(name) {
             Ember.manualSeed(0)
             let local = name == "mlp" ? FashionModels.mlp() : FashionModels.cnn()
@@ -66,11 +67,18 @@ struct BenchDistributed: ParsableCommand {
                 return try DistributedBenchmark.slowest(g, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 / Double(steps))
             }
             let localParams = local.parameters()
-            var single: [Double] = [], data: [Double] = [], raw: [Double] = [], inStep: [Double] = []
+            var single: [Double] = [], data: [Double] = [], raw: [Double] = [], inStep: [Double] = [], lockstep: [Double] = []
+            let token = Tensor.zeros([1])
             for _ in 0..<repeats {
                 single.append(try timeSteps {
                     optLocal.zeroGrad()
                     try crossEntropy(local(x), y).backward()
+                    optLocal.step()
+                })
+                lockstep.append(try timeSteps {
+                    optLocal.zeroGrad()
+                    try crossEntropy(local(x), y).backward()
+                    _ = try DistributedBenchmark.directAllReduceSeconds(g, token, iterations: 1, slowest: false)
                     optLocal.step()
                 })
                 data.append(try timeSteps {
@@ -102,9 +110,9 @@ struct BenchDistributed: ParsableCommand {
                 })
                 raw.append(try DistributedBenchmark.directAllReduceSeconds(g, flat, iterations: steps) * 1000)
             }
-            let s = median(single), d = median(data), r = median(raw), l = median(inStep)
-            say(String(format: "%@    %6.2f   %6.2f    %6.2f   %8.3f        %+6.1f %% of the DDP step                  %+6.1f %%",
-                       name, s, l, d, r, (d - s - r) / d * 100, (d - l) / d * 100))
+            let s = median(single), d = median(data), r = median(raw), l = median(inStep), k = median(lockstep)
+            say(String(format: "%@    %6.2f   %6.2f    %6.2f    %6.2f   %8.3f        %+6.1f %% of the DDP step           %+6.1f %%               %+6.1f %%",
+                       name, s, k, l, d, r, (d - s - r) / d * 100, (d - k - r) / d * 100, (d - l) / d * 100))
         }
         try Distributed.destroyProcessGroup()
     }
