@@ -365,6 +365,25 @@ final class CUDABackend: Backend, @unchecked Sendable {
         dev.launch(structured("crossEntropyRows", logits.dtype), grid: r, block: 256, args)
     }
 
+    func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool {
+        if p.count == 0 { return true }
+        let flags: Int32 = (k.weightDecay != 0 ? 1 : 0) | (k.decoupled ? 2 : 0) | (vmax != nil ? 4 : 0)
+        let args = KernelArgs.forThisThread().add(Int64(p.count)).add(flags)
+        for c in k.derived { args.add(c) }
+        args.add(address(p)).add(address(g)).add(address(m)).add(address(v)).add(vmax.map { address($0) } ?? 0)
+        dev.launch(structured("adam", p.dtype), items: p.count, args)
+        return true
+    }
+
+    func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) -> Bool {
+        if p.count == 0 { return true }
+        let flags: Int32 = (buf != nil ? 1 : 0) | (k.nesterov ? 2 : 0) | (k.firstStep ? 4 : 0)
+        let args = KernelArgs.forThisThread().add(Int64(p.count)).add(flags).add(k.lr).add(k.momentum).add(1 - k.dampening)
+            .add(k.weightDecay).add(address(p)).add(address(g)).add(buf.map { address($0) } ?? 0)
+        dev.launch(structured("sgd", p.dtype), items: p.count, args)
+        return true
+    }
+
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) { readBytes(t, into: into, nonBlocking: false) }
 
     func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool) {

@@ -539,6 +539,40 @@ public enum KernelSource {
         }
 
         """
+        guard d == .float32 || d == .float64 else { return s }
+        let sqrtf = d == .float32 ? "sqrtf" : "sqrt"
+        s += """
+        // One Adam/AdamW step per element, in FusedUpdate.adamLoop's order (flags: 1 weight
+        // decay, 2 decoupled, 4 amsgrad); k0…k7 are FusedUpdate.AdamCoefficients.derived.
+        extern "C" __global__ void \(name("adam", d.description))(long long n, int flags, double k0, double k1, double k2, double k3, double k4, double k5, double k6, double k7, \(st)* p, const \(st)* g, \(st)* m, \(st)* v, \(st)* vmax) {
+            const \(t) c1 = (\(t))k0, b2 = (\(t))k1, c2 = (\(t))k2, e = (\(t))k3, wd = (\(t))k4, decay = (\(t))k5, step = (\(t))k6, sbc2 = (\(t))k7;
+            \(grid) {
+                \(t) gi = g[i], pi = p[i];
+                if (flags & 1) { if (flags & 2) pi *= decay; else gi += wd * pi; }
+                \(t) mi = m[i] + c1 * (gi - m[i]);
+                \(t) vi = b2 * v[i] + c2 * gi * gi;
+                m[i] = mi; v[i] = vi;
+                \(t) second = vi;
+                if (flags & 4) { \(t) x = vmax[i]; second = vi >= x ? vi : x; vmax[i] = second; }
+                p[i] = pi - step * mi / (\(sqrtf)(second) / sbc2 + e);
+            }
+        }
+        // One SGD step per element, in FusedUpdate.sgd's order (flags: 1 momentum buffer,
+        // 2 Nesterov, 4 first step: the buffer starts as the gradient); damp = 1 - dampening.
+        extern "C" __global__ void \(name("sgd", d.description))(long long n, int flags, double lr, double momentum, double damp, double wd, \(st)* p, const \(st)* g, \(st)* buf) {
+            const \(t) l = (\(t))lr, mo = (\(t))momentum, dm = (\(t))damp, w = (\(t))wd;
+            \(grid) {
+                \(t) pi = p[i], gi = g[i] + w * pi;
+                if (flags & 1) {
+                    \(t) b = (flags & 4) ? gi : mo * buf[i] + dm * gi;
+                    buf[i] = b;
+                    gi = (flags & 2) ? gi + mo * b : b;
+                }
+                p[i] = pi - l * gi;
+            }
+        }
+
+        """
         return s
     }
 

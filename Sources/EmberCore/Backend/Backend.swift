@@ -147,6 +147,11 @@ public protocol Backend: AnyObject {
     /// `writeBytes` that, from pinned memory with `nonBlocking`, may read the host bytes
     /// after it returns (they must not change until the device has synchronised).
     func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool)
+    /// One Adam/AdamW step of a parameter in a single pass (`FusedUpdate.adam`'s arithmetic):
+    /// all tensors contiguous, of one floating dtype, on this backend's device.
+    func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool
+    /// One SGD step of a parameter in a single pass (`FusedUpdate.sgd`'s arithmetic).
+    func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) -> Bool
 }
 
 extension Backend {
@@ -159,6 +164,10 @@ extension Backend {
     public func convolution2dBackwardData(_ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dx: Tensor) -> Bool { false }
     /// The weight gradient of `convolution2d`: `dw` from `x` and `dy` (false: not handled).
     public func convolution2dBackwardFilter(_ x: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dw: Tensor) -> Bool { false }
+
+    /// False: the backend has no fused optimizer step (the caller composes tensor ops).
+    public func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool { false }
+    public func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) -> Bool { false }
 
     public func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool) { readBytes(t, into: into) }
     public func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool) { writeBytes(t, from: from) }

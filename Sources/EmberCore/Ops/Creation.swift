@@ -60,8 +60,11 @@ extension Tensor {
     /// A Swift number as a 0-dimensional operand on `t`'s device, marked as a wrapped
     /// number (it takes part in type promotion like a Python scalar). On another device it
     /// is written by a fill there: no host-to-device copy, no synchronisation.
+    /// On another device it is filled directly in the type a floating-point `t` computes in
+    /// (the op would round it to that type anyway), which saves a conversion kernel.
     static func wrapped(_ v: Double, like t: Tensor) -> Tensor {
-        let s = Tensor(uninitialized: [], dtype: .float64, device: t.device)
+        let type: DType = t.device != .cpu && t.dtype.isFloatingPoint ? t.dtype.computeType : .float64
+        let s = Tensor(uninitialized: [], dtype: type, device: t.device)
         if t.device == .cpu { s.storage.data.storeBytes(of: v, as: Double.self) } else { t.device.backend.fill(s, v) }
         s.isWrappedNumber = true
         return s

@@ -43,10 +43,19 @@ extension Tensor {
 /// step). Each returns false when the fused path does not apply (a device other than the
 /// CPU, mixed dtypes, non-contiguous tensors); callers then use the tensor-op formulation.
 public enum FusedUpdate {
-    static func applicable(_ ts: [Tensor]) -> Bool {
+    static func applicable(_ ts: [Tensor], on device: Device = .cpu) -> Bool {
         let d = ts[0].dtype
-        return ts.allSatisfy { $0.device == .cpu && $0.dtype == d && $0.isContiguous && $0.count == ts[0].count }
+        return ts.allSatisfy { $0.device == device && $0.dtype == d && $0.isContiguous && $0.count == ts[0].count }
             && (d == .float32 || d == .float64)
+    }
+
+    /// The same step on another device, by its backend's fused kernel (if it has one):
+    /// `written` are updated in place, `read` only read.
+    static func onDevice(written: [Tensor], read: [Tensor], _ run: (Backend) -> Bool) -> Bool {
+        let device = written[0].device
+        guard device != .cpu, applicable(written + read, on: device), run(device.backend) else { return false }
+        for t in written { t.storage.bumpVersion() }
+        return true
     }
 
     /// Adam/AdamW for one parameter (PyTorch's single-tensor algorithm). `bc1`, `bc2` are the
@@ -54,9 +63,11 @@ public enum FusedUpdate {
     public static func adam(param p: Tensor, grad g: Tensor, expAvg m: Tensor, expAvgSq v: Tensor, maxExpAvgSq vmax: Tensor?,
                             lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double, decoupled: Bool,
                             bc1: Double, bc2: Double) -> Bool {
-        guard applicable([p, g, m, v] + (vmax.map { [$0] } ?? [])) else { return false }
         let k = AdamCoefficients(beta1: beta1, beta2: beta2, eps: eps, lr: lr, weightDecay: weightDecay, decoupled: decoupled,
                                  bc1: bc1, bc2: bc2)
+        guard applicable([p, g, m, v] + (vmax.map { [$0] } ?? [])) else {
+            return onDevice(written: [p, m, v] + (vmax.map { [$0] } ?? []), read: [g]) { $0.adamStep(p, g, m, v, vmax, k) }
+        }
         if p.dtype == .float32 {
             adamFloat(p.ptr(Float.self), g.ptr(Float.self), m.ptr(Float.self), v.ptr(Float.self), vmax?.ptr(Float.self), p.count, k)
         } else {
@@ -67,8 +78,20 @@ public enum FusedUpdate {
         return true
     }
 
-    struct AdamCoefficients {
-        let beta1, beta2, eps, lr, weightDecay: Double, decoupled: Bool, bc1, bc2: Double
+    /// The scalars of one Adam step: `bc1`, `bc2` are the bias corrections `1 - β^step`.
+    /// Every kernel rounds the same derived coefficients once to the parameter's dtype:
+    /// `1 - β1`, `β2`, `1 - β2`, `eps`, `weightDecay`, `1 - lr·weightDecay`, `lr / bc1`, `√bc2`.
+    public struct AdamCoefficients: Sendable {
+        public let beta1, beta2, eps, lr, weightDecay: Double, decoupled: Bool, bc1, bc2: Double
+        /// The eight derived coefficients above, in that order.
+        public var derived: [Double] {
+            [1 - beta1, beta2, 1 - beta2, eps, weightDecay, 1 - lr * weightDecay, lr / bc1, bc2.squareRoot()]
+        }
+    }
+
+    /// The scalars of one SGD step.
+    public struct SGDCoefficients: Sendable {
+        public let lr, momentum, dampening, weightDecay: Double, nesterov, firstStep: Bool
     }
 
     /// The scalar Adam loop over `range` (tails of the vector loop, and float64).
@@ -118,7 +141,11 @@ public enum FusedUpdate {
     /// `firstStep`, the momentum buffer is set to the gradient (as PyTorch does).
     public static func sgd(param p: Tensor, grad g: Tensor, momentumBuffer buf: Tensor?, lr: Double, momentum: Double,
                            dampening: Double, nesterov: Bool, weightDecay: Double, firstStep: Bool) -> Bool {
-        guard applicable([p, g] + (buf.map { [$0] } ?? [])) else { return false }
+        guard applicable([p, g] + (buf.map { [$0] } ?? [])) else {
+            let k = SGDCoefficients(lr: lr, momentum: momentum, dampening: dampening, weightDecay: weightDecay,
+                                    nesterov: nesterov, firstStep: firstStep)
+            return onDevice(written: [p] + (buf.map { [$0] } ?? []), read: [g]) { $0.sgdStep(p, g, buf, k) }
+        }
         func run<T: BinaryFloatingPoint>(_: T.Type) {
             let pp = p.ptr(T.self), gp = g.ptr(T.self), bp = buf?.ptr(T.self)
             let (l, mo, damp, wd) = (T(lr), T(momentum), T(1 - dampening), T(weightDecay))  // rounded once from Double
