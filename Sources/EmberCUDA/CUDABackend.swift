@@ -167,6 +167,52 @@ final class CUDADevice: @unchecked Sendable {
     func synchronize() {
         makeCurrent()
         driver.must(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        verifyChecks()
+    }
+
+    // MARK: device-side argument checks
+
+    // Like PyTorch's device-side asserts, without stopping the GPU: a kernel that finds a bad
+    // argument (a class index out of range) writes [code, value, limit] into this device's
+    // check words, and the host reads them after its next synchronisation (only when such a
+    // kernel ran since) and stops with the op's message.
+    private var checkWords: UInt64 = 0
+    private var checksPending = false
+
+    /// The check words for a kernel about to be launched (zeroed on first use).
+    func checkBuffer() -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        if checkWords == 0 {
+            makeCurrent()
+            var p: UInt64 = 0
+            driver.must(driver.cuMemAlloc(&p, 32), "cuMemAlloc")
+            driver.must(driver.cuMemsetD8Async(p, 0, 32, stream), "cuMemsetD8Async")
+            checkWords = p
+        }
+        checksPending = true
+        return checkWords
+    }
+
+    /// What each check code means: (value, limit) → message.
+    static let checkMessages: [Int64: (Int64, Int64) -> String] = [
+        1: { v, l in "crossEntropy: target \(v) is out of bounds for \(l) classes" },
+    ]
+
+    /// After a synchronisation: stops with the message of a failed device-side check.
+    func verifyChecks() {
+        lock.lock()
+        let pending = checksPending, words = checkWords
+        checksPending = false
+        lock.unlock()
+        guard pending else { return }
+        var w = [Int64](repeating: 0, count: 3)
+        let rc = w.withUnsafeMutableBytes { driver.cuMemcpyDtoHAsync($0.baseAddress!, words, 24, stream) }
+        driver.must(rc, "cuMemcpyDtoHAsync")
+        driver.must(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        guard w[0] != 0 else { return }
+        driver.must(driver.cuMemsetD8Async(words, 0, 32, stream), "cuMemsetD8Async")
+        let message = CUDADevice.checkMessages[w[0]]?(w[1], w[2]) ?? "device-side check \(w[0]) failed (\(w[1]), \(w[2]))"
+        fatalError("\(message) (found on cuda:\(index) by the kernel)")
     }
 }
 

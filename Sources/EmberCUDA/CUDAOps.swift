@@ -358,11 +358,31 @@ final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor) {
+        let valid = Tensor.empty([logits.shape[0]], dtype: loss.dtype, device: loss.device)
+        _ = crossEntropyRowsChecked(logits, target, ignoreIndex: ignoreIndex, loss, lse, valid)
+    }
+
+    /// Targets are checked on the device: a bad one stops the program at the next
+    /// synchronisation with the message (its row's loss is NaN meanwhile).
+    func crossEntropyRowsChecked(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor,
+                                 _ valid: Tensor) -> Bool {
         let r = logits.shape[0], c = logits.shape[1]
-        if r == 0 { return }
+        if r == 0 { return true }
+        let check = dev.checkBuffer()
         let args = KernelArgs.forThisThread().add(Int64(r)).add(Int64(c)).add(Int64(ignoreIndex)).add(address(loss)).add(address(lse))
-            .add(address(logits)).add(address(target))
+            .add(address(valid)).add(address(logits)).add(address(target)).add(check)
         dev.launch(structured("crossEntropyRows", logits.dtype), grid: r, block: 256, args)
+        return true
+    }
+
+    func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor,
+                                  _ out: Tensor) -> Bool {
+        let n = logits.count, c = logits.shape[1]
+        if n == 0 { return true }
+        let args = KernelArgs.forThisThread().add(Int64(n)).add(Int64(c)).add(Int64(ignoreIndex)).add(Int64(grad.strides[0]))
+            .add(address(out)).add(address(logits)).add(address(lse)).add(address(grad)).add(address(target))
+        dev.launch(structured("crossEntropyRowsBackward", logits.dtype), items: n, args)
+        return true
     }
 
     func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool {

@@ -54,6 +54,7 @@ public enum KernelSource {
     public static let prelude = """
     #define EMBER_MAXD \(maxDims)
     #define EMBER_INF __longlong_as_double(0x7ff0000000000000LL)
+    #define EMBER_NAN __longlong_as_double(0x7ff8000000000000LL)
     struct Geo { int nd; long long n; long long shape[EMBER_MAXD]; long long st[4][EMBER_MAXD]; long long off[4]; };
     __device__ __forceinline__ void ember_offsets(const Geo& g, long long i, long long* o) {
         long long r = i;
@@ -196,6 +197,7 @@ public enum KernelSource {
         case .ge: return "(a >= b)"
         case .logicalAnd: return "(a != 0 && b != 0)"
         case .logicalOr: return "(a != 0 || b != 0)"
+        case .reluBackward: return "(b > 0 ? a : (\(t))0)"
         }
     }
 
@@ -221,7 +223,7 @@ public enum KernelSource {
     public static let binaryOps: [(String, BinaryOp)] = [
         ("add", .add), ("sub", .sub), ("mul", .mul), ("div", .div), ("pow", .pow), ("maximum", .maximum),
         ("minimum", .minimum), ("eq", .eq), ("ne", .ne), ("lt", .lt), ("le", .le), ("gt", .gt), ("ge", .ge),
-        ("logicalAnd", .logicalAnd), ("logicalOr", .logicalOr),
+        ("logicalAnd", .logicalAnd), ("logicalOr", .logicalOr), ("reluBackward", .reluBackward),
     ]
 
     public static func binaryName(_ op: BinaryOp) -> String { binaryOps.first { $0.1 == op }!.0 }
@@ -524,7 +526,9 @@ public enum KernelSource {
                 orow[j] = \(store(d, "logMode ? v - ember_log(sum) : ember_exp(v) / sum"));
             }
         }
-        extern "C" __global__ void \(name("crossEntropyRows", d.description))(long long rows, long long c, long long ignoreIndex, \(st)* loss, \(st)* lse, const \(st)* x, const long long* target) {
+        // Per row: loss, log-sum-exp and 1/0 for a counted/ignored target. A target out of
+        // range writes [1, target, classes] to `check` (read by the host) and a NaN loss.
+        extern "C" __global__ void \(name("crossEntropyRows", d.description))(long long rows, long long c, long long ignoreIndex, \(st)* loss, \(st)* lse, \(st)* valid, const \(st)* x, const long long* target, long long* check) {
             __shared__ \(t) red[256];
             long long row = blockIdx.x; if (row >= rows) return;
             const \(st)* xr = x + row * c;
@@ -534,7 +538,22 @@ public enum KernelSource {
                 \(t) l = m + ember_log(sum);
                 lse[row] = \(store(d, "l"));
                 long long k = target[row];
-                loss[row] = \(store(d, "k == ignoreIndex ? (\(t))0 : l - \(load(d, "xr[k]"))"));
+                valid[row] = \(store(d, "k == ignoreIndex ? (\(t))0 : (\(t))1"));
+                if (k != ignoreIndex && (k < 0 || k >= c)) {
+                    check[1] = k; check[2] = c; check[0] = 1;
+                    loss[row] = \(store(d, "(\(t))EMBER_NAN"));
+                } else {
+                    loss[row] = \(store(d, "k == ignoreIndex ? (\(t))0 : l - \(load(d, "xr[k]"))"));
+                }
+            }
+        }
+        // d logits = (softmax − onehot(target)) · grad[row], 0 on ignored rows.
+        extern "C" __global__ void \(name("crossEntropyRowsBackward", d.description))(long long n, long long c, long long ignoreIndex, long long gstride, \(st)* out, const \(st)* x, const \(st)* lse, const \(st)* g, const long long* target) {
+            \(grid) {
+                long long row = i / c, j = i % c, k = target[row];
+                if (k == ignoreIndex) { out[i] = \(store(d, "(\(t))0")); continue; }
+                \(t) p = ember_exp(\(load(d, "x[i]")) - \(load(d, "lse[row]")));
+                out[i] = \(store(d, "(p - (j == k ? (\(t))1 : (\(t))0)) * \(load(d, "g[row * gstride]"))"));
             }
         }
 

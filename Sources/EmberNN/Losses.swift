@@ -54,12 +54,13 @@ public func nllLoss(_ logProbs: Tensor, _ target: Tensor, weight: Tensor? = nil,
 public func crossEntropy(_ logits: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                          reduction: Reduction = .mean, labelSmoothing: Double = 0) -> Tensor {
     precondition(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
-    if logits.rank == 2 && target.rank == 1 && target.dtype == .int64 && weight == nil && labelSmoothing == 0 && logits.device == .cpu
+    if logits.rank == 2 && target.rank == 1 && target.dtype == .int64 && weight == nil && labelSmoothing == 0
+        && (logits.device == .cpu || target.device == logits.device)
         && (reduction == .mean || reduction == .sum || reduction == .none) {
         // One pass per row; the common case of training.
         let (losses, counted) = logits.crossEntropyPerSample(target, ignoreIndex: ignoreIndex)
         switch reduction {
-        case .mean: return losses.sum() / Double(counted)
+        case .mean: return losses.sum() / counted
         case .sum: return losses.sum()
         default: return losses
         }

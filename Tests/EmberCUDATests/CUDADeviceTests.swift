@@ -185,3 +185,69 @@ final class CUDAOptimizerTests: XCTestCase {
                                        momentum: 0, dampening: 0, nesterov: false, weightDecay: 0, firstStep: false))
     }
 }
+
+/// Cross-entropy on the GPU: one kernel per pass, targets checked on the device.
+final class CUDALossTests: XCTestCase {
+    func testCrossEntropyMatchesTheCPUWithIgnoredRows() throws {
+        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        let g = Device.cuda(0)
+        for dtype in [DType.float32, .float64] {
+            Ember.manualSeed(9)
+            let x = Tensor.randn([7, 5], dtype: dtype) * 3
+            let y = Tensor([0, 4, -100, 2, 2, -100, 1])
+            for reduction in [Reduction.mean, .sum, .none] {
+                let xc = x.clone(), xg = x.to(g)
+                xc.requiresGrad = true
+                xg.requiresGrad = true
+                let lc = crossEntropy(xc, y, reduction: reduction), lg = crossEntropy(xg, y.to(g), reduction: reduction)
+                XCTAssertEqual(lg.device, g)
+                let tol = dtype == .float32 ? 1e-5 : 1e-12
+                XCTAssertLessThan((lg.to(.cpu) - lc).abs().max().item(), tol, "\(reduction) \(dtype) forward")
+                // .none: an upstream gradient with a stride of 2 (a view).
+                let up = Tensor.randn([14], dtype: dtype).slice(0, step: 2)
+                if reduction == .none {
+                    try lc.backward(gradient: up)
+                    try lg.backward(gradient: up.to(g))
+                } else {
+                    try lc.backward()
+                    try lg.backward()
+                }
+                XCTAssertLessThan((xg.grad!.to(.cpu) - xc.grad!).abs().max().item(), tol, "\(reduction) \(dtype) backward")
+                XCTAssertEqual(xg.grad!.to(.cpu)[2].abs().max().item(), 0, "an ignored row has no gradient")
+            }
+        }
+    }
+
+    /// A target out of range stops the program at the next synchronisation with the op's
+    /// message (child process).
+    func testBadTargetIsReportedFromTheDevice() throws {
+        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        if ProcessInfo.processInfo.environment["EMBER_CUDA_BAD_TARGET"] != nil {
+            let loss = crossEntropy(Tensor.randn([3, 4], device: .cuda(0)), Tensor([1, 7, 0]).to(.cuda(0)))
+            FileHandle.standardError.write(Data("EMBER-QUEUED\n".utf8))  // nothing waited yet
+            FileHandle.standardError.write(Data("EMBER-LOSS \(loss.item())\n".utf8))
+            return
+        }
+        #if os(Linux)
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0])
+        guard exe.lastPathComponent.hasSuffix(".xctest") else { throw XCTSkip("not running from an .xctest binary") }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["EmberCUDATests.CUDALossTests/testBadTargetIsReportedFromTheDevice"]
+        var env = ProcessInfo.processInfo.environment
+        env["EMBER_CUDA_BAD_TARGET"] = "1"
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        p.environment = env
+        let out = Pipe()
+        p.standardError = out
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("EMBER-QUEUED"), text.suffix(1500).description)
+        XCTAssertFalse(text.contains("EMBER-LOSS"), text.suffix(1500).description)
+        XCTAssertTrue(text.contains("crossEntropy: target 7 is out of bounds for 4 classes (found on cuda:0"), text.suffix(1500).description)
+        #endif
+    }
+}

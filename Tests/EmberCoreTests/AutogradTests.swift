@@ -21,6 +21,23 @@ final class AutogradTests: XCTestCase {
         assertClose(x.grad!, [8, 10, 12])
     }
 
+    /// ReLU's backward passes the gradient where the output is positive and 0 elsewhere,
+    /// even for an infinite gradient (PyTorch's threshold_backward: [0, 0, inf]), in one
+    /// kernel; double backward still differentiates through it.
+    func testReluBackwardIsAWhereNotAProduct() throws {
+        for dtype in [DType.float32, .float64] {
+            let x = Tensor([-1.0, 0.0, 2.0, -0.0], dtype: dtype, requiresGrad: true)
+            let y = x.relu()
+            try y.backward(gradient: Tensor([Double.infinity, .infinity, .infinity, 3], dtype: dtype))
+            XCTAssertEqual(x.grad!.to(.float64).toArray(Double.self), [0, 0, .infinity, 0])
+        }
+        let x = Tensor([-1.0, 0.5, 2.0], dtype: .float64, requiresGrad: true)
+        let g = try Autograd.grad(of: [(x.relu() * x.relu()).sum()], wrt: [x], createGraph: true)[0]!   // 2·relu(x)
+        XCTAssertEqual(g.toArray(Double.self), [0, 1, 4])
+        try g.sum().backward()
+        XCTAssertEqual(x.grad!.toArray(Double.self), [0, 2, 2])
+    }
+
     func testNonScalarNeedsGradient() throws {
         let x = Tensor([1, 2] as [Float], requiresGrad: true)
         let y = x * 2

@@ -22,6 +22,9 @@ public enum BinaryOp: Equatable, Sendable {
     case add, sub, mul, div, pow, maximum, minimum
     case eq, ne, lt, le, gt, ge
     case logicalAnd, logicalOr
+    /// `b > 0 ? a : 0`: ReLU's backward from the gradient `a` and the output `b` (PyTorch's
+    /// `threshold_backward`), one pass instead of a comparison, a conversion and a product.
+    case reluBackward
 
     /// The op's name in messages (a static string: no formatting on the hot path).
     var name: String {
@@ -41,6 +44,7 @@ public enum BinaryOp: Equatable, Sendable {
         case .ge: "ge"
         case .logicalAnd: "logicalAnd"
         case .logicalOr: "logicalOr"
+        case .reluBackward: "reluBackward"
         }
     }
 
@@ -152,6 +156,16 @@ public protocol Backend: AnyObject {
     func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool
     /// One SGD step of a parameter in a single pass (`FusedUpdate.sgd`'s arithmetic).
     func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) -> Bool
+    /// `crossEntropyRows` with the targets checked by the backend itself (on its device,
+    /// without a round trip to the host) and `valid[r]` = 1 for a counted row, 0 for an
+    /// ignored one. False: the backend needs the targets checked on the host first.
+    func crossEntropyRowsChecked(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor,
+                                 _ valid: Tensor) -> Bool
+    /// The logits' gradient of `crossEntropyRows`: `out[r, j] = (exp(logits[r, j] − lse[r]) −
+    /// [j = target[r]]) · grad[r]`, 0 on ignored rows (`grad` may be a broadcast view).
+    /// False: not handled (the caller composes tensor ops).
+    func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor,
+                                  _ out: Tensor) -> Bool
 }
 
 extension Backend {
@@ -168,6 +182,10 @@ extension Backend {
     /// False: the backend has no fused optimizer step (the caller composes tensor ops).
     public func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool { false }
     public func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) -> Bool { false }
+    public func crossEntropyRowsChecked(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor,
+                                        _ valid: Tensor) -> Bool { false }
+    public func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor,
+                                         _ out: Tensor) -> Bool { false }
 
     public func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool) { readBytes(t, into: into) }
     public func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool) { writeBytes(t, from: from) }

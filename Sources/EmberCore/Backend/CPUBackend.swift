@@ -330,6 +330,7 @@ public final class CPUBackend: Backend {
                 case .ge: apply(ob) { $0 >= $1 }
                 case .logicalAnd: apply(ob) { $0 != T.zero && $1 != T.zero }
                 case .logicalOr: apply(ob) { $0 != T.zero || $1 != T.zero }
+                case .reluBackward: apply(o) { $1 > T.zero ? $0 : T.zero }
                 }
             }
         }
@@ -972,6 +973,25 @@ public final class CPUBackend: Backend {
                 return m + Double.log(s)
             }
         }
+    }
+
+    public func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor,
+                                         _ out: Tensor) -> Bool {
+        let r = logits.shape[0], c = logits.shape[1], gs = grad.strides[0]
+        let t = target.ptr(Int64.self)
+        func run<T: BinaryFloatingPoint & Real>(_: T.Type) {
+            let x = logits.ptr(T.self), ls = lse.ptr(T.self), g = grad.ptr(T.self), o = out.ptr(T.self)
+            parallelFor(r, grain: Swift.max(1, elementwiseGrain / Swift.max(c, 1))) { range in
+                for i in range {
+                    let k = Int(t[i]), row = x + i * c, orow = o + i * c
+                    if k == ignoreIndex { orow.update(repeating: 0, count: c); continue }
+                    let l = ls[i], gi = g[i * gs]
+                    for j in 0..<c { orow[j] = (T.exp(row[j] - l) - (j == k ? 1 : 0)) * gi }
+                }
+            }
+        }
+        if logits.dtype == .float32 { run(Float.self) } else { run(Double.self) }
+        return true
     }
 
     public func readBytes(_ t: Tensor, into dst: UnsafeMutableRawPointer) {

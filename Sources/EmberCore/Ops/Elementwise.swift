@@ -95,7 +95,7 @@ extension Tensor {
     }
     public func relu() -> Tensor {
         unary(.relu, "ReluBackward", saveOutput: true) { c, x in
-            c.grad * (c.createGraph ? x : c.output!).gt(0)
+            c.createGraph ? c.grad * x.gt(0) : Tensor.binaryKernel(.reluBackward, c.grad, c.output!, "relu backward")
         }
     }
     public func leakyRelu(_ negativeSlope: Double = 0.01) -> Tensor {

@@ -4,32 +4,55 @@ import EmberCPU
 extension Tensor {
     /// Cross-entropy of logits `[N, C]` against class indices `[N]` in one pass per row
     /// (log-sum-exp and the target's logit together). Returns the per-sample losses (0 at
-    /// `ignoreIndex`) and the number of counted samples. The gradient is
+    /// `ignoreIndex`) and the number of counted samples, as a 0-dimensional tensor on the
+    /// logits' device that takes part in type promotion like a Swift number. The gradient is
     /// `softmax(logits) − onehot(target)` on counted rows, scaled by the upstream gradient.
-    public func crossEntropyPerSample(_ target: Tensor, ignoreIndex: Int) -> (losses: Tensor, counted: Int) {
+    /// On the CPU the targets are checked before the pass; a GPU checks them in the kernel
+    /// and reports a bad one at its next synchronisation (no round trip to the host).
+    public func crossEntropyPerSample(_ target: Tensor, ignoreIndex: Int) -> (losses: Tensor, counted: Tensor) {
         checked {
             try require(rank == 2 && target.rank == 1 && target.count == shape[0],
                         "crossEntropy: logits \(fmt(shape)) and targets \(fmt(target.shape)) do not match")
             try require(target.dtype == .int64, "crossEntropy: expected int64 class indices, got \(target.dtype)")
         }
-        let t = target.contiguous()
-        let hostTarget = t.device == .cpu ? t : t.to(.cpu)  // class indices are checked on the host
-        let tp = hostTarget.ptr(Int64.self)
-        var counted = 0
-        for i in 0..<t.count where Int(tp[i]) != ignoreIndex {
-            counted += 1
-            checked { try require(tp[i] >= 0 && Int(tp[i]) < shape[1], "crossEntropy: target \(tp[i]) is out of bounds for \(shape[1]) classes") }
-        }
         let x = cast(dtype.floatResult.computeType).contiguous()
         let losses = Tensor(uninitialized: [shape[0]], dtype: x.dtype, device: device)
         let lse = Tensor(uninitialized: [shape[0]], dtype: x.dtype, device: device)
-        device.backend.crossEntropyRows(x, t, ignoreIndex: ignoreIndex, losses, lse)
+        var t = target.contiguous()
+        let counted: Tensor
+        if device != .cpu && t.device == device,
+           case let valid = Tensor(uninitialized: [shape[0]], dtype: x.dtype, device: device),
+           device.backend.crossEntropyRowsChecked(x, t, ignoreIndex: ignoreIndex, losses, lse, valid) {
+            counted = valid.sum()
+        } else {
+            if device != .cpu && t.device != device {
+                misuse(EmberError.invalidArgument("crossEntropy: expected all tensors to be on the same device, but found \(device) and \(t.device)"))
+            }
+            let hostTarget = t.device == .cpu ? t : t.to(.cpu)  // class indices are checked on the host
+            let tp = hostTarget.ptr(Int64.self)
+            var n = 0
+            for i in 0..<t.count where Int(tp[i]) != ignoreIndex {
+                n += 1
+                checked { try require(tp[i] >= 0 && Int(tp[i]) < shape[1], "crossEntropy: target \(tp[i]) is out of bounds for \(shape[1]) classes") }
+            }
+            if device == .cpu { t = hostTarget }
+            device.backend.crossEntropyRows(x, t, ignoreIndex: ignoreIndex, losses, lse)
+            counted = Tensor.wrapped(Double(n), like: x)
+        }
+        counted.isWrappedNumber = true
         let out = losses.cast(dtype.floatResult)
         if anyNeedsGrad(self) {
             let logits = self
+            let target = t
             record(out, "NllLossBackward", [self], save: [self]) { c in
-                let valid = t.ne(Double(ignoreIndex))
-                let safe = Tensor.where(valid, t, Tensor.zerosLike(t)).unsqueeze(1)
+                if !c.createGraph && logits.dtype == x.dtype && logits.isContiguous && c.grad.rank == 1 && c.grad.dtype == x.dtype {
+                    let dx = Tensor(uninitialized: logits.shape, dtype: x.dtype, device: logits.device)
+                    if logits.device.backend.crossEntropyRowsBackward(logits, target, ignoreIndex: ignoreIndex, lse, c.grad, dx) {
+                        return [dx]
+                    }
+                }
+                let valid = target.ne(Double(ignoreIndex))
+                let safe = Tensor.where(valid, target, Tensor.zerosLike(target)).unsqueeze(1)
                 let scale = (c.grad * valid.to(c.grad.dtype)).unsqueeze(1)
                 let p = c.createGraph ? logits.softmax(dim: 1) : (logits - lse.cast(logits.dtype).unsqueeze(1)).exp()
                 return [(p - Tensor.zerosLike(p).scatter(1, safe, 1.0)) * scale]
@@ -212,7 +235,7 @@ extension Tensor {
         if anyNeedsGrad(inputs) {
             record(out, relu ? "LinearReluBackward" : "AddmmBackward", inputs, save: [x, weight], saveOutput: relu) { c in
                 var g = c.grad
-                if relu, let y = c.output { g = g * y.gt(0).to(g.dtype) }
+                if relu, let y = c.output { g = c.createGraph ? g * y.gt(0).to(g.dtype) : Tensor.binaryKernel(.reluBackward, g, y, "relu backward") }
                 let gx = c.needsGrad(0) ? g.matmul(weight) : nil
                 let gw = c.needsGrad(1) ? g.t().matmul(x) : nil
                 let gb = bias != nil && c.needsGrad(2) ? g.sum(dim: 0) : nil
