@@ -23,7 +23,7 @@
 // Build: c++ -std=c++17 -O2 -fPIC -shared -o libember-cuda-emulator.so emulator.cpp -ldl -lpthread
 // Use:   EMBER_CUDA_DRIVER=…/libember-cuda-emulator.so EMBER_NVRTC_LIBRARY=… EMBER_CUBLAS_LIBRARY=…
 //        (Scripts/cuda-emulator.sh sets these). EMBER_EMULATOR_CXX picks the compiler;
-//        EMBER_EMULATOR_TRACE=1 prints every launch.
+//        EMBER_EMULATOR_TRACE=1 prints every launch, cuDNN call and synchronisation.
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -834,7 +834,7 @@ API int cuDeviceGetAttribute(int* v, int attr, int) {
 API int cuDeviceTotalMem_v2(size_t* b, int) { *b = kDeviceMemory; return 0; }
 API int cuDevicePrimaryCtxRetain(void** ctx, int d) { static int c[16]; *ctx = &c[d & 15]; return 0; }
 API int cuCtxSetCurrent(void*) { return 0; }
-API int cuCtxSynchronize() { LOCK; flush(); return 0; }
+API int cuCtxSynchronize() { LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync context\n"); flush(); return 0; }
 API int cuMemAlloc_v2(uint64_t* p, size_t bytes) { LOCK; return deviceAlloc(p, bytes); }
 API int cuMemFree_v2(uint64_t p) { LOCK; flush(); return deviceFree(p); }
 API int cuMemGetInfo_v2(size_t* freeB, size_t* total) { LOCK; *freeB = kDeviceMemory - arenaUsed; *total = kDeviceMemory; return 0; }
@@ -924,7 +924,7 @@ API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned
 }
 
 API int cuStreamCreate(void** s, unsigned) { static int next; *s = new Stream{++next}; return 0; }
-API int cuStreamSynchronize(void*) { LOCK; flush(); return 0; }
+API int cuStreamSynchronize(void*) { LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync stream\n"); flush(); return 0; }
 API int cuStreamDestroy_v2(void* s) { LOCK; delete (Stream*)s; return 0; }
 API int cuStreamWaitEvent(void*, void*, unsigned) { return 0; }  // one global order
 API int cuEventCreate(void** e, unsigned) { *e = new Event(); return 0; }
@@ -937,7 +937,7 @@ API int cuEventRecord(void* e, void*) {
     enqueue(std::move(op));
     return 0;
 }
-API int cuEventSynchronize(void*) { LOCK; flush(); return 0; }
+API int cuEventSynchronize(void*) { LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync event\n"); flush(); return 0; }
 // A GPU makes progress on its own: a query of a pending event runs the queue.
 API int cuEventQuery(void* e) {
     LOCK;
