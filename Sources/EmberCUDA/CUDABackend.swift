@@ -196,6 +196,11 @@ final class CUDADevice: @unchecked Sendable {
     /// What each check code means: (value, limit) → message.
     static let checkMessages: [Int64: (Int64, Int64) -> String] = [
         1: { v, l in "crossEntropy: target \(v) is out of bounds for \(l) classes" },
+        2: { v, l in "indexSelect: index \(v) is out of bounds for dimension with size \(l)" },
+        3: { v, l in "indexAdd: index \(v) is out of bounds for dimension with size \(l)" },
+        4: { v, l in "gather: index \(v) is out of bounds for dimension with size \(l)" },
+        5: { v, l in "scatter: index \(v) is out of bounds for dimension with size \(l)" },
+        6: { v, l in "scatterAdd: index \(v) is out of bounds for dimension with size \(l)" },
     ]
 
     /// After a synchronisation: stops with the message of a failed device-side check.

@@ -7,6 +7,9 @@ final class CUDABackend: Backend, @unchecked Sendable {
     let dev: CUDADevice
     init(_ dev: CUDADevice) { self.dev = dev }
 
+    /// Index kernels wrap negative values and report bad ones through the device checks.
+    var checksIndices: Bool { true }
+
     // MARK: helpers
 
     func address(_ t: Tensor, _ function: StaticString = #function) -> UInt64 {
@@ -256,8 +259,9 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let outer = full.shape[..<dim].reduce(1, *), inner = full.shape[(dim + 1)...].reduce(1, *)
         let L = index.count, n = outer * L * inner
         if n == 0 { return }
+        let check = dev.checkBuffer()
         let args = KernelArgs.forThisThread().add(Int64(n)).add(Int64(L)).add(Int64(full.shape[dim])).add(Int64(inner))
-            .add(address(out)).add(address(src)).add(address(index))
+            .add(address(out)).add(address(src)).add(address(index)).add(check)
         dev.launch(structured(kernel, full.dtype), items: n, args)
     }
 
@@ -277,7 +281,9 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let full = xs
         xs[dim] = 0
         let g = geo(idx.shape, [(out.strides, 0), (xs, 0), ([], 0), (full, 0)])
-        let args = KernelArgs.forThisThread().addWords(g).add(Int32(dim)).add(address(out)).add(address(x)).add(address(idx))
+        let check = dev.checkBuffer()
+        let args = KernelArgs.forThisThread().addWords(g).add(Int32(dim)).add(Int64(x.shape[dim])).add(address(out)).add(address(x))
+            .add(address(idx)).add(check)
         dev.launch(structured("gather", x.dtype), items: idx.count, args)
     }
 
@@ -287,7 +293,9 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let full = os
         os[dim] = 0
         let g = geo(idx.shape, [(os, 0), ([], 0), (src.strides, 0), (full, 0)])
-        let args = KernelArgs.forThisThread().addWords(g).add(Int32(dim)).add(Int32(accumulate ? 1 : 0)).add(address(out)).add(address(src)).add(address(idx))
+        let check = dev.checkBuffer()
+        let args = KernelArgs.forThisThread().addWords(g).add(Int32(dim)).add(Int32(accumulate ? 1 : 0)).add(Int64(out.shape[dim]))
+            .add(address(out)).add(address(src)).add(address(idx)).add(check)
         dev.launch(structured("scatter", out.dtype), items: idx.count, args)
     }
 

@@ -415,31 +415,46 @@ public enum KernelSource {
         var s = prelude + "\n"
         let grid = "for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)"
         s += """
+        // Index values are checked here, not on the host: a negative one counts from the end;
+        // one out of range is skipped and written to `check` as [code, value, size] (the host
+        // reports it at its next synchronisation).
+        __device__ bool \(name("indexOK", d.description))(long long* k, long long size, long long* check, long long code) {
+            long long v = *k;
+            if (v < 0) v += size;
+            if (v < 0 || v >= size) { check[1] = *k; check[2] = size; check[0] = code; return false; }
+            *k = v; return true;
+        }
         // out[o, i, in] = x[o, index[i], in]
-        extern "C" __global__ void \(name("indexSelect", d.description))(long long n, long long L, long long dimSize, long long inner, \(st)* out, const \(st)* x, const long long* index) {
+        extern "C" __global__ void \(name("indexSelect", d.description))(long long n, long long L, long long dimSize, long long inner, \(st)* out, const \(st)* x, const long long* index, long long* check) {
             \(grid) {
-                long long in = i % inner, r = i / inner, li = r % L, o = r / L;
-                out[i] = x[(o * dimSize + index[li]) * inner + in];
+                long long in = i % inner, r = i / inner, li = r % L, o = r / L, k = index[li];
+                if (!\(name("indexOK", d.description))(&k, dimSize, check, 2)) continue;
+                out[i] = x[(o * dimSize + k) * inner + in];
             }
         }
         // out[o, index[i], in] += src[o, i, in]
-        extern "C" __global__ void \(name("indexAdd", d.description))(long long n, long long L, long long dimSize, long long inner, \(st)* out, const \(st)* src, const long long* index) {
+        extern "C" __global__ void \(name("indexAdd", d.description))(long long n, long long L, long long dimSize, long long inner, \(st)* out, const \(st)* src, const long long* index, long long* check) {
             \(grid) {
-                long long in = i % inner, r = i / inner, li = r % L, o = r / L;
-                \(add("out[(o * dimSize + index[li]) * inner + in]", "src[i]"));
+                long long in = i % inner, r = i / inner, li = r % L, o = r / L, k = index[li];
+                if (!\(name("indexOK", d.description))(&k, dimSize, check, 3)) continue;
+                \(add("out[(o * dimSize + k) * inner + in]", "src[i]"));
             }
         }
         // gather/scatter over a contiguous index tensor; g: [index shape] with strides of x (st[1]) / out (st[0]) / src (st[2])
-        extern "C" __global__ void \(name("gather", d.description))(Geo g, int dim, \(st)* out, const \(st)* x, const long long* index) {
+        extern "C" __global__ void \(name("gather", d.description))(Geo g, int dim, long long size, \(st)* out, const \(st)* x, const long long* index, long long* check) {
             for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < g.n; i += (long long)gridDim.x * blockDim.x) {
                 long long o[4]; ember_offsets(g, i, o);
-                out[o[0]] = x[o[1] + index[i] * g.st[3][dim]];
+                long long k = index[i];
+                if (!\(name("indexOK", d.description))(&k, size, check, 4)) continue;
+                out[o[0]] = x[o[1] + k * g.st[3][dim]];
             }
         }
-        extern "C" __global__ void \(name("scatter", d.description))(Geo g, int dim, int accumulate, \(st)* out, const \(st)* src, const long long* index) {
+        extern "C" __global__ void \(name("scatter", d.description))(Geo g, int dim, int accumulate, long long size, \(st)* out, const \(st)* src, const long long* index, long long* check) {
             for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < g.n; i += (long long)gridDim.x * blockDim.x) {
                 long long o[4]; ember_offsets(g, i, o);
-                long long p = o[0] + index[i] * g.st[3][dim];
+                long long k = index[i];
+                if (!\(name("indexOK", d.description))(&k, size, check, accumulate ? 6 : 5)) continue;
+                long long p = o[0] + k * g.st[3][dim];
                 if (accumulate) { \(add("out[p]", "src[o[2]]")); } else { out[p] = src[o[2]]; }
             }
         }

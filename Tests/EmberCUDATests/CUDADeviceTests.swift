@@ -186,8 +186,8 @@ final class CUDAOptimizerTests: XCTestCase {
     }
 }
 
-/// Cross-entropy on the GPU: one kernel per pass, targets checked on the device.
-final class CUDALossTests: XCTestCase {
+/// Cross-entropy on the GPU (one kernel per pass) and index values, checked on the device.
+final class CUDALossAndIndexTests: XCTestCase {
     func testCrossEntropyMatchesTheCPUWithIgnoredRows() throws {
         guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         let g = Device.cuda(0)
@@ -218,36 +218,53 @@ final class CUDALossTests: XCTestCase {
         }
     }
 
-    /// A target out of range stops the program at the next synchronisation with the op's
-    /// message (child process).
-    func testBadTargetIsReportedFromTheDevice() throws {
+    /// A class index or an index out of range stops the program at the next synchronisation
+    /// with the op's message (child processes); the op itself does not wait for the GPU.
+    func testBadIndicesAreReportedFromTheDevice() throws {
         guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
-        if ProcessInfo.processInfo.environment["EMBER_CUDA_BAD_TARGET"] != nil {
-            let loss = crossEntropy(Tensor.randn([3, 4], device: .cuda(0)), Tensor([1, 7, 0]).to(.cuda(0)))
+        let g = Device.cuda(0)
+        if let scenario = ProcessInfo.processInfo.environment["EMBER_CUDA_BAD_INDEX"] {
+            let result: Tensor
+            switch scenario {
+            case "target": result = crossEntropy(Tensor.randn([3, 4], device: g), Tensor([1, 7, 0]).to(g))
+            case "indexSelect": result = Tensor.randn([5, 3], device: g).indexSelect(0, Tensor([1, -2, 9]).to(g))
+            default: result = Tensor.randn([2, 3], device: g).gather(1, Tensor([[0], [-4]]).to(g))
+            }
             FileHandle.standardError.write(Data("EMBER-QUEUED\n".utf8))  // nothing waited yet
-            FileHandle.standardError.write(Data("EMBER-LOSS \(loss.item())\n".utf8))
+            FileHandle.standardError.write(Data("EMBER-RESULT \(result.to(.cpu).toArray(Float.self))\n".utf8))
             return
         }
+        // Negative indices count from the end on the GPU too.
+        let x = Tensor.randn([5, 3])
+        XCTAssertEqual(x.to(g).indexSelect(0, Tensor([-1, 0, -5]).to(g)).to(.cpu).toArray(Float.self),
+                       x.indexSelect(0, Tensor([-1, 0, -5])).toArray(Float.self))
+        XCTAssertEqual(x.to(g).gather(1, Tensor([[-1], [0], [-3], [2], [1]]).to(g)).to(.cpu).toArray(Float.self),
+                       x.gather(1, Tensor([[-1], [0], [-3], [2], [1]])).toArray(Float.self))
         #if os(Linux)
         let exe = URL(fileURLWithPath: CommandLine.arguments[0])
         guard exe.lastPathComponent.hasSuffix(".xctest") else { throw XCTSkip("not running from an .xctest binary") }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = ["EmberCUDATests.CUDALossTests/testBadTargetIsReportedFromTheDevice"]
-        var env = ProcessInfo.processInfo.environment
-        env["EMBER_CUDA_BAD_TARGET"] = "1"
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        p.environment = env
-        let out = Pipe()
-        p.standardError = out
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertNotEqual(p.terminationStatus, 0, text)
-        XCTAssertTrue(text.contains("EMBER-QUEUED"), text.suffix(1500).description)
-        XCTAssertFalse(text.contains("EMBER-LOSS"), text.suffix(1500).description)
-        XCTAssertTrue(text.contains("crossEntropy: target 7 is out of bounds for 4 classes (found on cuda:0"), text.suffix(1500).description)
+        let cases = [("target", "crossEntropy: target 7 is out of bounds for 4 classes (found on cuda:0"),
+                     ("indexSelect", "indexSelect: index 9 is out of bounds for dimension with size 5 (found on cuda:0"),
+                     ("gather", "gather: index -4 is out of bounds for dimension with size 3 (found on cuda:0")]
+        for (scenario, expected) in cases {
+            let p = Process()
+            p.executableURL = exe
+            p.arguments = ["EmberCUDATests.CUDALossAndIndexTests/testBadIndicesAreReportedFromTheDevice"]
+            var env = ProcessInfo.processInfo.environment
+            env["EMBER_CUDA_BAD_INDEX"] = scenario
+            env["SWIFT_BACKTRACE"] = "enable=no"
+            p.environment = env
+            let out = Pipe()
+            p.standardError = out
+            p.standardOutput = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertNotEqual(p.terminationStatus, 0, text)
+            XCTAssertTrue(text.contains("EMBER-QUEUED"), "\(scenario): " + text.suffix(1500))
+            XCTAssertFalse(text.contains("EMBER-RESULT"), "\(scenario): " + text.suffix(1500))
+            XCTAssertTrue(text.contains(expected), "\(scenario): " + text.suffix(1500))
+        }
         #endif
     }
 }

@@ -166,6 +166,10 @@ public protocol Backend: AnyObject {
     /// False: not handled (the caller composes tensor ops).
     func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor,
                                   _ out: Tensor) -> Bool
+    /// Whether the index kernels (indexSelect, indexAdd, gather, scatter) take int64 index
+    /// values as they are (negative ones counting from the end) and report bad ones
+    /// themselves; otherwise they are checked and made non-negative on the host first.
+    var checksIndices: Bool { get }
 }
 
 extension Backend {
@@ -182,6 +186,7 @@ extension Backend {
     /// False: the backend has no fused optimizer step (the caller composes tensor ops).
     public func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool { false }
     public func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) -> Bool { false }
+    public var checksIndices: Bool { false }
     public func crossEntropyRowsChecked(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor,
                                         _ valid: Tensor) -> Bool { false }
     public func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor,

@@ -6,8 +6,12 @@ extension Tensor {
 
     /// Checks every index value lies in `0..<size` (negative values count from the end).
     private func boundedIndex(_ index: Tensor, size: Int, _ op: String) -> Tensor {
-        // Index values are checked on the host (a device index is read back first).
-        if index.device != .cpu { return boundedIndex(index.to(.cpu), size: size, op).to(index.device) }
+        // A backend that checks index values in its kernels (a GPU) takes them as they are;
+        // otherwise they are checked on the host (a device index is read back first).
+        if index.device != .cpu {
+            if index.device == device && device.backend.checksIndices { return index.cast(.int64).contiguous() }
+            return boundedIndex(index.to(.cpu), size: size, op).to(index.device)
+        }
         let idx = index.cast(.int64).contiguous()
         let p = idx.ptr(Int64.self)
         var fixed: Tensor? = nil
