@@ -172,6 +172,20 @@ final class CUDAOptimizerTests: XCTestCase {
                 XCTAssertGreaterThan((pc - p0).abs().max().item(), 1e-3, "\(name) did not move the parameter")
             }
         }
+        // Gradient clipping on the device (no per-gradient read back) matches the CPU.
+        for normType in [2.0, 1.0, .infinity] {
+            Ember.manualSeed(8)
+            let grads = [Tensor.randn([30, 4]), Tensor.randn([7]) * 3, Tensor.randn([2, 2, 2])]
+            let pc = grads.map { Tensor.zerosLike($0).requiringGrad() }, pg = grads.map { Tensor.zeros($0.shape, device: g).requiringGrad() }
+            for k in 0..<3 { pc[k].grad = grads[k].clone(); pg[k].grad = grads[k].to(g) }
+            let tc = clipGradNorm(pc, maxNorm: 1.5, normType: normType)
+            let tg = clipGradNormTensor(pg, maxNorm: 1.5, normType: normType)!
+            XCTAssertEqual(tg.device, g)
+            XCTAssertEqual(tg.item(), tc, accuracy: 1e-4 * tc, "clipGradNorm p=\(normType) total")
+            for k in 0..<3 {
+                XCTAssertLessThan((pg[k].grad!.to(.cpu) - pc[k].grad!).abs().max().item(), 1e-5, "clipGradNorm p=\(normType) gradient \(k)")
+            }
+        }
         // The fused kernels are what ran (the composed ops would give the same numbers).
         let p = Tensor.randn([10], device: g), grad = Tensor.randn([10], device: g)
         let m = Tensor.zeros([10], device: g), v = Tensor.zeros([10], device: g)
