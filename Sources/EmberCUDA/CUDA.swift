@@ -131,27 +131,13 @@ extension Ember {
         }
 
         /// Runs `body` with work of device `device` queued on a new stream of its own, then
-        /// waits for that stream (`torch.cuda.stream`).
+        /// waits for that stream. The new stream first waits for the work queued so far on
+        /// the current one.
         public static func withNewStream<R>(device i: Int = 0, _ body: () throws -> R) rethrows -> R {
-            let d = device(i)
-            d.makeCurrent()
-            var s: OpaquePointer?
-            d.driver.must(d.driver.cuStreamCreate(&s, 1), "cuStreamCreate")
-            let t = CUDAThreadState.current
-            let old = t.streams[i]
-            // Work queued so far on the previous stream comes first.
-            var e: OpaquePointer?
-            d.driver.must(d.driver.cuEventCreate(&e, 2 /* disable timing */), "cuEventCreate")
-            d.driver.must(d.driver.cuEventRecord(e, d.stream), "cuEventRecord")
-            d.driver.must(d.driver.cuStreamWaitEvent(s, e, 0), "cuStreamWaitEvent")
-            t.streams[i] = s
-            defer {
-                d.driver.must(d.driver.cuStreamSynchronize(s), "cuStreamSynchronize")
-                t.streams[i] = old
-                _ = d.driver.cuEventDestroy(e)
-                _ = d.driver.cuStreamDestroy(s)
-            }
-            return try body()
+            let s = Stream(device: i)
+            s.wait(for: Stream.current(device: i))
+            defer { s.synchronize() }
+            return try withStream(s, body)
         }
 
         /// Milliseconds of GPU time taken by `body` on device `i`, measured with events.

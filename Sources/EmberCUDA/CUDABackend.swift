@@ -18,9 +18,15 @@ final class CUDADevice: @unchecked Sendable {
     private var functions: [String: OpaquePointer] = [:]
     let cache = KernelCache()
 
-    // Caching allocator: freed blocks are kept by rounded size and reused (stream-ordered:
-    // all work of a device runs on streams that the allocator's user synchronises).
-    private var freeBlocks: [Int: [UInt64]] = [:]
+    // Caching allocator, as PyTorch's: a block belongs to the stream it was allocated on;
+    // freed, it returns to that stream's pool by rounded size and is reused only by
+    // allocations on that stream (stream order makes the reuse safe). A block also used on
+    // other streams (`Tensor.recordStream`) waits, once freed, for events recorded on those
+    // streams. Blocks of a user stream that is destroyed go to the default stream's pool.
+    private var pools: [UInt: [Int: [UInt64]]] = [:]
+    private var pending: [(block: UInt64, size: Int, pool: UInt, events: [OpaquePointer])] = []
+    private var usedOn: [UInt64: Set<UInt>] = [:]
+    private var liveStreams: Set<UInt> = []
     private(set) var allocatedBytes = 0
     private(set) var reservedBytes = 0
     private(set) var peakAllocatedBytes = 0
@@ -72,14 +78,26 @@ final class CUDADevice: @unchecked Sendable {
         return ((b + (1 << 20) - 1) >> 20) << 20
     }
 
-    func allocate(_ bytes: Int) -> UInt64 {
+    static func key(_ s: OpaquePointer) -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(s))) }
+
+    /// The pool a block allocated on `stream` returns to (the default stream's once a user
+    /// stream is gone). Caller holds `lock`.
+    private func poolKey(_ stream: OpaquePointer) -> UInt {
+        let k = CUDADevice.key(stream)
+        return stream == defaultStream || liveStreams.contains(k) ? k : CUDADevice.key(defaultStream)
+    }
+
+    /// A block of at least `bytes` for work on `stream` (this thread's current stream).
+    func allocate(_ bytes: Int, on stream: OpaquePointer) -> UInt64 {
         let size = CUDADevice.rounded(bytes)
         lock.lock(); defer { lock.unlock() }
         allocatedBytes += size
         peakAllocatedBytes = max(peakAllocatedBytes, allocatedBytes)
-        if var list = freeBlocks[size], let p = list.popLast() {
-            freeBlocks[size] = list
-            return p
+        let pool = poolKey(stream)
+        if let p = pools[pool]?[size]?.popLast() { return p }
+        if !pending.isEmpty {
+            collectPending()
+            if let p = pools[pool]?[size]?.popLast() { return p }
         }
         makeCurrent()
         var p: UInt64 = 0
@@ -95,21 +113,78 @@ final class CUDADevice: @unchecked Sendable {
         return p
     }
 
-    func free(_ p: UInt64, _ bytes: Int) {
+    func free(_ p: UInt64, _ bytes: Int, allocatedOn stream: OpaquePointer) {
         let size = CUDADevice.rounded(bytes)
         lock.lock(); defer { lock.unlock() }
         allocatedBytes -= size
-        freeBlocks[size, default: []].append(p)
+        let pool = poolKey(stream)
+        if let used = usedOn.removeValue(forKey: p), case let others = used.subtracting([pool]), !others.isEmpty {
+            // Reusable once the work queued so far on every other stream that used it is done.
+            makeCurrent()
+            let events = others.map { s -> OpaquePointer in
+                var e: OpaquePointer?
+                driver.must(driver.cuEventCreate(&e, 2), "cuEventCreate")
+                driver.must(driver.cuEventRecord(e, OpaquePointer(bitPattern: s)), "cuEventRecord")
+                return e!
+            }
+            pending.append((p, size, pool, events))
+            return
+        }
+        pools[pool, default: [:]][size, default: []].append(p)
+    }
+
+    /// Moves pending blocks whose events have completed into their pools. Caller holds `lock`.
+    private func collectPending() {
+        pending.removeAll { item in
+            guard item.events.allSatisfy({ driver.cuEventQuery($0) != 600 }) else { return false }
+            for e in item.events { _ = driver.cuEventDestroy(e) }
+            pools[poolKey(OpaquePointer(bitPattern: item.pool)!), default: [:]][item.size, default: []].append(item.block)
+            return true
+        }
+    }
+
+    /// Marks the block at `base` as used by work on `stream` too (`Tensor.recordStream`).
+    func recordUse(_ base: UInt64, by stream: OpaquePointer) {
+        lock.lock(); defer { lock.unlock() }
+        usedOn[base, default: []].insert(CUDADevice.key(stream))
+    }
+
+    /// A user stream came into use: its blocks get a pool of their own.
+    func streamCreated(_ stream: OpaquePointer) {
+        lock.lock(); liveStreams.insert(CUDADevice.key(stream)); lock.unlock()
+    }
+
+    /// A user stream is about to be destroyed: its work is finished, and its pooled blocks
+    /// (and its blocks freed later) go to the default stream's pool.
+    func streamDestroyed(_ stream: OpaquePointer) {
+        makeCurrent()
+        driver.must(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        lock.lock(); defer { lock.unlock() }
+        let k = CUDADevice.key(stream), d = CUDADevice.key(defaultStream)
+        liveStreams.remove(k)
+        for (size, list) in pools.removeValue(forKey: k) ?? [:] { pools[d, default: [:]][size, default: []] += list }
+        for i in pending.indices where pending[i].pool == k { pending[i].pool = d }
+        for (block, var streams) in usedOn where streams.contains(k) {
+            streams.remove(k)
+            usedOn[block] = streams.isEmpty ? nil : streams
+        }
     }
 
     /// Returns cached blocks to the driver (`torch.cuda.empty_cache`). Caller holds `lock`.
     func releaseCached() {
         makeCurrent()
         _ = driver.cuCtxSynchronize()
-        for (size, list) in freeBlocks {
-            for p in list { _ = driver.cuMemFree(p); reservedBytes -= size }
+        for item in pending {
+            for e in item.events { _ = driver.cuEventDestroy(e) }
+            pools[item.pool, default: [:]][item.size, default: []].append(item.block)
         }
-        freeBlocks = [:]
+        pending = []
+        for (_, bySize) in pools {
+            for (size, list) in bySize {
+                for p in list { _ = driver.cuMemFree(p); reservedBytes -= size }
+            }
+        }
+        pools = [:]
     }
 
     // MARK: kernels

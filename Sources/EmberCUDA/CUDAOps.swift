@@ -70,10 +70,11 @@ final class CUDABackend: Backend, @unchecked Sendable {
     // MARK: Backend
 
     func allocate(bytes: Int, device: Device) -> Storage {
-        let p = dev.allocate(bytes)
+        let stream = dev.stream
+        let p = dev.allocate(bytes, on: stream)
         let d = dev
         return Storage(device: device, data: UnsafeMutableRawPointer(bitPattern: UInt(p))!, byteCount: bytes) { ptr in
-            d.free(UInt64(UInt(bitPattern: ptr)), bytes)
+            d.free(UInt64(UInt(bitPattern: ptr)), bytes, allocatedOn: stream)
         }
     }
 
@@ -170,8 +171,9 @@ final class CUDABackend: Backend, @unchecked Sendable {
         return dnn.run(kind, handle: h, x: (x, address(x)), w: (w, address(w)), y: (y, address(y)), g: g,
                        allowTF32: Ember.CUDA.allowTF32) { bytes in
             guard bytes > 0 else { return (0, {}) }
-            let p = d.allocate(bytes)
-            return (p, { d.free(p, bytes) })  // stream-ordered: reused only by later work of this stream
+            let s = d.stream
+            let p = d.allocate(bytes, on: s)
+            return (p, { d.free(p, bytes, allocatedOn: s) })  // stream-ordered: reused only by later work of this stream
         }
     }
 
