@@ -21,6 +21,28 @@ final class AutogradTests: XCTestCase {
         assertClose(x.grad!, [8, 10, 12])
     }
 
+    /// A gradient that nothing else holds becomes the leaf's `.grad` without a copy; one
+    /// shared by two leaves (an addition hands the same tensor to both) is copied for one of
+    /// them, so each leaf's gradient is its own.
+    func testGradientsAreTakenOverOnlyWhenNothingElseHoldsThem() throws {
+        let a = Tensor([1.0, 2, 3], requiresGrad: true), b = Tensor([4.0, 5, 6], requiresGrad: true)
+        try ((a + b) * 2).sum().backward()
+        XCTAssertEqual(a.grad!.toArray(Double.self), [2, 2, 2])
+        XCTAssertEqual(b.grad!.toArray(Double.self), [2, 2, 2])
+        XCTAssertFalse(a.grad!.storage === b.grad!.storage, "two leaves share one gradient buffer")
+        a.grad!.mul_(5)
+        XCTAssertEqual(b.grad!.toArray(Double.self), [2, 2, 2])
+        // A gradient the caller passed in stays the caller's.
+        let x = Tensor([1.0, 2], requiresGrad: true), up = Tensor([3.0, 4])
+        try x.backward(gradient: up)
+        XCTAssertFalse(x.grad!.storage === up.storage)
+        // A linear layer's weight gets a contiguous gradient (the transposed product's).
+        let w = Tensor.randn([3, 5]).requiringGrad(), inp = Tensor.randn([4, 5])
+        try linear(inp, w).sum().backward()
+        XCTAssertTrue(w.grad!.isContiguous)
+        XCTAssertLessThan((w.grad! - Tensor.ones([4, 3]).t().matmul(inp)).abs().max().item(), 1e-5)
+    }
+
     /// ReLU's backward passes the gradient where the output is positive and 0 elsewhere,
     /// even for an infinite gradient (PyTorch's threshold_backward: [0, 0, inf]), in one
     /// kernel; double backward still differentiates through it.

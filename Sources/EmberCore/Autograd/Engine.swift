@@ -131,8 +131,8 @@ enum Engine {
         } else {
             let adopted = callbacks.adopted[callbacks.adopted.count - 1]
             for leaf in leafOrder {
-                let g = leafPending.removeValue(forKey: ObjectIdentifier(leaf))!
-                if leaf.grad == nil && !createGraph && adopted.contains(ObjectIdentifier(g)) {
+                var g = leafPending.removeValue(forKey: ObjectIdentifier(leaf))!
+                if leaf.grad == nil && !createGraph && (adopted.contains(ObjectIdentifier(g)) || Engine.solelyOwned(&g)) {
                     leaf.grad = g
                 } else {
                     commit(leaf, g, createGraph)
@@ -142,6 +142,14 @@ enum Engine {
         }
         if !retainGraph { for node in order { node.release() } }
         return result
+    }
+
+    /// Whether nothing but `g` holds the gradient tensor or its memory, and its elements
+    /// fill that memory in order: it then becomes the leaf's `.grad` as it is (PyTorch's
+    /// AccumulateGrad takes such a gradient over too) instead of being copied.
+    private static func solelyOwned(_ g: inout Tensor) -> Bool {
+        guard g.gradFn == nil, g.isContiguous, g.layout.offset == 0, g.count * g.dtype.itemSize == g.storage.byteCount else { return false }
+        return isKnownUniquelyReferenced(&g) && isKnownUniquelyReferenced(&g.storage)
     }
 
     /// `t.grad += g`, giving the leaf a gradient of its own (never an alias of another's).

@@ -57,9 +57,12 @@ extension Tensor {
         }
         let result = Tensor(storage: out.storage, layout: Layout(contiguous: batch + [M, N]), dtype: compute).cast(dtype)
         if dtype.isFloatingPoint && anyNeedsGrad(a, b) {
+            // For a transposed matrix b (a linear layer's wᵀ) the gradient is computed as
+            // (gᵀ·a)ᵀ: laid out like b, so that wᵀ's backward gives w a contiguous gradient.
+            let bTransposed = a.rank == 2 && b.rank == 2 && b.strides[0] == 1 && b.strides[1] == b.shape[0] && b.shape[1] > 1
             record(result, "MmBackward", [a, b], save: [a, b]) { c in
                 [c.needsGrad(0) ? c.grad.matmul(b.mT) : nil,
-                 c.needsGrad(1) ? a.mT.matmul(c.grad) : nil]
+                 c.needsGrad(1) ? (bTransposed && !c.createGraph ? c.grad.mT.matmul(a).mT : a.mT.matmul(c.grad)) : nil]
             }
         }
         return result
