@@ -56,7 +56,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EmberCUDATests",
-            dependencies: ["EmberCUDA", "EmberCore", "EmberNN", "EmberOptim", "EmberData"]),
+            dependencies: ["EmberCUDA", "EmberCore", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"]),
         .testTarget(
             name: "EmberDistributedTests",
             dependencies: ["Ember", "EmberDistributed", "EmberTestSupport"]),

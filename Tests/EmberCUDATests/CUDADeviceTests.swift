@@ -3,6 +3,7 @@ import EmberCUDA
 import EmberData
 import EmberNN
 import EmberOptim
+import EmberTestSupport
 import XCTest
 
 /// On a machine with a GPU: a few ops on cuda:0 against the CPU (the full check is the
@@ -255,26 +256,15 @@ final class CUDALossAndIndexTests: XCTestCase {
         XCTAssertEqual(x.to(g).gather(1, Tensor([[-1], [0], [-3], [2], [1]]).to(g)).to(.cpu).toArray(Float.self),
                        x.gather(1, Tensor([[-1], [0], [-3], [2], [1]])).toArray(Float.self))
         #if os(Linux)
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0])
-        guard exe.lastPathComponent.hasSuffix(".xctest") else { throw XCTSkip("not running from an .xctest binary") }
         let cases = [("target", "crossEntropy: target 7 is out of bounds for 4 classes (found on cuda:0"),
                      ("indexSelect", "indexSelect: index 9 is out of bounds for dimension with size 5 (found on cuda:0"),
                      ("gather", "gather: index -4 is out of bounds for dimension with size 3 (found on cuda:0")]
         for (scenario, expected) in cases {
-            let p = Process()
-            p.executableURL = exe
-            p.arguments = ["EmberCUDATests.CUDALossAndIndexTests/testBadIndicesAreReportedFromTheDevice"]
-            var env = ProcessInfo.processInfo.environment
-            env["EMBER_CUDA_BAD_INDEX"] = scenario
-            env["SWIFT_BACKTRACE"] = "enable=no"
-            p.environment = env
-            let out = Pipe()
-            p.standardError = out
-            p.standardOutput = out
-            try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertNotEqual(p.terminationStatus, 0, text)
+            guard let (status, text) = try runTestInChild("EmberCUDATests.CUDALossAndIndexTests/testBadIndicesAreReportedFromTheDevice",
+                                                          environment: ["EMBER_CUDA_BAD_INDEX": scenario]) else {
+                throw XCTSkip("not running from an .xctest binary")
+            }
+            XCTAssertNotEqual(status, 0, text)
             XCTAssertTrue(text.contains("EMBER-QUEUED"), "\(scenario): " + text.suffix(1500))
             XCTAssertFalse(text.contains("EMBER-RESULT"), "\(scenario): " + text.suffix(1500))
             XCTAssertTrue(text.contains(expected), "\(scenario): " + text.suffix(1500))

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import EmberTestSupport
 @testable import EmberCore
 
 /// Misuse of a math op stops the program with a message naming the op and the operands'
@@ -52,25 +53,12 @@ final class MisuseMessageTests: XCTestCase {
 
     func testMisuseMessagesNameOpAndShapes() throws {
         #if os(Linux)
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0])
-        guard exe.lastPathComponent.hasSuffix(".xctest") else { throw XCTSkip("not running from an .xctest binary") }
         for (name, (expected, _)) in MisuseMessageTests.scenarios.sorted(by: { $0.key < $1.key }) {
-            let p = Process()
-            p.executableURL = exe
-            p.arguments = ["EmberCoreTests.MisuseMessageTests/testScenarioChild"]
-            var env = ProcessInfo.processInfo.environment
-            env["EMBER_MISUSE_SCENARIO"] = name
-            env["SWIFT_BACKTRACE"] = "enable=no"
-            p.environment = env
-            let err = Pipe(), out = Pipe()
-            p.standardError = err
-            p.standardOutput = out
-            try p.run()
-            let errData = err.fileHandleForReading.readDataToEndOfFile()
-            let outData = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            let text = String(decoding: errData + outData, as: UTF8.self)
-            XCTAssertNotEqual(p.terminationStatus, 0, "\(name): the misuse did not stop the program")
+            guard let (status, text) = try runTestInChild("EmberCoreTests.MisuseMessageTests/testScenarioChild",
+                                                          environment: ["EMBER_MISUSE_SCENARIO": name]) else {
+                throw XCTSkip("not running from an .xctest binary")
+            }
+            XCTAssertNotEqual(status, 0, "\(name): the misuse did not stop the program")
             XCTAssertFalse(text.contains("EMBER-SCENARIO-RETURNED"), name)
             XCTAssertTrue(text.contains(expected), "\(name): expected «\(expected)» in:\n\(text.suffix(600))")
         }

@@ -75,3 +75,23 @@ public func assertClose(_ t: Tensor, fixture: Any?, scale: Double = 1, _ message
     if t.shape == want.shape { assertClose(t, want.toArray(Double.self), scale: scale, message, file: file, line: line) }
 }
 #endif
+
+/// Runs one test of this test binary again in a child process, with `environment` added to
+/// this one's and crash backtraces off, and returns its exit status and its output (standard
+/// output and error together). For checks that the program stops with a message. Nil when
+/// not running from an `.xctest` binary.
+public func runTestInChild(_ test: String, environment: [String: String]) throws -> (status: Int32, output: String)? {
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0])
+    guard exe.lastPathComponent.hasSuffix(".xctest") else { return nil }
+    let p = Process()
+    p.executableURL = exe
+    p.arguments = [test]
+    p.environment = ProcessInfo.processInfo.environment.merging(environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { a, _ in a }) { _, b in b }
+    let out = Pipe()
+    p.standardError = out
+    p.standardOutput = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+}
