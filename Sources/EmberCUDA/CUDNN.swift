@@ -75,26 +75,48 @@ final class CUDNN: @unchecked Sendable {
         return h
     }
 
-    enum Kind { case forward, backwardData, backwardFilter }
+    enum Kind: Int { case forward, backwardData, backwardFilter }
 
-    /// Runs one convolution pass. `x` and `y` are the input and output of the forward
-    /// convolution (`[N, C, H, W]`, `[N, O, Ho, Wo]`), `w` its filter; the pass writes `y`,
-    /// `x` or `w` for forward, backward data and backward filter. Returns false (and the
-    /// caller falls back) when cuDNN refuses the arguments.
-    func run(_ kind: Kind, handle: H?, x: (Tensor, UInt64), w: (Tensor, UInt64), y: (Tensor, UInt64), g: WindowGeometry,
-             allowTF32: Bool, workspace: (Int) -> (UInt64, () -> Void)) -> Bool {
+    /// What a pass needs besides the data, built once per shape and kept: the descriptors and
+    /// the algorithms cuDNN's heuristics rank usable, with their workspace sizes. (Querying
+    /// the heuristics costs far more host time than a small convolution; PyTorch caches too.)
+    final class Plan: @unchecked Sendable {
         var xd: D?, yd: D?, wd: D?, cd: D?
-        guard createTensor(&xd) == 0, createTensor(&yd) == 0, createFilter(&wd) == 0, createConv(&cd) == 0 else { return false }
-        defer { _ = destroyTensor(xd); _ = destroyTensor(yd); _ = destroyFilter(wd); _ = destroyConv(cd) }
+        var algorithms: [(algo: Int32, workspace: Int)] = []
+        /// The algorithm that ran last time (tried first).
+        var preferred = 0
+    }
+
+    struct PlanKey: Hashable {
+        let kind: Int, handle: UInt, shapes: [Int32], geometry: [Int32], tf32: Bool
+    }
+
+    private let planLock = NSLock()
+    private var plans: [PlanKey: Plan] = [:]
+    /// How many plans were built (queried from cuDNN's heuristics), for tests.
+    private(set) var plansBuilt = 0
+
+    private func plan(_ kind: Kind, handle: H?, x: [Int32], w: [Int32], y: [Int32], g: WindowGeometry, allowTF32: Bool) -> Plan? {
+        let geometry = [g.padding.0, g.padding.1, g.stride.0, g.stride.1, g.dilation.0, g.dilation.1].map { Int32($0) }
+        let key = PlanKey(kind: kind.rawValue, handle: handle.map { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer($0))) } ?? 0,
+                          shapes: x + w + y, geometry: geometry, tf32: allowTF32)
+        planLock.lock(); defer { planLock.unlock() }
+        if let p = plans[key] { return p }
+        let p = Plan()
+        guard createTensor(&p.xd) == 0, createTensor(&p.yd) == 0, createFilter(&p.wd) == 0, createConv(&p.cd) == 0 else {
+            release(p)
+            return nil
+        }
         let float: Int32 = 0, nchw: Int32 = 0, crossCorrelation: Int32 = 1
-        let xs = x.0.shape.map(Int32.init), ys = y.0.shape.map(Int32.init), ws = w.0.shape.map(Int32.init)
-        guard setTensor4d(xd, nchw, float, xs[0], xs[1], xs[2], xs[3]) == 0,
-              setTensor4d(yd, nchw, float, ys[0], ys[1], ys[2], ys[3]) == 0,
-              setFilter4d(wd, float, nchw, ws[0], ws[1], ws[2], ws[3]) == 0,
-              setConv2d(cd, Int32(g.padding.0), Int32(g.padding.1), Int32(g.stride.0), Int32(g.stride.1),
-                        Int32(g.dilation.0), Int32(g.dilation.1), crossCorrelation, float) == 0 else { return false }
+        guard setTensor4d(p.xd, nchw, float, x[0], x[1], x[2], x[3]) == 0,
+              setTensor4d(p.yd, nchw, float, y[0], y[1], y[2], y[3]) == 0,
+              setFilter4d(p.wd, float, nchw, w[0], w[1], w[2], w[3]) == 0,
+              setConv2d(p.cd, geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], geometry[5], crossCorrelation, float) == 0 else {
+            release(p)
+            return nil
+        }
         // Full float32 unless TF32 is allowed (CUDNN_FMA_MATH keeps tensor cores out).
-        _ = setMathType(cd, allowTF32 ? 0 : 3)
+        _ = setMathType(p.cd, allowTF32 ? 0 : 3)
         // cudnnConvolution*AlgoPerf_t: algo, status, time, memory, determinism, mathType, reserved[3].
         let perfSize = 48, count: Int32 = 8
         let perf = UnsafeMutableRawPointer.allocate(byteCount: perfSize * Int(count), alignment: 8)
@@ -102,33 +124,61 @@ final class CUDNN: @unchecked Sendable {
         var returned: Int32 = 0
         let q: Status
         switch kind {
-        case .forward: q = forwardAlgorithms(handle, xd, wd, cd, yd, count, &returned, perf)
-        case .backwardData: q = backwardDataAlgorithms(handle, wd, yd, cd, xd, count, &returned, perf)
-        case .backwardFilter: q = backwardFilterAlgorithms(handle, xd, yd, cd, wd, count, &returned, perf)
+        case .forward: q = forwardAlgorithms(handle, p.xd, p.wd, p.cd, p.yd, count, &returned, perf)
+        case .backwardData: q = backwardDataAlgorithms(handle, p.wd, p.yd, p.cd, p.xd, count, &returned, perf)
+        case .backwardFilter: q = backwardFilterAlgorithms(handle, p.xd, p.yd, p.cd, p.wd, count, &returned, perf)
         }
-        guard q == 0 else { return false }
-        var one: Float = 1, zero: Float = 0
+        guard q == 0 else { release(p); return nil }
         for i in 0..<Int(returned) {
-            let p = perf + i * perfSize
-            let algo = p.load(as: Int32.self), status = p.load(fromByteOffset: 4, as: Int32.self)
+            let at = perf + i * perfSize
+            let algo = at.load(as: Int32.self), status = at.load(fromByteOffset: 4, as: Int32.self)
             guard status == 0 else { continue }
             var bytes = 0
             let wq: Status
             switch kind {
-            case .forward: wq = forwardWorkspace(handle, xd, wd, cd, yd, algo, &bytes)
-            case .backwardData: wq = backwardDataWorkspace(handle, wd, yd, cd, xd, algo, &bytes)
-            case .backwardFilter: wq = backwardFilterWorkspace(handle, xd, yd, cd, wd, algo, &bytes)
+            case .forward: wq = forwardWorkspace(handle, p.xd, p.wd, p.cd, p.yd, algo, &bytes)
+            case .backwardData: wq = backwardDataWorkspace(handle, p.wd, p.yd, p.cd, p.xd, algo, &bytes)
+            case .backwardFilter: wq = backwardFilterWorkspace(handle, p.xd, p.yd, p.cd, p.wd, algo, &bytes)
             }
-            guard wq == 0, bytes <= 1 << 30 else { continue }
-            let (space, release) = workspace(bytes)
-            defer { release() }
+            if wq == 0 && bytes <= 1 << 30 { p.algorithms.append((algo, bytes)) }
+        }
+        plans[key] = p
+        plansBuilt += 1
+        return p
+    }
+
+    private func release(_ p: Plan) {
+        if let d = p.xd { _ = destroyTensor(d) }
+        if let d = p.yd { _ = destroyTensor(d) }
+        if let d = p.wd { _ = destroyFilter(d) }
+        if let d = p.cd { _ = destroyConv(d) }
+    }
+
+    /// Runs one convolution pass. `x` and `y` are the input and output of the forward
+    /// convolution (`[N, C, H, W]`, `[N, O, Ho, Wo]`), `w` its filter; the pass writes `y`,
+    /// `x` or `w` for forward, backward data and backward filter. Returns false (and the
+    /// caller falls back) when cuDNN refuses the arguments.
+    func run(_ kind: Kind, handle: H?, x: (Tensor, UInt64), w: (Tensor, UInt64), y: (Tensor, UInt64), g: WindowGeometry,
+             allowTF32: Bool, workspace: (Int) -> (UInt64, () -> Void)) -> Bool {
+        guard let p = plan(kind, handle: handle, x: x.0.shape.map(Int32.init), w: w.0.shape.map(Int32.init),
+                           y: y.0.shape.map(Int32.init), g: g, allowTF32: allowTF32), !p.algorithms.isEmpty else { return false }
+        var one: Float = 1, zero: Float = 0
+        let n = p.algorithms.count, first = p.preferred
+        for k in 0..<n {
+            let i = (first + k) % n
+            let (algo, bytes) = p.algorithms[i]
+            let (space, releaseSpace) = workspace(bytes)
+            defer { releaseSpace() }
             let rc: Status
             switch kind {
-            case .forward: rc = forward(handle, &one, xd, x.1, wd, w.1, cd, algo, space, bytes, &zero, yd, y.1)
-            case .backwardData: rc = backwardData(handle, &one, wd, w.1, yd, y.1, cd, algo, space, bytes, &zero, xd, x.1)
-            case .backwardFilter: rc = backwardFilter(handle, &one, xd, x.1, yd, y.1, cd, algo, space, bytes, &zero, wd, w.1)
+            case .forward: rc = forward(handle, &one, p.xd, x.1, p.wd, w.1, p.cd, algo, space, bytes, &zero, p.yd, y.1)
+            case .backwardData: rc = backwardData(handle, &one, p.wd, w.1, p.yd, y.1, p.cd, algo, space, bytes, &zero, p.xd, x.1)
+            case .backwardFilter: rc = backwardFilter(handle, &one, p.xd, x.1, p.yd, y.1, p.cd, algo, space, bytes, &zero, p.wd, w.1)
             }
-            if rc == 0 { return true }
+            if rc == 0 {
+                p.preferred = i
+                return true
+            }
         }
         return false
     }
