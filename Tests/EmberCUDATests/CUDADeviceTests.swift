@@ -6,11 +6,18 @@ import EmberOptim
 import EmberTestSupport
 import XCTest
 
+/// The GPU tests' guard: Ember's kernel cache goes to a temporary directory first (the
+/// tests write nothing outside directories they create), then whether a GPU is usable.
+var gpuAvailable: Bool {
+    useTemporaryCaches()
+    return Ember.CUDA.isAvailable
+}
+
 /// On a machine with a GPU: a few ops on cuda:0 against the CPU (the full check is the
 /// `ember-gpu-check` executable). Without one: skipped, with the reason printed.
 final class CUDADeviceTests: XCTestCase {
     func gpu() throws -> Device {
-        guard Ember.CUDA.isAvailable else {
+        guard gpuAvailable else {
             throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")")
         }
         return .cuda(0)
@@ -38,7 +45,7 @@ final class CUDADeviceTests: XCTestCase {
     }
 
     func testUnavailableReasonNamesTheLibrary() throws {
-        if Ember.CUDA.isAvailable { throw XCTSkip("a GPU is present") }
+        if gpuAvailable { throw XCTSkip("a GPU is present") }
         let r = Ember.CUDA.unavailableReason ?? ""
         XCTAssertTrue(r.contains("libcuda") || r.contains("NVRTC") || r.contains("cuInit") || r.contains("nvcuda"), r)
         XCTAssertEqual(Ember.CUDA.deviceCount, 0)
@@ -48,7 +55,7 @@ final class CUDADeviceTests: XCTestCase {
 /// Moving models and optimizer state to the GPU, as PyTorch users do it.
 final class CUDAModuleTests: XCTestCase {
     func testModuleToKeepsParameterObjectsSoAnEarlierOptimizerTrains() throws {
-        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        guard gpuAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         Ember.manualSeed(3)
         let net = Sequential(Linear(4, 8), Activation("relu") { $0.relu() }, Linear(8, 3))
         let before = net.parameters()
@@ -78,7 +85,7 @@ final class CUDAModuleTests: XCTestCase {
 /// Pinned memory and copies that do not wait (`pin_memory`, `non_blocking`).
 final class CUDACopyTests: XCTestCase {
     func gpu() throws -> Device {
-        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        guard gpuAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         return .cuda(0)
     }
 
@@ -145,7 +152,7 @@ final class CUDACopyTests: XCTestCase {
 /// Optimizer steps on the GPU run as one fused kernel per parameter and match the CPU.
 final class CUDAOptimizerTests: XCTestCase {
     func testFusedStepsMatchTheCPU() throws {
-        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        guard gpuAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         let g = Device.cuda(0)
         typealias Make = ([Tensor]) -> Optimizer
         let configs: [(String, Make)] = [
@@ -204,7 +211,7 @@ final class CUDAOptimizerTests: XCTestCase {
 /// Cross-entropy on the GPU (one kernel per pass) and index values, checked on the device.
 final class CUDALossAndIndexTests: XCTestCase {
     func testCrossEntropyMatchesTheCPUWithIgnoredRows() throws {
-        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        guard gpuAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         let g = Device.cuda(0)
         for dtype in [DType.float32, .float64] {
             Ember.manualSeed(9)
@@ -236,7 +243,7 @@ final class CUDALossAndIndexTests: XCTestCase {
     /// A class index or an index out of range stops the program at the next synchronisation
     /// with the op's message (child processes); the op itself does not wait for the GPU.
     func testBadIndicesAreReportedFromTheDevice() throws {
-        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        guard gpuAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         let g = Device.cuda(0)
         if let scenario = ProcessInfo.processInfo.environment["EMBER_CUDA_BAD_INDEX"] {
             let result: Tensor
@@ -280,7 +287,7 @@ final class CUDAStreamTests: XCTestCase {
     typealias Event = Ember.CUDA.Event
 
     func gpu() throws -> Device {
-        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        guard gpuAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         return .cuda(0)
     }
 

@@ -122,7 +122,7 @@ final class CUDNNLibraryTests: XCTestCase {
 /// cuDNN's heuristics are asked once per convolution shape: later passes reuse the plan.
 final class CUDAConvolutionPlanTests: XCTestCase {
     func testPlansAreBuiltOncePerShape() throws {
-        guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
+        guard gpuAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         guard let dnn = Ember.CUDA.state.cudnn else { throw XCTSkip("cuDNN not loaded: \(Ember.CUDA.state.cudnnStatus)") }
         let g = Device.cuda(0)
         Ember.manualSeed(2)

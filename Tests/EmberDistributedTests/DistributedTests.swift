@@ -1,4 +1,5 @@
 import Ember
+import EmberTestSupport
 import Foundation
 import XCTest
 
@@ -51,6 +52,7 @@ final class DistributedTests: XCTestCase {
     /// --filter EmberDistributedTests.DistributedTests/testNCCL`, as CI does).
     func testNCCLCollectivesAndDataParallelOnGPUs() throws {
         let h = try harness()
+        useTemporaryCaches()  // the ranks compile kernels: into a directory this test removes
         guard Ember.CUDA.isAvailable else { throw XCTSkip("no usable GPU: \(Ember.CUDA.unavailableReason ?? "?")") }
         // A port nobody listens on now (the probe store closes when it goes away).
         let port = try { () throws -> Int in try TCPStore(port: 0, isServer: true, timeout: 5).port }()

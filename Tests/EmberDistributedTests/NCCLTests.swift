@@ -1,5 +1,6 @@
 import Ember
 import EmberDistributed
+import EmberTestSupport
 import Foundation
 import XCTest
 
@@ -37,6 +38,7 @@ final class NCCLTests: XCTestCase {
     }
 
     func testNCCLBackendWithoutAGPUSaysSo() throws {
+        useTemporaryCaches()
         if Ember.CUDA.isAvailable { throw XCTSkip("a GPU is present") }
         XCTAssertThrowsError(try Distributed.initProcessGroup(backend: .nccl)) { e in
             XCTAssertTrue("\(e)".contains("needs a GPU"), "\(e)")

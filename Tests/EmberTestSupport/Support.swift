@@ -95,3 +95,24 @@ public func runTestInChild(_ test: String, environment: [String: String]) throws
     p.waitUntilExit()
     return (p.terminationStatus, text)
 }
+
+/// Points Ember's on-disk cache (compiled GPU kernels, `EMBER_CACHE_DIR`) at a directory this
+/// test process creates under the temporary directory and removes at exit, so that the tests
+/// write nothing outside directories they create. Call it before the first use of a GPU;
+/// child processes inherit it. A cache directory already chosen by the caller's environment
+/// is kept.
+public func useTemporaryCaches() {
+    _ = temporaryCacheDirectory
+}
+
+nonisolated(unsafe) private var temporaryCachePath: String?
+
+private let temporaryCacheDirectory: String? = {
+    guard ProcessInfo.processInfo.environment["EMBER_CACHE_DIR"] == nil else { return nil }
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ember-test-cache-\(getpid())-\(UUID().uuidString)").path
+    guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil else { return nil }
+    setenv("EMBER_CACHE_DIR", dir, 1)
+    temporaryCachePath = dir
+    atexit { if let d = temporaryCachePath { try? FileManager.default.removeItem(atPath: d) } }
+    return dir
+}()
