@@ -320,9 +320,11 @@ final class CUDAStreamTests: XCTestCase {
         let e = s.recordEvent()
         e.synchronize()
         XCTAssertTrue(e.isComplete)
-        // withNewStream: a stream of its own, waited for at the end.
-        let z = Ember.CUDA.withNewStream { xg * 2 }
-        XCTAssertEqual(z.to(.cpu).toArray(Float.self), (x * 2).toArray(Float.self))
+        // withNewStream: a stream of its own that first waits for the current one (the copy
+        // of `fresh` is still queued there), waited for at the end.
+        let fresh = (x + 3).to(g)
+        let z = Ember.CUDA.withNewStream { fresh * 2 }
+        XCTAssertEqual((z.to(.cpu) - (x + 3) * 2).abs().max().item(), 0, "withNewStream ran before the current stream's copy")
     }
 
     func testMemoryIsPooledPerStream() throws {

@@ -24,6 +24,8 @@
 // Use:   EMBER_CUDA_DRIVER=…/libember-cuda-emulator.so EMBER_NVRTC_LIBRARY=… EMBER_CUBLAS_LIBRARY=…
 //        (Scripts/cuda-emulator.sh sets these). EMBER_EMULATOR_CXX picks the compiler;
 //        EMBER_EMULATOR_TRACE=1 prints every launch, cuDNN call and synchronisation.
+//        EMBER_EMULATOR_STREAM_ORDER=newest-first|oldest-first runs the streams' queued work
+//        in an adversarial order (each stream in order, event waits honoured).
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -262,10 +264,10 @@ struct Function { Module* module; const KernelInfo* info; };
 
 // MARK: - the queue
 
-enum OpKind { LAUNCH, COPY, MEMSET, EVENT, GEMM_F32, GEMM_F64, NCCL, NCCL_P2P, CUDNN };
+enum OpKind { LAUNCH, COPY, MEMSET, EVENT, WAIT, GEMM_F32, GEMM_F64, NCCL, NCCL_P2P, CUDNN };
 
 // One ncclSend or ncclRecv of a group (`bytes` of device memory at `buf`).
-struct P2PEntry { bool send; char* buf; size_t bytes; int peer; void* comm; };
+struct P2PEntry { bool send; char* buf; size_t bytes; int peer; void* comm; int stream; };
 
 struct Gemm {
     int ta, tb, m, n, k;
@@ -276,10 +278,14 @@ struct Gemm {
     int batch;
 };
 
-struct Event { bool recorded = false, done = false; double time = 0; };
+// recordGen counts cuEventRecord calls, doneGen the records that have run; a wait queued
+// after the n-th record can run once doneGen >= n.
+struct Event { bool recorded = false, done = false; double time = 0; long recordGen = 0, doneGen = 0; };
 
 struct Op {
     OpKind kind;
+    int stream = 0;  // the stream's id (0: the legacy default stream)
+    long gen = 0;    // EVENT: which record this is; WAIT: the record it waits for
     // LAUNCH
     Function* fn = nullptr;
     Dim3 grid{1, 1, 1}, block{1, 1, 1};
@@ -497,34 +503,95 @@ void clearDnnOps();
 
 void runPointToPoint(const Op& op);
 
+struct Stream { int id; };
+int streamId(void* s) { return s ? ((Stream*)s)->id : 0; }
+std::vector<Event*> destroyedEvents;  // freed after the flush that runs their last operations
+
+// The order in which queued work of different streams runs (EMBER_EMULATOR_STREAM_ORDER):
+// "fifo" (default): call order; "newest-first": the most recently created stream runs as far
+// as its waits allow, then the next; "oldest-first": the reverse, so the first stream (Ember's
+// default stream) runs ahead and user streams lag. Each stream keeps its own order and
+// cuStreamWaitEvent is honoured, as on a GPU: work that another stream needs but was not
+// waited for is found by one of the two adversarial orders.
+int streamOrder() {
+    static int order = -2;
+    if (order == -2) {
+        const char* v = getenv("EMBER_EMULATOR_STREAM_ORDER");
+        order = v && strcmp(v, "newest-first") == 0 ? 1 : v && strcmp(v, "oldest-first") == 0 ? -1 : 0;
+    }
+    return order;
+}
+
+void runOp(Op& op) {
+    switch (op.kind) {
+    case LAUNCH: runLaunch(op); break;
+    case COPY: memcpy(op.dst, op.staged.empty() ? op.src : op.staged.data(), op.bytes); break;
+    case MEMSET: memset(op.dst, op.value, op.bytes); break;
+    case EVENT:
+        if (op.gen > op.event->doneGen) op.event->doneGen = op.gen;
+        op.event->done = op.event->doneGen >= op.event->recordGen;
+        op.event->time = nowSeconds();
+        break;
+    case WAIT: break;
+    case GEMM_F32: runGemm<float>(op.gemm); break;
+    case GEMM_F64: runGemm<double>(op.gemm); break;
+    case NCCL: runCollective(op); break;
+    case NCCL_P2P: runPointToPoint(op); break;
+    case CUDNN: runDnnOp(op.bytes); break;
+    }
+}
+
 void flush() {
     if (queue.empty()) return;
     std::vector<Op> ops;
     ops.swap(queue);
     enterDevice();
     protectGuards();
-    for (Op& op : ops) {
-        switch (op.kind) {
-        case LAUNCH: runLaunch(op); break;
-        case COPY: memcpy(op.dst, op.staged.empty() ? op.src : op.staged.data(), op.bytes); break;
-        case MEMSET: memset(op.dst, op.value, op.bytes); break;
-        case EVENT: op.event->done = true; op.event->time = nowSeconds(); break;
-        case GEMM_F32: runGemm<float>(op.gemm); break;
-        case GEMM_F64: runGemm<double>(op.gemm); break;
-        case NCCL: runCollective(op); break;
-        case NCCL_P2P: runPointToPoint(op); break;
-        case CUDNN: runDnnOp(op.bytes); break;
+    if (streamOrder() == 0) {
+        for (Op& op : ops) runOp(op);
+    } else {
+        // One lane per stream, in each stream's order; pick lanes by the policy.
+        std::map<int, std::vector<size_t>> lanes;
+        for (size_t i = 0; i < ops.size(); i++) lanes[ops[i].stream].push_back(i);
+        std::map<int, size_t> head;
+        size_t left = ops.size();
+        auto runnable = [&](const Op& op) { return op.kind != WAIT || op.event->doneGen >= op.gen; };
+        while (left > 0) {
+            bool progressed = false;
+            auto visit = [&](std::pair<const int, std::vector<size_t>>& lane) {
+                size_t& h = head[lane.first];
+                while (h < lane.second.size() && runnable(ops[lane.second[h]])) {
+                    runOp(ops[lane.second[h]]);
+                    h++; left--; progressed = true;
+                }
+            };
+            if (streamOrder() > 0) { for (auto it = lanes.rbegin(); it != lanes.rend() && !progressed; ++it) visit(*it); }
+            else { for (auto it = lanes.begin(); it != lanes.end() && !progressed; ++it) visit(*it); }
+            if (!progressed) {
+                // Every lane waits for an event whose record is not queued: a GPU would wait
+                // for ever; run the earliest waiting operation (and say so).
+                fprintf(stderr, "Ember CUDA emulator: every stream waits for an event that was never recorded after the wait\n");
+                for (auto& lane : lanes) {
+                    size_t& h = head[lane.first];
+                    if (h < lane.second.size()) { runOp(ops[lane.second[h]]); h++; left--; break; }
+                }
+            }
         }
     }
     clearDnnOps();
     leaveDevice();
+    for (Event* e : destroyedEvents) delete e;
+    destroyedEvents.clear();
 }
 
-void enqueue(Op&& op) {
+void enqueueOnStream(Op&& op, int stream) {
+    op.stream = stream;
     queue.push_back(std::move(op));
     // A GPU makes progress on its own; bound the backlog.
     if (queue.size() >= 4096) flush();
 }
+
+void enqueue(Op&& op, void* stream) { enqueueOnStream(std::move(op), streamId(stream)); }
 
 // MARK: - emulated NVRTC: the host C++ compiler
 
@@ -797,7 +864,6 @@ int loadModule(Module** out, const void* image) {
     return CUDA_SUCCESS;
 }
 
-struct Stream { int id; };
 struct Handle { void* stream; };
 
 }  // namespace
@@ -839,37 +905,37 @@ API int cuMemAlloc_v2(uint64_t* p, size_t bytes) { LOCK; return deviceAlloc(p, b
 API int cuMemFree_v2(uint64_t p) { LOCK; flush(); return deviceFree(p); }
 API int cuMemGetInfo_v2(size_t* freeB, size_t* total) { LOCK; *freeB = kDeviceMemory - arenaUsed; *total = kDeviceMemory; return 0; }
 
-API int cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t n, void*) {
+API int cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t n, void* stream) {
     LOCK;
     if (!isDevice(dst, n)) die("cuMemcpyHtoDAsync: the destination is not device memory");
     Op op; op.kind = COPY; op.dst = (void*)(uintptr_t)dst; op.bytes = n;
     if (isPinned(src, n)) op.src = src;  // read when the copy runs, as the DMA engine would
     else op.staged.assign((const char*)src, (const char*)src + n);
-    enqueue(std::move(op));
+    enqueue(std::move(op), stream);
     return 0;
 }
-API int cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t n, void*) {
+API int cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t n, void* stream) {
     LOCK;
     if (!isDevice(src, n)) die("cuMemcpyDtoHAsync: the source is not device memory");
     if (isDevice((uint64_t)(uintptr_t)dst, n)) die("cuMemcpyDtoHAsync: the destination is device memory");
     Op op; op.kind = COPY; op.dst = dst; op.src = (const void*)(uintptr_t)src; op.bytes = n;
-    enqueue(std::move(op));
+    enqueue(std::move(op), stream);
     // Into pageable memory the driver returns only when the copy is done.
     if (!isPinned(dst, n)) flush();
     return 0;
 }
-API int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void*) {
+API int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void* stream) {
     LOCK;
     if (!isDevice(dst, n) || !isDevice(src, n)) die("cuMemcpyDtoDAsync: an operand is not device memory");
     Op op; op.kind = COPY; op.dst = (void*)(uintptr_t)dst; op.src = (const void*)(uintptr_t)src; op.bytes = n;
-    enqueue(std::move(op));
+    enqueue(std::move(op), stream);
     return 0;
 }
-API int cuMemsetD8Async(uint64_t dst, unsigned char v, size_t n, void*) {
+API int cuMemsetD8Async(uint64_t dst, unsigned char v, size_t n, void* stream) {
     LOCK;
     if (!isDevice(dst, n)) die("cuMemsetD8Async: not device memory");
     Op op; op.kind = MEMSET; op.dst = (void*)(uintptr_t)dst; op.value = v; op.bytes = n;
-    enqueue(std::move(op));
+    enqueue(std::move(op), stream);
     return 0;
 }
 API int cuMemHostAlloc(void** p, size_t n, unsigned) {
@@ -906,7 +972,7 @@ API int cuModuleGetFunction(void** f, void* mod, const char* name) {
 API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                        unsigned shared, void* stream, void** params, void** extra) {
     LOCK;
-    (void)shared; (void)stream;
+    (void)shared;
     if (!fn || extra) return CUDA_ERROR_INVALID_VALUE;
     if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0 || (size_t)bx * by * bz > 1024) return CUDA_ERROR_INVALID_VALUE;
     if (gy > 65535 || gz > 65535) return CUDA_ERROR_INVALID_VALUE;
@@ -919,22 +985,27 @@ API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned
     size_t n = f->info->pack(params, nullptr);
     op.params.resize(n + 16);
     f->info->pack(params, op.params.data());
-    enqueue(std::move(op));
+    enqueue(std::move(op), stream);
     return 0;
 }
 
 API int cuStreamCreate(void** s, unsigned) { static int next; *s = new Stream{++next}; return 0; }
 API int cuStreamSynchronize(void*) { LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync stream\n"); flush(); return 0; }
 API int cuStreamDestroy_v2(void* s) { LOCK; delete (Stream*)s; return 0; }
-API int cuStreamWaitEvent(void*, void*, unsigned) { return 0; }  // one global order
+API int cuStreamWaitEvent(void* stream, void* e, unsigned) {
+    LOCK;
+    Op op; op.kind = WAIT; op.event = (Event*)e; op.gen = ((Event*)e)->recordGen;
+    enqueue(std::move(op), stream);
+    return 0;
+}
 API int cuEventCreate(void** e, unsigned) { *e = new Event(); return 0; }
-API int cuEventRecord(void* e, void*) {
+API int cuEventRecord(void* e, void* stream) {
     LOCK;
     Event* ev = (Event*)e;
     ev->recorded = true;
     ev->done = false;
-    Op op; op.kind = EVENT; op.event = ev;
-    enqueue(std::move(op));
+    Op op; op.kind = EVENT; op.event = ev; op.gen = ++ev->recordGen;
+    enqueue(std::move(op), stream);
     return 0;
 }
 API int cuEventSynchronize(void*) { LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync event\n"); flush(); return 0; }
@@ -953,7 +1024,12 @@ API int cuEventElapsedTime_v2(float* ms, void* a, void* b) {
     return 0;
 }
 API int cuEventElapsedTime(float* ms, void* a, void* b) { return cuEventElapsedTime_v2(ms, a, b); }
-API int cuEventDestroy_v2(void* e) { LOCK; flush(); delete (Event*)e; return 0; }
+// As on a GPU, an event may be destroyed while work that records or waits for it is queued.
+API int cuEventDestroy_v2(void* e) {
+    LOCK;
+    if (queue.empty()) delete (Event*)e; else destroyedEvents.push_back((Event*)e);
+    return 0;
+}
 API int cuGetErrorString(int code, const char** s) {
     switch (code) {
     case 0: *s = "no error"; break;
@@ -996,7 +1072,7 @@ API int cublasSetStream_v2(void* h, void* s) { ((Handle*)h)->stream = s; return 
 API int cublasSetMathMode(void*, int) { return 0; }
 
 template <typename T>
-static int gemmStridedBatched(int ta, int tb, int m, int n, int k, const T* alpha, uint64_t a, int lda, long long sa,
+static int gemmStridedBatched(void* handle, int ta, int tb, int m, int n, int k, const T* alpha, uint64_t a, int lda, long long sa,
                               uint64_t b, int ldb, long long sb, const T* beta, uint64_t c, int ldc, long long sc, int batch,
                               OpKind kind) {
     LOCK;
@@ -1006,17 +1082,17 @@ static int gemmStridedBatched(int ta, int tb, int m, int n, int k, const T* alph
     Op op;
     op.kind = kind;
     op.gemm = Gemm{ta != 0, tb != 0, m, n, k, (double)*alpha, (double)*beta, a, b, c, lda, ldb, ldc, sa, sb, sc, batch};
-    enqueue(std::move(op));
+    enqueue(std::move(op), handle ? ((Handle*)handle)->stream : nullptr);
     return 0;
 }
 
-API int cublasSgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const float* alpha, uint64_t a, int lda, long long sa,
+API int cublasSgemmStridedBatched(void* h, int ta, int tb, int m, int n, int k, const float* alpha, uint64_t a, int lda, long long sa,
                                   uint64_t b, int ldb, long long sb, const float* beta, uint64_t c, int ldc, long long sc, int batch) {
-    return gemmStridedBatched<float>(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, GEMM_F32);
+    return gemmStridedBatched<float>(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, GEMM_F32);
 }
-API int cublasDgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const double* alpha, uint64_t a, int lda, long long sa,
+API int cublasDgemmStridedBatched(void* h, int ta, int tb, int m, int n, int k, const double* alpha, uint64_t a, int lda, long long sa,
                                   uint64_t b, int ldb, long long sb, const double* beta, uint64_t c, int ldc, long long sc, int batch) {
-    return gemmStridedBatched<double>(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, GEMM_F64);
+    return gemmStridedBatched<double>(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, GEMM_F64);
 }
 
 // MARK: - NCCL across processes: shared memory, one slot per rank, collectives in queue order
@@ -1230,7 +1306,7 @@ void runCollective(const Op& op) {
 thread_local int groupDepth = 0;
 thread_local std::vector<P2PEntry> groupOps;
 
-int enqueueCollective(int kind, const void* send, void* recv, size_t count, int t, int redop, int root, NcclComm* c) {
+int enqueueCollective(int kind, const void* send, void* recv, size_t count, int t, int redop, int root, NcclComm* c, void* stream) {
     LOCK;
     if (groupDepth > 0) return 5;  // ncclInvalidUsage: the emulator groups only send/recv
     size_t es = ncclTypeSize(t);
@@ -1245,21 +1321,21 @@ int enqueueCollective(int kind, const void* send, void* recv, size_t count, int 
     op.bytes = count;
     op.gemm.a = (uint64_t)(uintptr_t)c;
     op.gemm.m = kind; op.gemm.n = t; op.gemm.k = redop; op.gemm.lda = root;
-    enqueue(std::move(op));
+    enqueue(std::move(op), stream);
     return 0;
 }
 
-int enqueuePointToPoint(bool send, const void* buf, size_t count, int t, int peer, NcclComm* c) {
+int enqueuePointToPoint(bool send, const void* buf, size_t count, int t, int peer, NcclComm* c, void* stream) {
     LOCK;
     size_t es = ncclTypeSize(t);
     if (!es || !c || !c->shared || peer < 0 || peer >= c->nranks || peer == c->rank) return 4;
     if (!isDevice((uint64_t)(uintptr_t)buf, count * es)) return 4;
-    P2PEntry e{send, (char*)buf, count * es, peer, c};
+    P2PEntry e{send, (char*)buf, count * es, peer, c, streamId(stream)};
     if (groupDepth > 0) { groupOps.push_back(e); return 0; }
     Op op;
     op.kind = NCCL_P2P;
     op.p2p.push_back(e);
-    enqueue(std::move(op));
+    enqueue(std::move(op), stream);
     return 0;
 }
 
@@ -1374,12 +1450,12 @@ API int ncclCommDestroy(NcclComm* c) {
     return 0;
 }
 API int ncclCommAbort(NcclComm* c) { if (c->shared) munmap(c->shared, c->mapped); delete c; return 0; }
-API int ncclAllReduce(const void* s, void* r, size_t n, int t, int op, NcclComm* c, void*) { return enqueueCollective(0, s, r, n, t, op, 0, c); }
-API int ncclBroadcast(const void* s, void* r, size_t n, int t, int root, NcclComm* c, void*) { return enqueueCollective(1, s, r, n, t, 0, root, c); }
-API int ncclReduceScatter(const void* s, void* r, size_t n, int t, int op, NcclComm* c, void*) { return enqueueCollective(2, s, r, n, t, op, 0, c); }
-API int ncclAllGather(const void* s, void* r, size_t n, int t, NcclComm* c, void*) { return enqueueCollective(3, s, r, n, t, 0, 0, c); }
-API int ncclSend(const void* s, size_t n, int t, int peer, NcclComm* c, void*) { return enqueuePointToPoint(true, s, n, t, peer, c); }
-API int ncclRecv(void* r, size_t n, int t, int peer, NcclComm* c, void*) { return enqueuePointToPoint(false, r, n, t, peer, c); }
+API int ncclAllReduce(const void* s, void* r, size_t n, int t, int op, NcclComm* c, void* st) { return enqueueCollective(0, s, r, n, t, op, 0, c, st); }
+API int ncclBroadcast(const void* s, void* r, size_t n, int t, int root, NcclComm* c, void* st) { return enqueueCollective(1, s, r, n, t, 0, root, c, st); }
+API int ncclReduceScatter(const void* s, void* r, size_t n, int t, int op, NcclComm* c, void* st) { return enqueueCollective(2, s, r, n, t, op, 0, c, st); }
+API int ncclAllGather(const void* s, void* r, size_t n, int t, NcclComm* c, void* st) { return enqueueCollective(3, s, r, n, t, 0, 0, c, st); }
+API int ncclSend(const void* s, size_t n, int t, int peer, NcclComm* c, void* st) { return enqueuePointToPoint(true, s, n, t, peer, c, st); }
+API int ncclRecv(void* r, size_t n, int t, int peer, NcclComm* c, void* st) { return enqueuePointToPoint(false, r, n, t, peer, c, st); }
 API int ncclGroupStart() { groupDepth++; return 0; }
 API int ncclGroupEnd() {
     if (groupDepth <= 0) return 5;  // ncclInvalidUsage
@@ -1392,7 +1468,8 @@ API int ncclGroupEnd() {
     Op op;
     op.kind = NCCL_P2P;
     op.p2p = std::move(ops);
-    enqueue(std::move(op));
+    int stream = op.p2p[0].stream;
+    enqueueOnStream(std::move(op), stream);
     return 0;
 }
 API const char* ncclGetErrorString(int code) {
@@ -1475,7 +1552,7 @@ void runDnnOp(size_t index) {
     if (o.x.dtype == 1) runDnn<double>(o); else runDnn<float>(o);
 }
 
-int dnnEnqueue(int kind, const void* alpha, DnnTensor* x, uint64_t px, DnnFilter* w, uint64_t pw, DnnConv* conv,
+int dnnEnqueue(DnnHandle* h, int kind, const void* alpha, DnnTensor* x, uint64_t px, DnnFilter* w, uint64_t pw, DnnConv* conv,
                const void* beta, DnnTensor* y, uint64_t py) {
     LOCK;
     if (!x || !w || !y || !conv || x->dtype != w->dtype || x->dtype != y->dtype || (x->dtype != 0 && x->dtype != 1)) return 3;  // BAD_PARAM
@@ -1494,7 +1571,7 @@ int dnnEnqueue(int kind, const void* alpha, DnnTensor* x, uint64_t px, DnnFilter
     o.px = px; o.pw = pw; o.py = py;
     dnnOps.push_back(o);
     Op op; op.kind = CUDNN; op.bytes = dnnOps.size() - 1;
-    enqueue(std::move(op));
+    enqueue(std::move(op), h ? h->stream : nullptr);
     return 0;
 }
 }  // namespace
@@ -1539,15 +1616,15 @@ API int cudnnGetConvolutionBackwardFilterAlgorithm_v7(DnnHandle*, DnnTensor*, Dn
 API int cudnnGetConvolutionForwardWorkspaceSize(DnnHandle*, DnnTensor*, DnnFilter*, DnnConv*, DnnTensor*, int, size_t* s) { *s = 256; return 0; }
 API int cudnnGetConvolutionBackwardDataWorkspaceSize(DnnHandle*, DnnFilter*, DnnTensor*, DnnConv*, DnnTensor*, int, size_t* s) { *s = 256; return 0; }
 API int cudnnGetConvolutionBackwardFilterWorkspaceSize(DnnHandle*, DnnTensor*, DnnTensor*, DnnConv*, DnnFilter*, int, size_t* s) { *s = 256; return 0; }
-API int cudnnConvolutionForward(DnnHandle*, const void* alpha, DnnTensor* xd, const void* x, DnnFilter* wd, const void* w, DnnConv* cd,
+API int cudnnConvolutionForward(DnnHandle* h, const void* alpha, DnnTensor* xd, const void* x, DnnFilter* wd, const void* w, DnnConv* cd,
                                 int, void*, size_t, const void* beta, DnnTensor* yd, void* y) {
-    return dnnEnqueue(0, alpha, xd, (uint64_t)(uintptr_t)x, wd, (uint64_t)(uintptr_t)w, cd, beta, yd, (uint64_t)(uintptr_t)y);
+    return dnnEnqueue(h, 0, alpha, xd, (uint64_t)(uintptr_t)x, wd, (uint64_t)(uintptr_t)w, cd, beta, yd, (uint64_t)(uintptr_t)y);
 }
-API int cudnnConvolutionBackwardData(DnnHandle*, const void* alpha, DnnFilter* wd, const void* w, DnnTensor* dyd, const void* dy, DnnConv* cd,
+API int cudnnConvolutionBackwardData(DnnHandle* h, const void* alpha, DnnFilter* wd, const void* w, DnnTensor* dyd, const void* dy, DnnConv* cd,
                                      int, void*, size_t, const void* beta, DnnTensor* dxd, void* dx) {
-    return dnnEnqueue(1, alpha, dxd, (uint64_t)(uintptr_t)dx, wd, (uint64_t)(uintptr_t)w, cd, beta, dyd, (uint64_t)(uintptr_t)dy);
+    return dnnEnqueue(h, 1, alpha, dxd, (uint64_t)(uintptr_t)dx, wd, (uint64_t)(uintptr_t)w, cd, beta, dyd, (uint64_t)(uintptr_t)dy);
 }
-API int cudnnConvolutionBackwardFilter(DnnHandle*, const void* alpha, DnnTensor* xd, const void* x, DnnTensor* dyd, const void* dy, DnnConv* cd,
+API int cudnnConvolutionBackwardFilter(DnnHandle* h, const void* alpha, DnnTensor* xd, const void* x, DnnTensor* dyd, const void* dy, DnnConv* cd,
                                        int, void*, size_t, const void* beta, DnnFilter* dwd, void* dw) {
-    return dnnEnqueue(2, alpha, xd, (uint64_t)(uintptr_t)x, dwd, (uint64_t)(uintptr_t)dw, cd, beta, dyd, (uint64_t)(uintptr_t)dy);
+    return dnnEnqueue(h, 2, alpha, xd, (uint64_t)(uintptr_t)x, dwd, (uint64_t)(uintptr_t)dw, cd, beta, dyd, (uint64_t)(uintptr_t)dy);
 }
