@@ -203,6 +203,13 @@ final class NCCLEngine: CollectiveEngine {
         }
     }
 
+    func callerOrdering() -> AnyObject? { Ember.CUDA.Stream.current(device: deviceIndex) }
+
+    func ordered<R>(_ ordering: AnyObject?, _ body: () throws -> R) rethrows -> R {
+        guard let stream = ordering as? Ember.CUDA.Stream else { return try body() }
+        return try Ember.CUDA.withStream(stream, body)
+    }
+
     func abort(code: Int32) { _ = nccl.commAbort(comm) }
 
     func finalize() throws {

@@ -100,6 +100,19 @@ protocol CollectiveEngine: AnyObject {
     /// Ends the job on every rank (after a fatal error); may be called from any thread.
     func abort(code: Int32)
     func finalize() throws
+    /// Taken on the calling thread when work is queued: what the work must follow (for
+    /// NCCL, the caller's current CUDA stream); nil for engines on host memory.
+    func callerOrdering() -> AnyObject?
+    /// Runs `body` (on the communication thread) in the caller's order: for NCCL with the
+    /// caller's stream current, so that the communication waits for the caller's work and
+    /// the group's own tensor work (averaging, copies back) is queued where the caller's
+    /// later work will follow it.
+    func ordered<R>(_ ordering: AnyObject?, _ body: () throws -> R) rethrows -> R
+}
+
+extension CollectiveEngine {
+    func callerOrdering() -> AnyObject? { nil }
+    func ordered<R>(_ ordering: AnyObject?, _ body: () throws -> R) rethrows -> R { try body() }
 }
 
 /// A group of processes that run collectives together (`torch.distributed.ProcessGroup`).
@@ -154,10 +167,11 @@ public final class ProcessGroup: @unchecked Sendable {
             work.finish(DistributedError.broken(f))
             return work
         }
+        let ordering = engine.callerOrdering()
         comm.submit { [self] in
             if let f = failureReason { work.finish(DistributedError.broken(f)); return }
             do {
-                try body()
+                try engine.ordered(ordering) { try body() }
                 work.finish(nil)
             } catch {
                 work.finish(error)
@@ -355,17 +369,20 @@ public final class ProcessGroup: @unchecked Sendable {
         }
         func finishAll(_ error: Error?) { for w in works { w.finish(error) } }
         if let f = failureReason { finishAll(DistributedError.broken(f)); return works }
+        let ordering = engine.callerOrdering()
         comm.submit { [self] in
             do {
                 let requests = zip(ops, staged).map { op, s in
                     PointToPoint(isSend: op.kind == .send, buffer: s.contiguousDataPointer, count: s.count,
                                  dtype: s.dtype, peer: op.peer, tag: op.tag)
                 }
-                let poll = try engine.startPointToPoint(requests)
+                let poll = try engine.ordered(ordering) { try engine.startPointToPoint(requests) }
                 comm.addPoll { [self] in
                     do {
                         guard try poll() else { return false }
-                        for (op, s) in zip(ops, staged) where op.kind == .recv { writeBack(s, into: op.tensor) }
+                        engine.ordered(ordering) {
+                            for (op, s) in zip(ops, staged) where op.kind == .recv { writeBack(s, into: op.tensor) }
+                        }
                         finishAll(nil)
                     } catch { finishAll(error) }
                     return true

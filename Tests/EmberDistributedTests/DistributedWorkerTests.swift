@@ -195,6 +195,7 @@ enum Scenarios {
         check(values(big[0..<1])[0] == total && values(big[((3 << 20) - 1)...])[0] == total, "large allReduce")
 
         try pointToPointOnDevice(g, check)
+        try collectivesOnAUserStream(g, check)
 
         // DDP on the GPU: W ranks × batch B against one process with batch W·B.
         let B = 8, W = g.worldSize
@@ -253,6 +254,27 @@ enum Scenarios {
             try g.send(q * 2, to: 0)
         }
         print("EMBER-P2P rank \(g.rank): ring batch and request/answer on \(dev)")
+    }
+
+    /// Tensors made on a user stream: the collective waits for that stream's work, and its
+    /// own work (averaging, the copy back into a view) is queued there, before the caller's next.
+    static func collectivesOnAUserStream(_ g: ProcessGroup, _ check: Check) throws {
+        guard case .cuda(let index) = g.device else { return }
+        let r = Double(g.rank), n = Double(g.worldSize)
+        let mean = (0..<g.worldSize).map { Double($0) + 1 }.reduce(0, +) / n
+        let s = Ember.CUDA.Stream(device: index)
+        for _ in 0..<3 {
+            let (result, sent): (Tensor, Tensor) = try Ember.CUDA.withStream(s) {
+                let base = Tensor.full([10, 100], r + 1).to(g.device) * 2
+                let view = base.t()  // not contiguous: staged, then copied back
+                try g.allReduce(view, op: .avg)
+                return ((view * 1).contiguous(), base)
+            }
+            _ = sent
+            s.synchronize()
+            let got = values(result)
+            check(got.allSatisfy { $0 == 2 * mean }, "allReduce(avg) on a user stream: \(got.prefix(3)) vs \(2 * mean)")
+        }
     }
 
     static func makeModel(seed: UInt64) -> Sequential {
