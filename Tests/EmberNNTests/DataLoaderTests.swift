@@ -20,6 +20,8 @@ final class Probe: Dataset, @unchecked Sendable {
     let n: Int, failAt: Int?, delay: UInt32
     let lock = NSLock()
     var workers: [Int: UInt64] = [:]
+    /// Which worker loaded each sample.
+    var loadedBy: [Int: Int] = [:]
     init(_ n: Int, failAt: Int? = nil, delay: UInt32 = 0) {
         self.n = n
         self.failAt = failAt
@@ -29,7 +31,7 @@ final class Probe: Dataset, @unchecked Sendable {
     func element(at i: Int) throws -> [Tensor] {
         if delay > 0 { usleep(delay) }
         if i == failAt { throw Boom() }
-        if let w = WorkerInfo.current { lock.lock(); workers[w.id] = w.seed; lock.unlock() }
+        if let w = WorkerInfo.current { lock.lock(); workers[w.id] = w.seed; loadedBy[i] = w.id; lock.unlock() }
         return [Tensor.full([16], Double(i))]
     }
 }
@@ -62,11 +64,13 @@ final class DataLoaderTests: XCTestCase {
     }
 
     func testWorkersHaveDistinctReproducibleSeeds() throws {
-        let probe = Probe(64)
+        // Batches go to whichever worker is free (a busy machine may leave one idle), so each
+        // sample takes 1 ms: every worker then gets work, and each has seed + its id.
+        let probe = Probe(64, delay: 1000)
         let loader = DataLoader(probe, batchSize: 4, numWorkers: 3, seed: 100)
         try loader.forEach { _ in }
-        XCTAssertEqual(probe.workers.count, 3)
         XCTAssertEqual(probe.workers, [0: 100, 1: 101, 2: 102])
+        XCTAssertEqual(probe.loadedBy.count, 64)
     }
 
     func testErrorNamesTheSampleAndStopsWorkers() {
