@@ -22,11 +22,15 @@ final class CUDADevice: @unchecked Sendable {
     // freed, it returns to that stream's pool by rounded size and is reused only by
     // allocations on that stream (stream order makes the reuse safe). A block also used on
     // other streams (`Tensor.recordStream`) waits, once freed, for events recorded on those
-    // streams. Blocks of a user stream that is destroyed go to the default stream's pool.
-    private var pools: [UInt: [Int: [UInt64]]] = [:]
-    private var pending: [(block: UInt64, size: Int, pool: UInt, events: [OpaquePointer])] = []
+    // streams. Pools are keyed by a number given to each user stream when it is created
+    // (0: the default stream), never by its handle, which the driver may hand out again;
+    // blocks of a destroyed stream, and those freed later, go to the default stream's pool.
+    private var pools: [Int: [Int: [UInt64]]] = [:]
+    private var pending: [(block: UInt64, size: Int, pool: Int, events: [OpaquePointer])] = []
     private var usedOn: [UInt64: Set<UInt>] = [:]
-    private var liveStreams: Set<UInt> = []
+    private var streamNumbers: [UInt: Int] = [:]
+    private var liveNumbers: Set<Int> = []
+    private var lastStreamNumber = 0
     private(set) var allocatedBytes = 0
     private(set) var reservedBytes = 0
     private(set) var peakAllocatedBytes = 0
@@ -80,24 +84,26 @@ final class CUDADevice: @unchecked Sendable {
 
     static func key(_ s: OpaquePointer) -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(s))) }
 
-    /// The pool a block allocated on `stream` returns to (the default stream's once a user
-    /// stream is gone). Caller holds `lock`.
-    private func poolKey(_ stream: OpaquePointer) -> UInt {
-        let k = CUDADevice.key(stream)
-        return stream == defaultStream || liveStreams.contains(k) ? k : CUDADevice.key(defaultStream)
+    /// Which stream's pool a block allocated on `stream` belongs to. Caller holds `lock`.
+    private func owner(_ stream: OpaquePointer) -> Int {
+        stream == defaultStream ? 0 : streamNumbers[CUDADevice.key(stream)] ?? 0
     }
 
-    /// A block of at least `bytes` for work on `stream` (this thread's current stream).
-    func allocate(_ bytes: Int, on stream: OpaquePointer) -> UInt64 {
+    /// The pool that `owner`'s blocks go to now (the default one once its stream is gone).
+    private func pool(_ owner: Int) -> Int { liveNumbers.contains(owner) ? owner : 0 }
+
+    /// A block of at least `bytes` for work on `stream` (this thread's current stream), and
+    /// its owner, which `free` takes back.
+    func allocate(_ bytes: Int, on stream: OpaquePointer) -> (address: UInt64, owner: Int) {
         let size = CUDADevice.rounded(bytes)
         lock.lock(); defer { lock.unlock() }
         allocatedBytes += size
         peakAllocatedBytes = max(peakAllocatedBytes, allocatedBytes)
-        let pool = poolKey(stream)
-        if let p = pools[pool]?[size]?.popLast() { return p }
+        let who = owner(stream)
+        if let p = pools[who]?[size]?.popLast() { return (p, who) }
         if !pending.isEmpty {
             collectPending()
-            if let p = pools[pool]?[size]?.popLast() { return p }
+            if let p = pools[who]?[size]?.popLast() { return (p, who) }
         }
         makeCurrent()
         var p: UInt64 = 0
@@ -110,15 +116,16 @@ final class CUDADevice: @unchecked Sendable {
             fatalError("CUDA out of memory: tried to allocate \(size) bytes on cuda:\(index) (\(name)); Ember has \(allocatedBytes - size) bytes allocated, \(reservedBytes) reserved, of \(totalMemory)")
         }
         reservedBytes += size
-        return p
+        return (p, who)
     }
 
-    func free(_ p: UInt64, _ bytes: Int, allocatedOn stream: OpaquePointer) {
+    func free(_ p: UInt64, _ bytes: Int, owner: Int, stream: OpaquePointer) {
         let size = CUDADevice.rounded(bytes)
         lock.lock(); defer { lock.unlock() }
         allocatedBytes -= size
-        let pool = poolKey(stream)
-        if let used = usedOn.removeValue(forKey: p), case let others = used.subtracting([pool]), !others.isEmpty {
+        let into = pool(owner)
+        let own: Set<UInt> = into == owner ? [CUDADevice.key(stream)] : []
+        if let used = usedOn.removeValue(forKey: p), case let others = used.subtracting(own), !others.isEmpty {
             // Reusable once the work queued so far on every other stream that used it is done.
             makeCurrent()
             let events = others.map { s -> OpaquePointer in
@@ -127,10 +134,10 @@ final class CUDADevice: @unchecked Sendable {
                 driver.must(driver.cuEventRecord(e, OpaquePointer(bitPattern: s)), "cuEventRecord")
                 return e!
             }
-            pending.append((p, size, pool, events))
+            pending.append((p, size, into, events))
             return
         }
-        pools[pool, default: [:]][size, default: []].append(p)
+        pools[into, default: [:]][size, default: []].append(p)
     }
 
     /// Moves pending blocks whose events have completed into their pools. Caller holds `lock`.
@@ -138,7 +145,7 @@ final class CUDADevice: @unchecked Sendable {
         pending.removeAll { item in
             guard item.events.allSatisfy({ driver.cuEventQuery($0) != 600 }) else { return false }
             for e in item.events { _ = driver.cuEventDestroy(e) }
-            pools[poolKey(OpaquePointer(bitPattern: item.pool)!), default: [:]][item.size, default: []].append(item.block)
+            pools[pool(item.pool), default: [:]][item.size, default: []].append(item.block)
             return true
         }
     }
@@ -151,7 +158,10 @@ final class CUDADevice: @unchecked Sendable {
 
     /// A user stream came into use: its blocks get a pool of their own.
     func streamCreated(_ stream: OpaquePointer) {
-        lock.lock(); liveStreams.insert(CUDADevice.key(stream)); lock.unlock()
+        lock.lock(); defer { lock.unlock() }
+        lastStreamNumber += 1
+        streamNumbers[CUDADevice.key(stream)] = lastStreamNumber
+        liveNumbers.insert(lastStreamNumber)
     }
 
     /// A user stream is about to be destroyed: its work is finished, and its pooled blocks
@@ -160,10 +170,11 @@ final class CUDADevice: @unchecked Sendable {
         makeCurrent()
         driver.must(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
         lock.lock(); defer { lock.unlock() }
-        let k = CUDADevice.key(stream), d = CUDADevice.key(defaultStream)
-        liveStreams.remove(k)
-        for (size, list) in pools.removeValue(forKey: k) ?? [:] { pools[d, default: [:]][size, default: []] += list }
-        for i in pending.indices where pending[i].pool == k { pending[i].pool = d }
+        let k = CUDADevice.key(stream)
+        guard let n = streamNumbers.removeValue(forKey: k) else { return }
+        liveNumbers.remove(n)
+        for (size, list) in pools.removeValue(forKey: n) ?? [:] { pools[0, default: [:]][size, default: []] += list }
+        for i in pending.indices where pending[i].pool == n { pending[i].pool = 0 }
         for (block, var streams) in usedOn where streams.contains(k) {
             streams.remove(k)
             usedOn[block] = streams.isEmpty ? nil : streams

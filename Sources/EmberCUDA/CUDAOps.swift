@@ -71,10 +71,10 @@ final class CUDABackend: Backend, @unchecked Sendable {
 
     func allocate(bytes: Int, device: Device) -> Storage {
         let stream = dev.stream
-        let p = dev.allocate(bytes, on: stream)
+        let (p, owner) = dev.allocate(bytes, on: stream)
         let d = dev
         return Storage(device: device, data: UnsafeMutableRawPointer(bitPattern: UInt(p))!, byteCount: bytes) { ptr in
-            d.free(UInt64(UInt(bitPattern: ptr)), bytes, allocatedOn: stream)
+            d.free(UInt64(UInt(bitPattern: ptr)), bytes, owner: owner, stream: stream)
         }
     }
 
@@ -172,8 +172,8 @@ final class CUDABackend: Backend, @unchecked Sendable {
                        allowTF32: Ember.CUDA.allowTF32) { bytes in
             guard bytes > 0 else { return (0, {}) }
             let s = d.stream
-            let p = d.allocate(bytes, on: s)
-            return (p, { d.free(p, bytes, allocatedOn: s) })  // stream-ordered: reused only by later work of this stream
+            let (p, owner) = d.allocate(bytes, on: s)
+            return (p, { d.free(p, bytes, owner: owner, stream: s) })  // stream-ordered: reused only by later work of this stream
         }
     }
 

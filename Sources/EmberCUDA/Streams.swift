@@ -116,7 +116,11 @@ extension Ember.CUDA {
             handle = e!
         }
 
-        deinit { _ = Ember.CUDA.device(device).driver.cuEventDestroy(handle) }
+        deinit {
+            let d = Ember.CUDA.device(device)
+            d.makeCurrent()
+            _ = d.driver.cuEventDestroy(handle)
+        }
 
         /// Records the event after the work queued so far on `stream` (default: this
         /// thread's current stream).
@@ -132,6 +136,7 @@ extension Ember.CUDA {
         /// Whether the work before the event has finished (true for an event never recorded).
         public var isComplete: Bool {
             let d = Ember.CUDA.device(device)
+            d.makeCurrent()
             let rc = d.driver.cuEventQuery(handle)
             if rc == 600 { return false }  // CUDA_ERROR_NOT_READY
             d.driver.must(rc, "cuEventQuery")
@@ -141,6 +146,7 @@ extension Ember.CUDA {
         /// Blocks until the work before the event has finished.
         public func synchronize() {
             let d = Ember.CUDA.device(device)
+            d.makeCurrent()
             d.driver.must(d.driver.cuEventSynchronize(handle), "cuEventSynchronize")
             d.verifyChecks()
         }
