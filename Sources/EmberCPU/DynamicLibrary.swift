@@ -45,6 +45,13 @@ public final class DynamicLibrary: @unchecked Sendable {
     }
 
     /// The address of `name` as a C function type, or nil.
+    /// The first of `names` the library exports, as `T`; otherwise throws `error` of a
+    /// message that names the library and what it lacks ("…/libx.so has no f").
+    public func require<T>(_ names: [String], as _: T.Type = T.self, error: (String) -> Error) throws -> T {
+        for n in names { if let f = symbol(n, as: T.self) { return f } }
+        throw error(names.count == 1 ? "\(path) has no \(names[0])" : "\(path) has none of \(names.joined(separator: ", "))")
+    }
+
     public func symbol<T>(_ name: String, as: T.Type) -> T? {
         #if os(Windows)
         guard let p = GetProcAddress(HMODULE(OpaquePointer(handle)), name) else { return nil }

@@ -19,10 +19,7 @@ final class CUBLAS: @unchecked Sendable {
 
     init(_ lib: DynamicLibrary) throws {
         library = lib
-        func fn<T>(_ n: String) throws -> T {
-            guard let f = lib.symbol(n, as: T.self) else { throw CUDAError.libraryNotFound("\(lib.path) has no \(n)") }
-            return f
-        }
+        func fn<T>(_ n: String) throws -> T { try lib.require([n]) { CUDAError.libraryNotFound($0) } }
         create = try fn("cublasCreate_v2")
         setStream = try fn("cublasSetStream_v2")
         setMathMode = lib.symbol("cublasSetMathMode", as: (@convention(c) (Handle?, Int32) -> Int32).self)

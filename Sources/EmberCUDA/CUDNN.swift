@@ -35,10 +35,7 @@ final class CUDNN: @unchecked Sendable {
 
     init(_ lib: DynamicLibrary) throws {
         library = lib
-        func fn<T>(_ n: String) throws -> T {
-            guard let f = lib.symbol(n, as: T.self) else { throw CUDAError.libraryNotFound("\(lib.path) has no \(n)") }
-            return f
-        }
+        func fn<T>(_ n: String) throws -> T { try lib.require([n]) { CUDAError.libraryNotFound($0) } }
         let getVersion: @convention(c) () -> Int = try fn("cudnnGetVersion")
         version = getVersion()
         create = try fn("cudnnCreate")

@@ -50,8 +50,7 @@ public final class CUDADriver: @unchecked Sendable {
     init(_ lib: DynamicLibrary) throws {
         library = lib
         func fn<T>(_ names: String...) throws -> T {
-            for n in names { if let f = lib.symbol(n, as: T.self) { return f } }
-            throw CUDAError.libraryNotFound("\(lib.path) has none of \(names.joined(separator: ", ")): driver too old")
+            try lib.require(names) { CUDAError.libraryNotFound($0 + ": driver too old") }
         }
         cuInit = try fn("cuInit")
         cuDriverGetVersion = try fn("cuDriverGetVersion")

@@ -34,10 +34,7 @@ public final class NVRTC: @unchecked Sendable {
 
     init(_ lib: DynamicLibrary) throws {
         library = lib
-        func fn<T>(_ name: String, _ t: T.Type) throws -> T {
-            guard let f = lib.symbol(name, as: t) else { throw CUDAError.libraryNotFound("\(lib.path) has no \(name)") }
-            return f
-        }
+        func fn<T>(_ name: String, _ t: T.Type) throws -> T { try lib.require([name], as: t) { CUDAError.libraryNotFound($0) } }
         let v = try fn("nvrtcVersion", FnVersion.self)
         var major: Int32 = 0, minor: Int32 = 0
         _ = v(&major, &minor)

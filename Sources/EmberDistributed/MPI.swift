@@ -96,10 +96,7 @@ public final class MPILibrary: @unchecked Sendable {
     init(_ lib: DynamicLibrary) throws {
         library = lib
         func fn<T>(_ name: String, _ t: T.Type) throws -> T {
-            guard let f = lib.symbol(name, as: t) else {
-                throw DistributedError.libraryNotFound("\(lib.path) has no \(name): not an MPI 3 library")
-            }
-            return f
+            try lib.require([name], as: t) { DistributedError.libraryNotFound($0 + ": not an MPI 3 library") }
         }
         func address(_ name: String) -> Handle? {
             lib.symbol(name, as: UnsafeMutableRawPointer.self).map { UInt(bitPattern: $0) }

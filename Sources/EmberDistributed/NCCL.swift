@@ -35,10 +35,7 @@ public final class NCCLLibrary: @unchecked Sendable {
 
     init(_ lib: DynamicLibrary) throws {
         library = lib
-        func fn<T>(_ n: String) throws -> T {
-            guard let f = lib.symbol(n, as: T.self) else { throw DistributedError.libraryNotFound("\(lib.path) has no \(n)") }
-            return f
-        }
+        func fn<T>(_ n: String) throws -> T { try lib.require([n]) { DistributedError.libraryNotFound($0) } }
         let getVersion: @convention(c) (UnsafeMutablePointer<Int32>) -> Int32 = try fn("ncclGetVersion")
         var v: Int32 = 0
         _ = getVersion(&v)
