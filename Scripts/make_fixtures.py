@@ -195,11 +195,13 @@ op("contiguous", lambda x, p: [x[0].contiguous()])
 op("toDType", lambda x, p: [x[0].to(DT[p["dtype"]])])
 
 cases = []
+specs = []  # every case's arguments, for the half-precision sweep
 
 
 def case(name, opname, inputs, params=None, extra_inputs=None):
     """inputs: list of specs (shape, dtype, recipe, domain) or ("raw", tensor) for index tensors."""
     params = params or {}
+    specs.append((name, opname, inputs, params))
     fn, nondiff, double = OPS[opname]
     leaves, views, js = [], [], []
     for spec in inputs:
@@ -433,6 +435,21 @@ for dt in ["float16", "bfloat16"]:
     case(f"toDType_f32_{dt}", "toDType", [(S, "float32", "contig", "wide")], {"dtype": dt})
     case(f"add_{dt}_float32", "add", [(S, dt, "contig", "any"), (S, "float32", "contig", "any")])
 case("add_float16_bfloat16", "add", [(S, "float16", "contig", "any"), (S, "bfloat16", "contig", "any")])
+
+# Every float32 case again in float16 and bfloat16 (PyTorch's CPU half kernels are the
+# reference; each variant has its own seed so that adding cases above changes none of these).
+import zlib
+for name, opname, inputs, params in list(specs):
+    dts = {sp[1] for sp in inputs if sp[0] != "raw"}
+    if "float32" not in dts or "float64" in dts or opname == "toDType":
+        continue
+    for dt in ["float16", "bfloat16"]:
+        torch.manual_seed(zlib.crc32(f"{name}@{dt}".encode()))
+        half = [(sp[0], dt, sp[2], sp[3]) if sp[0] != "raw" and sp[1] == "float32" else sp for sp in inputs]
+        try:
+            case(f"{name}@{dt}", opname, half, params)
+        except (RuntimeError, NotImplementedError) as e:
+            print(f"PyTorch has no CPU {dt} {opname}: {str(e).splitlines()[0][:100]}", file=sys.stderr)
 
 # Type promotion: result dtypes of tensor ⊕ tensor, tensor ⊕ 0-dim tensor, tensor ⊕ Swift scalar.
 promo = []

@@ -98,6 +98,19 @@ public enum KernelSource {
         x += 0x7fffu + ((x >> 16) & 1);
         return (unsigned short)(x >> 16);
     }
+    // An atomic update of an 8- or 16-bit element: `f` maps the old value to the new one,
+    // applied with compare-and-swap on the aligned 32-bit word that holds the element.
+    template <typename T, typename F> __device__ __forceinline__ void ember_atomic_small(T* p, int bytes, F f) {
+        unsigned long long a = (unsigned long long)p;
+        unsigned int* w = (unsigned int*)(a & ~3ULL);
+        unsigned int shift = (unsigned int)(a & 3) * 8, mask = (bytes == 1 ? 0xffu : 0xffffu) << shift;
+        unsigned int old = *w, seen;
+        do {
+            seen = old;
+            unsigned int v = (f((seen & mask) >> shift) << shift) & mask;
+            old = atomicCAS(w, seen, (seen & ~mask) | v);
+        } while (old != seen);
+    }
     __device__ __forceinline__ float ember_sqrt(float x) { return sqrtf(x); }
     __device__ __forceinline__ double ember_sqrt(double x) { return sqrt(x); }
     __device__ __forceinline__ float ember_exp(float x) { return expf(x); }
@@ -406,11 +419,18 @@ public enum KernelSource {
     public static func structuredModule(_ d: DType) -> String {
         let t = compute(d), st = storage(d)
         let float = d.isFloatingPoint
-        let atomicAdd = float && d != .float16 && d != .bfloat16
-            ? "atomicAdd(&P, V)"
-            : (d == .int64 ? "atomicAdd((unsigned long long*)&P, (unsigned long long)(V))" : (d == .int32 ? "atomicAdd(&P, V)" : "P += V"))
+        /// `p += v` for elements that many threads may add to at once: hardware atomics for
+        /// 32- and 64-bit types, a compare-and-swap loop on the enclosing word for 8- and
+        /// 16-bit ones (half types add as floats), and for bool a store of true only.
         func add(_ p: String, _ v: String) -> String {
-            atomicAdd.replacingOccurrences(of: "P", with: p).replacingOccurrences(of: "V", with: v)
+            switch d {
+            case .float32, .float64, .int32: "atomicAdd(&\(p), \(v))"
+            case .int64: "atomicAdd((unsigned long long*)&\(p), (unsigned long long)(\(v)))"
+            case .bool: "if (\(v)) \(p) = 1"
+            case .uint8: "ember_atomic_small(&\(p), 1, [&](unsigned int c) { return (c + (unsigned int)(\(v))) & 0xffu; })"
+            case .float16, .bfloat16:
+                "ember_atomic_small(&\(p), 2, [&](unsigned int c) { return (unsigned int)\(store(d, "\(load(d, "(unsigned short)c")) + \(load(d, v))")); })"
+            }
         }
         var s = prelude + "\n"
         let grid = "for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)"

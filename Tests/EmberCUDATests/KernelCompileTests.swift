@@ -34,6 +34,32 @@ final class KernelCompileTests: XCTestCase {
         XCTAssertEqual(failures, [], failures.joined(separator: "\n\n"))
     }
 
+    /// Kernels in which many threads add into one element (duplicate indices, overlapping
+    /// pooling windows) must add atomically in every dtype: a plain `+=` loses updates on a
+    /// GPU (the emulator runs threads one after another, so only the source shows it).
+    func testAccumulatingKernelsAddAtomically() {
+        for d in DType.allCases {
+            let src = KernelSource.structuredModule(d)
+            for kernel in ["indexAdd", "scatter", "maxPool2dBackward"] {
+                let entry = "void \(KernelSource.name(kernel, d.description))("
+                guard let start = src.range(of: entry) else {
+                    if kernel != "maxPool2dBackward" || d.isFloatingPoint { XCTFail("\(entry) missing") }
+                    continue
+                }
+                // The kernel's body: from its first brace to the matching one.
+                var depth = 0, text = ""
+                for c in src[start.upperBound...].drop(while: { $0 != "{" }) {
+                    text.append(c)
+                    if c == "{" { depth += 1 } else if c == "}" { depth -= 1; if depth == 0 { break } }
+                }
+                let adds = text.replacingOccurrences(of: "i += (long long)gridDim.x * blockDim.x", with: "")  // grid-stride loops
+                XCTAssertFalse(adds.contains("+="), "\(kernel) \(d) adds without an atomic:\n\(text)")
+                XCTAssertTrue(text.contains("atomicAdd(") || text.contains("ember_atomic_small(") || (d == .bool && text.contains("= 1")),
+                              "\(kernel) \(d):\n\(text)")
+            }
+        }
+    }
+
     func testCompileErrorsCarryTheLog() throws {
         let nv = try nvrtc()
         XCTAssertThrowsError(try nv.compile("extern \"C\" __global__ void k() { undefined_thing(); }", target: .ptx(75))) { e in

@@ -95,8 +95,13 @@ extension Tensor {
     public func scatterAdd(_ dim: Int, _ index: Tensor, _ src: Tensor) -> Tensor {
         let d = scatterCheck(dim, index, src, "scatterAdd")
         let idx = boundedIndex(index, size: shape[d], "scatterAdd")
-        let out = withNoGrad { clone() }
-        device.backend.scatter(out, dim: d, idx, src.cast(dtype.computeType == dtype ? dtype : dtype), accumulate: true)
+        // Half types add in float32 and round once (no backend adds 16-bit floats).
+        let acc = dtype.computeType
+        let out = withNoGrad { () -> Tensor in
+            let o = acc == dtype ? clone() : cast(acc)
+            device.backend.scatter(o, dim: d, idx, src.cast(acc), accumulate: true)
+            return o.cast(dtype)
+        }
         if anyNeedsGrad(self, src) {
             record(out, "ScatterAddBackward", [self, src]) { c in
                 [c.grad, c.needsGrad(1) ? c.grad.gather(d, idx) : nil]
@@ -135,8 +140,12 @@ extension Tensor {
             expected[d] = idx.count
             try require(src.shape == expected, "indexAdd: source shape \(fmt(src.shape)) must be \(fmt(expected))")
         }
-        let out = withNoGrad { clone() }
-        device.backend.indexAdd(out, dim: d, idx, src.cast(dtype).contiguous())
+        let acc = dtype.computeType  // half types add in float32, as in scatterAdd
+        let out = withNoGrad { () -> Tensor in
+            let o = acc == dtype ? clone() : cast(acc)
+            device.backend.indexAdd(o, dim: d, idx, src.cast(acc).contiguous())
+            return o.cast(dtype)
+        }
         if anyNeedsGrad(self, src) {
             record(out, "IndexAddBackward", [self, src]) { c in
                 [c.grad, c.needsGrad(1) ? c.grad.indexSelect(d, idx) : nil]
