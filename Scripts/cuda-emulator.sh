@@ -25,7 +25,7 @@ fi
 [ -n "$cxx" ] || { echo "cuda-emulator: no working C++ compiler (tried clang++, c++, g++; apt-get install g++)" >&2; exit 1; }
 "$cxx" -std=c++17 -O2 -fPIC -shared -o "$dir/libember-cuda-emulator.so" Tools/cuda-emulator/emulator.cpp -ldl -lpthread
 if [ "$1" = --selftest ]; then
-  "$cxx" -std=c++17 -O1 -o "$dir/selftest" Tools/cuda-emulator/selftest.cpp -ldl
+  "$cxx" -std=c++17 -O1 -o "$dir/selftest" Tools/cuda-emulator/selftest.cpp -ldl -lpthread
   TMPDIR="$dir" EMBER_EMULATOR_CXX="$cxx" "$dir/selftest" "$dir/libember-cuda-emulator.so"
   exit
 fi

@@ -67,7 +67,9 @@ extension Ember {
                     }
                 }
                 let first = s.devices[0]
-                let pool = PinnedPool(driver: driver) { first.makeCurrent() }
+                let pool = PinnedPool(driver: driver) {
+                    if CUDAThreadState.current.context == nil { first.makeCurrent() }
+                }
                 s.pinned = pool
                 HostMemory.pinnedAllocator = { pool.storage($0) }
             } catch {
@@ -241,6 +243,7 @@ public enum CUDAInterop {
     /// error for it (a fault in a kernel or a library call queued before it).
     public static func isComplete(_ i: Int, _ marker: OpaquePointer) throws -> Bool {
         let d = Ember.CUDA.device(i)
+        d.makeCurrent()  // polled from a communication thread
         let code = d.driver.cuEventQuery(marker)
         if code == 600 { return false }  // CUDA_ERROR_NOT_READY
         try d.driver.check(code, "cuEventQuery")
@@ -248,7 +251,9 @@ public enum CUDAInterop {
     }
 
     public static func release(_ i: Int, _ marker: OpaquePointer) {
-        _ = Ember.CUDA.device(i).driver.cuEventDestroy(marker)
+        let d = Ember.CUDA.device(i)
+        d.makeCurrent()
+        _ = d.driver.cuEventDestroy(marker)
     }
 
     /// Blocks until `stream` has finished its work.

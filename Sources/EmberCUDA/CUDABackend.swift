@@ -55,6 +55,7 @@ final class CUDADevice: @unchecked Sendable {
         try driver.check(driver.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain(\(index))")
         context = ctx!
         try driver.check(driver.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+        CUDAThreadState.current.context = ctx  // what makeCurrent's cache compares with
         var s: OpaquePointer?
         try driver.check(driver.cuStreamCreate(&s, 1 /* CU_STREAM_NON_BLOCKING */), "cuStreamCreate")
         defaultStream = s!
@@ -142,8 +143,15 @@ final class CUDADevice: @unchecked Sendable {
 
     /// Moves pending blocks whose events have completed into their pools. Caller holds `lock`.
     private func collectPending() {
+        makeCurrent()  // the driver answers event queries only in a context (any thread may allocate)
         pending.removeAll { item in
-            guard item.events.allSatisfy({ driver.cuEventQuery($0) != 600 }) else { return false }
+            let done = item.events.allSatisfy { e in
+                let rc = driver.cuEventQuery(e)
+                if rc == 600 { return false }  // CUDA_ERROR_NOT_READY
+                driver.must(rc, "cuEventQuery")  // an error is not "finished": the block stays out of the pool
+                return true
+            }
+            guard done else { return false }
             for e in item.events { _ = driver.cuEventDestroy(e) }
             pools[pool(item.pool), default: [:]][item.size, default: []].append(item.block)
             return true

@@ -423,7 +423,7 @@ final class CUDABackend: Backend, @unchecked Sendable {
         let stream = dev.stream
         dev.driver.must(dev.driver.cuMemcpyDtoHAsync(into, address(t), n, stream), "cuMemcpyDtoHAsync")
         if nonBlocking, let pool = Ember.CUDA.state.pinned, let b = pool.block(containing: into, bytes: n) {
-            pool.used(b, on: stream)  // the block is not reused before the copy is done
+            pool.used(b, on: stream, of: dev)  // the block is not reused before the copy is done
             return
         }
         dev.synchronize()
@@ -437,23 +437,25 @@ final class CUDABackend: Backend, @unchecked Sendable {
     func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool) {
         let n = t.count * t.dtype.itemSize
         if n == 0 { return }
-        dev.makeCurrent()
         let stream = dev.stream
         if let pool = Ember.CUDA.state.pinned {
             if let b = pool.block(containing: from, bytes: n) {
+                dev.makeCurrent()
                 dev.driver.must(dev.driver.cuMemcpyHtoDAsync(address(t), from, n, stream), "cuMemcpyHtoDAsync")
-                pool.used(b, on: stream)
+                pool.used(b, on: stream, of: dev)
                 if !nonBlocking { dev.synchronize() }
                 return
             }
             if n <= 64 << 20, let b = pool.allocate(n) {
                 memcpy(b.pointer, from, n)
+                dev.makeCurrent()  // after the pool, which may have made another context current
                 dev.driver.must(dev.driver.cuMemcpyHtoDAsync(address(t), UnsafeRawPointer(b.pointer), n, stream), "cuMemcpyHtoDAsync")
-                pool.used(b, on: stream)
+                pool.used(b, on: stream, of: dev)
                 pool.release(b)
                 return
             }
         }
+        dev.makeCurrent()
         dev.driver.must(dev.driver.cuMemcpyHtoDAsync(address(t), from, n, stream), "cuMemcpyHtoDAsync")
         // The host buffer may be released as soon as this returns: wait for the copy.
         dev.synchronize()

@@ -7,17 +7,22 @@ import Foundation
 /// flight never sees its buffer reused. Blocks are rounded up to powers of two and kept.
 final class PinnedPool: @unchecked Sendable {
     let driver: CUDADriver
-    /// The context pinned allocations and events are made in (pinned memory is portable:
-    /// every context may use it).
-    let makeCurrent: () -> Void
+    /// Makes some context current on the calling thread if none is: pinned memory is
+    /// portable (every context may use it), so the caller's context, when it has one, is
+    /// kept, and the work it queues next still goes to its own device.
+    let ensureContext: () -> Void
     private let lock = NSLock()
 
     final class Block {
         let pointer: UnsafeMutableRawPointer
         let capacity: Int
-        /// The stream of the last asynchronous copy that read or wrote the block.
+        /// The stream of the last asynchronous copy that read or wrote the block, and its device.
         var lastStream: OpaquePointer?
+        var lastDevice: CUDADevice?
+        /// Recorded on `lastStream` when the block is returned; made in `eventDevice`'s
+        /// context (an event is recorded only on a stream of its own context).
         var event: OpaquePointer?
+        var eventDevice: CUDADevice?
         var eventPending = false
         init(pointer: UnsafeMutableRawPointer, capacity: Int) { self.pointer = pointer; self.capacity = capacity }
     }
@@ -27,9 +32,9 @@ final class PinnedPool: @unchecked Sendable {
     private var all: [(start: UInt, block: Block)] = []
     private(set) var reservedBytes = 0
 
-    init(driver: CUDADriver, makeCurrent: @escaping () -> Void) {
+    init(driver: CUDADriver, ensureContext: @escaping () -> Void) {
         self.driver = driver
-        self.makeCurrent = makeCurrent
+        self.ensureContext = ensureContext
     }
 
     static func rounded(_ bytes: Int) -> Int {
@@ -50,7 +55,7 @@ final class PinnedPool: @unchecked Sendable {
                 return b
             }
         }
-        makeCurrent()
+        ensureContext()
         var p: UnsafeMutableRawPointer?
         guard driver.cuMemHostAlloc(&p, cap, 0x01 /* CU_MEMHOSTALLOC_PORTABLE */) == 0, let p else { return nil }
         let b = Block(pointer: p, capacity: cap)
@@ -65,6 +70,7 @@ final class PinnedPool: @unchecked Sendable {
     /// Whether no queued copy can still touch `b` (caller holds the lock).
     private func isIdle(_ b: Block) -> Bool {
         guard b.eventPending, let e = b.event else { return true }
+        ensureContext()  // worker threads pin batches too; a query works from any context
         if driver.cuEventQuery(e) == 0 { b.eventPending = false; return true }
         return false
     }
@@ -74,16 +80,23 @@ final class PinnedPool: @unchecked Sendable {
     func release(_ block: Block) {
         lock.lock(); defer { lock.unlock() }
         inUse[block.pointer] = nil
-        if let s = block.lastStream {
-            makeCurrent()
+        if let s = block.lastStream, let d = block.lastDevice {
+            if let e = block.event, block.eventDevice !== d {
+                block.eventDevice?.makeCurrent()
+                _ = driver.cuEventDestroy(e)
+                block.event = nil
+            }
+            d.makeCurrent()
             if block.event == nil {
                 var e: OpaquePointer?
                 driver.must(driver.cuEventCreate(&e, 2 /* CU_EVENT_DISABLE_TIMING */), "cuEventCreate")
                 block.event = e
+                block.eventDevice = d
             }
             driver.must(driver.cuEventRecord(block.event, s), "cuEventRecord")
             block.eventPending = true
             block.lastStream = nil
+            block.lastDevice = nil
         }
         free[block.capacity, default: []].append(block)
     }
@@ -103,9 +116,9 @@ final class PinnedPool: @unchecked Sendable {
         return b
     }
 
-    /// Notes that an asynchronous copy on `stream` uses `block`.
-    func used(_ block: Block, on stream: OpaquePointer) {
-        lock.lock(); block.lastStream = stream; lock.unlock()
+    /// Notes that an asynchronous copy on `stream` of `device` uses `block`.
+    func used(_ block: Block, on stream: OpaquePointer, of device: CUDADevice) {
+        lock.lock(); block.lastStream = stream; block.lastDevice = device; lock.unlock()
     }
 
     /// A CPU storage in a pinned block; its deinit returns the block.

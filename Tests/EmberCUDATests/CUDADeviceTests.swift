@@ -129,6 +129,33 @@ final class CUDACopyTests: XCTestCase {
         XCTAssertGreaterThan(Ember.CUDA.pinnedMemoryReserved, 0)
     }
 
+    /// With two GPUs, copies to each go through the same pinned pool: each copy and the
+    /// event that guards its staging block must be queued in its own device's context
+    /// (a GPU refuses a stream or event of another context). Run with 2 devices in CI
+    /// (EMBER_EMULATOR_DEVICES=2), where the emulator refuses them as a GPU would.
+    func testCopiesToTwoDevicesShareThePinnedPool() throws {
+        _ = try gpu()
+        guard Ember.CUDA.deviceCount >= 2 else { throw XCTSkip("needs 2 GPUs (EMBER_EMULATOR_DEVICES=2 on the emulator)") }
+        let host = Tensor.randn([64, 33])
+        for round in 0..<3 {
+            for i in [1, 0, 1] {
+                // Pageable sources are staged in pinned blocks, reused once their copies are done.
+                let d = host.to(.cuda(i)) * Double(round + 1)
+                XCTAssertEqual(d.device, .cuda(i))
+                XCTAssertEqual(d.to(.cpu).toArray(Float.self), (host * Double(round + 1)).toArray(Float.self))
+                let pinned = host.pinMemory()
+                let e = pinned.to(.cuda(i), nonBlocking: true).sum()
+                XCTAssertEqual(e.item(), host.sum().item(), accuracy: 1e-3)
+            }
+        }
+        // A worker thread with no context of its own copies to the second device.
+        nonisolated(unsafe) var result: [Float] = []
+        let done = DispatchSemaphore(value: 0)
+        Thread { result = host.to(.cuda(1)).to(.cpu).toArray(Float.self); done.signal() }.start()
+        done.wait()
+        XCTAssertEqual(result, host.toArray(Float.self))
+    }
+
     func testDataLoaderPinsEveryBatchTensorInWorkers() throws {
         let g = try gpu()
         let x = Tensor.randn([50, 4]), y = Tensor.arange(50)
@@ -146,6 +173,18 @@ final class CUDACopyTests: XCTestCase {
             }
             XCTAssertEqual(seen, 50)
         }
+        // Pinned blocks return to the pool once their copies are done, also when the
+        // worker threads that pin the next batches ask (they need the device's context for
+        // that): after a first epoch, later epochs reserve no more pinned memory.
+        let loader = DataLoader(count: 400, batchSize: 100, numWorkers: 2, seed: 1, pinMemory: true) { idx in
+            Tensor.ones([idx.count, 2048])
+        }
+        var reserved: [Int] = []
+        for _ in 0..<4 {
+            try loader.forEach { (b: Tensor) in _ = b.to(g, nonBlocking: true).sum().item() }
+            reserved.append(Ember.CUDA.pinnedMemoryReserved)
+        }
+        XCTAssertEqual(reserved[3], reserved[1], "pinned memory reserved after each epoch: \(reserved)")
     }
 }
 

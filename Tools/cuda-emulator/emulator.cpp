@@ -16,7 +16,11 @@
 //    synchronisation, a copy to pageable host memory, a free), in queue order, so host
 //    code that reads pinned memory before synchronising sees stale data, as on a GPU;
 //  - kernel arguments are copied at launch; host-to-device copies from pageable memory
-//    are staged at the call, as the driver does.
+//    are staged at the call, as the driver does;
+//  - contexts: a thread has a current context only after cuCtxSetCurrent, and driver calls
+//    without one return CUDA_ERROR_INVALID_CONTEXT; work queued on another device's stream,
+//    with another device's kernel or event, or through a cuBLAS/cuDNN handle or NCCL
+//    communicator made for another device, is refused.
 // It is not a performance model and does not check cross-stream ordering (all streams run
 // in one global order).
 //
@@ -61,6 +65,7 @@ enum : int {
     CUDA_ERROR_INVALID_VALUE = 1,
     CUDA_ERROR_OUT_OF_MEMORY = 2,
     CUDA_ERROR_INVALID_IMAGE = 200,
+    CUDA_ERROR_INVALID_CONTEXT = 201,
     CUDA_ERROR_INVALID_HANDLE = 400,
     CUDA_ERROR_NOT_FOUND = 500,
     CUDA_ERROR_LAUNCH_FAILED = 719,
@@ -253,6 +258,7 @@ typedef void (*RunFn)(char* buffer);
 struct KernelInfo { const char* name; PackFn pack; RunFn run; int syncs; };
 
 struct Module {
+    int device;  // the context it was loaded in
     void* handle;
     Ctx* ctx;
     const KernelInfo* kernels;
@@ -280,7 +286,7 @@ struct Gemm {
 
 // recordGen counts cuEventRecord calls, doneGen the records that have run; a wait queued
 // after the n-th record can run once doneGen >= n.
-struct Event { bool recorded = false, done = false; double time = 0; long recordGen = 0, doneGen = 0; };
+struct Event { int device = -1; bool recorded = false, done = false; double time = 0; long recordGen = 0, doneGen = 0; };
 
 struct Op {
     OpKind kind;
@@ -503,8 +509,29 @@ void clearDnnOps();
 
 void runPointToPoint(const Op& op);
 
-struct Stream { int id; };
+struct Stream { int id; int device; };
 int streamId(void* s) { return s ? ((Stream*)s)->id : 0; }
+
+// MARK: - contexts
+// As on a GPU, a thread has a current context (cuCtxSetCurrent) and every call that does
+// device work needs one: without it the driver returns CUDA_ERROR_INVALID_CONTEXT. Streams,
+// events, modules and library handles belong to the context they were made in, and work
+// queued on another device's stream, or with another device's kernel or handle, fails.
+int primaryContexts[16];
+thread_local int currentDevice = -1;
+int streamDevice(void* s) { return s ? ((Stream*)s)->device : currentDevice; }
+int noContext(const char* fn) {
+    fprintf(stderr, "Ember CUDA emulator: %s was called on a thread with no current CUDA context "
+                    "(a GPU's driver returns CUDA_ERROR_INVALID_CONTEXT)\n", fn);
+    return CUDA_ERROR_INVALID_CONTEXT;
+}
+int otherDevice(const char* fn, const char* what, int device) {
+    fprintf(stderr, "Ember CUDA emulator: %s: the %s belongs to device %d, but the current context is device %d's\n",
+            fn, what, device, currentDevice);
+    return CUDA_ERROR_INVALID_HANDLE;
+}
+#define NEED_CONTEXT if (currentDevice < 0) return noContext(__func__)
+#define ON_CURRENT_DEVICE(what, device) if ((device) != currentDevice) return otherDevice(__func__, what, device)
 std::vector<Event*> destroyedEvents;  // freed after the flush that runs their last operations
 
 // The order in which queued work of different streams runs (EMBER_EMULATOR_STREAM_ORDER):
@@ -853,6 +880,7 @@ int loadModule(Module** out, const void* image) {
     rmdir(dir.c_str());
     if (!h) { fprintf(stderr, "Ember CUDA emulator: dlopen of a module failed: %s\n", dlerror()); return CUDA_ERROR_INVALID_IMAGE; }
     Module* m = new Module();
+    m->device = currentDevice;
     m->handle = h;
     m->ctx = (Ctx*)dlsym(h, "__ember_ctx");
     m->kernels = (const KernelInfo*)dlsym(h, "__ember_kernels");
@@ -864,7 +892,7 @@ int loadModule(Module** out, const void* image) {
     return CUDA_SUCCESS;
 }
 
-struct Handle { void* stream; };
+struct Handle { void* stream; int device; };
 
 }  // namespace
 
@@ -898,14 +926,21 @@ API int cuDeviceGetAttribute(int* v, int attr, int) {
     return 0;
 }
 API int cuDeviceTotalMem_v2(size_t* b, int) { *b = kDeviceMemory; return 0; }
-API int cuDevicePrimaryCtxRetain(void** ctx, int d) { static int c[16]; *ctx = &c[d & 15]; return 0; }
-API int cuCtxSetCurrent(void*) { return 0; }
-API int cuCtxSynchronize() { LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync context\n"); flush(); return 0; }
-API int cuMemAlloc_v2(uint64_t* p, size_t bytes) { LOCK; return deviceAlloc(p, bytes); }
-API int cuMemFree_v2(uint64_t p) { LOCK; flush(); return deviceFree(p); }
-API int cuMemGetInfo_v2(size_t* freeB, size_t* total) { LOCK; *freeB = kDeviceMemory - arenaUsed; *total = kDeviceMemory; return 0; }
+API int cuDevicePrimaryCtxRetain(void** ctx, int d) { *ctx = &primaryContexts[d & 15]; return 0; }
+API int cuCtxSetCurrent(void* ctx) {
+    if (ctx && (ctx < (void*)primaryContexts || ctx >= (void*)(primaryContexts + 16))) return CUDA_ERROR_INVALID_CONTEXT;
+    currentDevice = ctx ? (int)((int*)ctx - primaryContexts) : -1;
+    return 0;
+}
+API int cuCtxGetCurrent(void** ctx) { *ctx = currentDevice < 0 ? nullptr : &primaryContexts[currentDevice]; return 0; }
+API int cuCtxSynchronize() { NEED_CONTEXT; LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync context\n"); flush(); return 0; }
+API int cuMemAlloc_v2(uint64_t* p, size_t bytes) { NEED_CONTEXT; LOCK; return deviceAlloc(p, bytes); }
+API int cuMemFree_v2(uint64_t p) { NEED_CONTEXT; LOCK; flush(); return deviceFree(p); }
+API int cuMemGetInfo_v2(size_t* freeB, size_t* total) { NEED_CONTEXT; LOCK; *freeB = kDeviceMemory - arenaUsed; *total = kDeviceMemory; return 0; }
 
 API int cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t n, void* stream) {
+    NEED_CONTEXT;
+    ON_CURRENT_DEVICE("stream", streamDevice(stream));
     LOCK;
     if (!isDevice(dst, n)) die("cuMemcpyHtoDAsync: the destination is not device memory");
     Op op; op.kind = COPY; op.dst = (void*)(uintptr_t)dst; op.bytes = n;
@@ -915,6 +950,8 @@ API int cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t n, void* stre
     return 0;
 }
 API int cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t n, void* stream) {
+    NEED_CONTEXT;
+    ON_CURRENT_DEVICE("stream", streamDevice(stream));
     LOCK;
     if (!isDevice(src, n)) die("cuMemcpyDtoHAsync: the source is not device memory");
     if (isDevice((uint64_t)(uintptr_t)dst, n)) die("cuMemcpyDtoHAsync: the destination is device memory");
@@ -925,6 +962,8 @@ API int cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t n, void* stream) {
     return 0;
 }
 API int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void* stream) {
+    NEED_CONTEXT;
+    ON_CURRENT_DEVICE("stream", streamDevice(stream));
     LOCK;
     if (!isDevice(dst, n) || !isDevice(src, n)) die("cuMemcpyDtoDAsync: an operand is not device memory");
     Op op; op.kind = COPY; op.dst = (void*)(uintptr_t)dst; op.src = (const void*)(uintptr_t)src; op.bytes = n;
@@ -932,6 +971,8 @@ API int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void* stream)
     return 0;
 }
 API int cuMemsetD8Async(uint64_t dst, unsigned char v, size_t n, void* stream) {
+    NEED_CONTEXT;
+    ON_CURRENT_DEVICE("stream", streamDevice(stream));
     LOCK;
     if (!isDevice(dst, n)) die("cuMemsetD8Async: not device memory");
     Op op; op.kind = MEMSET; op.dst = (void*)(uintptr_t)dst; op.value = v; op.bytes = n;
@@ -939,6 +980,7 @@ API int cuMemsetD8Async(uint64_t dst, unsigned char v, size_t n, void* stream) {
     return 0;
 }
 API int cuMemHostAlloc(void** p, size_t n, unsigned) {
+    NEED_CONTEXT;
     LOCK;
     void* m = nullptr;
     if (posix_memalign(&m, 4096, n ? n : 1) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -947,6 +989,7 @@ API int cuMemHostAlloc(void** p, size_t n, unsigned) {
     return 0;
 }
 API int cuMemFreeHost(void* p) {
+    NEED_CONTEXT;
     LOCK;
     flush();  // queued copies may still read it
     auto it = pinned.find((uintptr_t)p);
@@ -957,10 +1000,12 @@ API int cuMemFreeHost(void* p) {
     return 0;
 }
 
-API int cuModuleLoadData(void** m, const void* image) { LOCK; return loadModule((Module**)m, image); }
+API int cuModuleLoadData(void** m, const void* image) { NEED_CONTEXT; LOCK; return loadModule((Module**)m, image); }
 API int cuModuleGetFunction(void** f, void* mod, const char* name) {
+    NEED_CONTEXT;
     LOCK;
     Module* m = (Module*)mod;
+    ON_CURRENT_DEVICE("module", m->device);
     for (int i = 0; i < m->count; i++) {
         if (strcmp(m->kernels[i].name, name) == 0) {
             *f = new Function{m, &m->kernels[i]};
@@ -971,12 +1016,15 @@ API int cuModuleGetFunction(void** f, void* mod, const char* name) {
 }
 API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                        unsigned shared, void* stream, void** params, void** extra) {
+    NEED_CONTEXT;
     LOCK;
     (void)shared;
     if (!fn || extra) return CUDA_ERROR_INVALID_VALUE;
     if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0 || (size_t)bx * by * bz > 1024) return CUDA_ERROR_INVALID_VALUE;
     if (gy > 65535 || gz > 65535) return CUDA_ERROR_INVALID_VALUE;
     Function* f = (Function*)fn;
+    ON_CURRENT_DEVICE("kernel", f->module->device);
+    ON_CURRENT_DEVICE("stream", streamDevice(stream));
     Op op;
     op.kind = LAUNCH;
     op.fn = f;
@@ -989,34 +1037,53 @@ API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned
     return 0;
 }
 
-API int cuStreamCreate(void** s, unsigned) { static int next; *s = new Stream{++next}; return 0; }
-API int cuStreamSynchronize(void*) { LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync stream\n"); flush(); return 0; }
-API int cuStreamDestroy_v2(void* s) { LOCK; delete (Stream*)s; return 0; }
-API int cuStreamWaitEvent(void* stream, void* e, unsigned) {
+API int cuStreamCreate(void** s, unsigned) {
+    NEED_CONTEXT;
+    LOCK;
+    static int next;
+    *s = new Stream{++next, currentDevice};
+    return 0;
+}
+API int cuStreamSynchronize(void*) { NEED_CONTEXT; LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync stream\n"); flush(); return 0; }
+API int cuStreamDestroy_v2(void* s) { NEED_CONTEXT; LOCK; delete (Stream*)s; return 0; }
+API int cuStreamWaitEvent(void* stream, void* e, unsigned) {  // the event may be another device's
+    NEED_CONTEXT;
+    ON_CURRENT_DEVICE("stream", streamDevice(stream));
     LOCK;
     Op op; op.kind = WAIT; op.event = (Event*)e; op.gen = ((Event*)e)->recordGen;
     enqueue(std::move(op), stream);
     return 0;
 }
-API int cuEventCreate(void** e, unsigned) { *e = new Event(); return 0; }
+API int cuEventCreate(void** e, unsigned) {
+    NEED_CONTEXT;
+    Event* ev = new Event();
+    ev->device = currentDevice;
+    *e = ev;
+    return 0;
+}
 API int cuEventRecord(void* e, void* stream) {
+    NEED_CONTEXT;
     LOCK;
     Event* ev = (Event*)e;
+    ON_CURRENT_DEVICE("event", ev->device);
+    ON_CURRENT_DEVICE("stream", streamDevice(stream));
     ev->recorded = true;
     ev->done = false;
     Op op; op.kind = EVENT; op.event = ev; op.gen = ++ev->recordGen;
     enqueue(std::move(op), stream);
     return 0;
 }
-API int cuEventSynchronize(void*) { LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync event\n"); flush(); return 0; }
+API int cuEventSynchronize(void*) { NEED_CONTEXT; LOCK; if (traceOn()) fprintf(stderr, "[emulator] sync event\n"); flush(); return 0; }
 // A GPU makes progress on its own: a query of a pending event runs the queue.
 API int cuEventQuery(void* e) {
+    NEED_CONTEXT;
     LOCK;
     Event* ev = (Event*)e;
     if (ev->recorded && !ev->done) flush();
     return !ev->recorded || ev->done ? 0 : 600;  // 600: not ready
 }
 API int cuEventElapsedTime_v2(float* ms, void* a, void* b) {
+    NEED_CONTEXT;
     LOCK;
     Event *ea = (Event*)a, *eb = (Event*)b;
     if (!ea->done || !eb->done) return 600;  // CUDA_ERROR_NOT_READY
@@ -1026,6 +1093,7 @@ API int cuEventElapsedTime_v2(float* ms, void* a, void* b) {
 API int cuEventElapsedTime(float* ms, void* a, void* b) { return cuEventElapsedTime_v2(ms, a, b); }
 // As on a GPU, an event may be destroyed while work that records or waits for it is queued.
 API int cuEventDestroy_v2(void* e) {
+    NEED_CONTEXT;
     LOCK;
     if (queue.empty()) delete (Event*)e; else destroyedEvents.push_back((Event*)e);
     return 0;
@@ -1037,6 +1105,8 @@ API int cuGetErrorString(int code, const char** s) {
     case CUDA_ERROR_OUT_OF_MEMORY: *s = "out of memory"; break;
     case CUDA_ERROR_INVALID_IMAGE: *s = "device kernel image is invalid (not an emulator module)"; break;
     case CUDA_ERROR_NOT_FOUND: *s = "named symbol not found"; break;
+    case CUDA_ERROR_INVALID_CONTEXT: *s = "invalid device context"; break;
+    case CUDA_ERROR_INVALID_HANDLE: *s = "invalid resource handle"; break;
     default: *s = "unknown error";
     }
     return 0;
@@ -1066,7 +1136,11 @@ API const char* nvrtcGetErrorString(int code) { return code == 0 ? "NVRTC_SUCCES
 
 // MARK: - cuBLAS
 
-API int cublasCreate_v2(void** h) { *h = new Handle{nullptr}; return 0; }
+API int cublasCreate_v2(void** h) {
+    if (currentDevice < 0) { noContext(__func__); return 1; }  // CUBLAS_STATUS_NOT_INITIALIZED
+    *h = new Handle{nullptr, currentDevice};
+    return 0;
+}
 API int cublasDestroy_v2(void* h) { delete (Handle*)h; return 0; }
 API int cublasSetStream_v2(void* h, void* s) { ((Handle*)h)->stream = s; return 0; }
 API int cublasSetMathMode(void*, int) { return 0; }
@@ -1076,6 +1150,13 @@ static int gemmStridedBatched(void* handle, int ta, int tb, int m, int n, int k,
                               uint64_t b, int ldb, long long sb, const T* beta, uint64_t c, int ldc, long long sc, int batch,
                               OpKind kind) {
     LOCK;
+    Handle* hd = (Handle*)handle;
+    if (!hd) return 1;  // CUBLAS_STATUS_NOT_INITIALIZED
+    // cuBLAS runs on the calling thread's current device: it must be the handle's.
+    if (currentDevice != hd->device || streamDevice(hd->stream) != hd->device) {
+        if (currentDevice < 0) noContext("cublasGemmStridedBatched"); else otherDevice("cublasGemmStridedBatched", "handle or its stream", hd->device);
+        return 13;  // CUBLAS_STATUS_EXECUTION_FAILED
+    }
     if (m < 0 || n < 0 || k < 0 || batch < 0 || ta < 0 || ta > 2 || tb < 0 || tb > 2) return 7;  // CUBLAS_STATUS_INVALID_VALUE
     if (ldc < (m > 1 ? m : 1) || lda < ((ta ? k : m) > 1 ? (ta ? k : m) : 1) || ldb < ((tb ? n : k) > 1 ? (tb ? n : k) : 1)) return 7;
     if (m == 0 || n == 0 || batch == 0) return 0;
@@ -1125,6 +1206,7 @@ size_t ncclSegmentSize(int nranks) { return p2pDataOffset(nranks) + (size_t)nran
 
 struct NcclComm {
     int nranks, rank;
+    int device = currentDevice;  // NCCL takes the device current at init
     NcclShared* shared = nullptr;  // nullptr for a group of one
     size_t mapped = 0;
     char* slot(int r) { return (char*)shared + kNcclHeader + (size_t)r * kNcclSlot; }
@@ -1309,6 +1391,10 @@ thread_local std::vector<P2PEntry> groupOps;
 int enqueueCollective(int kind, const void* send, void* recv, size_t count, int t, int redop, int root, NcclComm* c, void* stream) {
     LOCK;
     if (groupDepth > 0) return 5;  // ncclInvalidUsage: the emulator groups only send/recv
+    if (c && streamDevice(stream) != c->device) {
+        if (currentDevice < 0) noContext(__func__); else otherDevice(__func__, "communicator's stream", streamDevice(stream));
+        return 5;  // ncclInvalidUsage
+    }
     size_t es = ncclTypeSize(t);
     if (!es || !c) return 4;  // ncclInvalidArgument
     size_t inCount = kind == 2 ? count * c->nranks : count, outCount = kind == 3 ? count * c->nranks : count;
@@ -1329,6 +1415,10 @@ int enqueuePointToPoint(bool send, const void* buf, size_t count, int t, int pee
     LOCK;
     size_t es = ncclTypeSize(t);
     if (!es || !c || !c->shared || peer < 0 || peer >= c->nranks || peer == c->rank) return 4;
+    if (c && streamDevice(stream) != c->device) {
+        if (currentDevice < 0) noContext(__func__); else otherDevice(__func__, "communicator's stream", streamDevice(stream));
+        return 5;  // ncclInvalidUsage
+    }
     if (!isDevice((uint64_t)(uintptr_t)buf, count * es)) return 4;
     P2PEntry e{send, (char*)buf, count * es, peer, c, streamId(stream)};
     if (groupDepth > 0) { groupOps.push_back(e); return 0; }
@@ -1488,7 +1578,7 @@ namespace {
 struct DnnTensor { int dtype = 0, n = 0, c = 0, h = 0, w = 0; };
 struct DnnFilter { int dtype = 0, k = 0, c = 0, h = 0, w = 0; };
 struct DnnConv { int ph = 0, pw = 0, sh = 1, sw = 1, dh = 1, dw = 1, mode = 1, groups = 1, math = 0; };
-struct DnnHandle { void* stream = nullptr; };
+struct DnnHandle { void* stream = nullptr; int device = currentDevice; };
 // cudnnConvolution*AlgoPerf_t: algo, status, time, memory, determinism, mathType, reserved[3]
 struct DnnPerf { int algo; int status; float time; size_t memory; int determinism; int mathType; int reserved[3]; };
 
@@ -1555,6 +1645,11 @@ void runDnnOp(size_t index) {
 int dnnEnqueue(DnnHandle* h, int kind, const void* alpha, DnnTensor* x, uint64_t px, DnnFilter* w, uint64_t pw, DnnConv* conv,
                const void* beta, DnnTensor* y, uint64_t py) {
     LOCK;
+    if (!h) return 3;
+    if (currentDevice != h->device || streamDevice(h->stream) != h->device) {
+        if (currentDevice < 0) noContext("cudnnConvolution"); else otherDevice("cudnnConvolution", "handle or its stream", h->device);
+        return 8;  // CUDNN_STATUS_EXECUTION_FAILED
+    }
     if (!x || !w || !y || !conv || x->dtype != w->dtype || x->dtype != y->dtype || (x->dtype != 0 && x->dtype != 1)) return 3;  // BAD_PARAM
     if (conv->groups != 1 || x->c != w->c || y->c != w->k || x->n != y->n) return 9;  // NOT_SUPPORTED (the emulator: groups 1)
     int oh = (x->h + 2 * conv->ph - conv->dh * (w->h - 1) - 1) / conv->sh + 1, ow = (x->w + 2 * conv->pw - conv->dw * (w->w - 1) - 1) / conv->sw + 1;
@@ -1578,7 +1673,11 @@ int dnnEnqueue(DnnHandle* h, int kind, const void* alpha, DnnTensor* x, uint64_t
 
 API size_t cudnnGetVersion() { return 90100; }
 API const char* cudnnGetErrorString(int s) { return s == 0 ? "CUDNN_STATUS_SUCCESS" : s == 9 ? "CUDNN_STATUS_NOT_SUPPORTED" : "CUDNN_STATUS_BAD_PARAM"; }
-API int cudnnCreate(DnnHandle** h) { *h = new DnnHandle(); return 0; }
+API int cudnnCreate(DnnHandle** h) {
+    if (currentDevice < 0) { noContext(__func__); return 1; }  // CUDNN_STATUS_NOT_INITIALIZED
+    *h = new DnnHandle();
+    return 0;
+}
 API int cudnnDestroy(DnnHandle* h) { delete h; return 0; }
 API int cudnnSetStream(DnnHandle* h, void* s) { h->stream = s; return 0; }
 API int cudnnCreateTensorDescriptor(DnnTensor** d) { *d = new DnnTensor(); return 0; }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 static void* lib;
@@ -77,6 +78,7 @@ template <typename B> static int inChild(B body, std::string& err) {
 
 int main(int argc, char** argv) {
     if (argc < 2) { fprintf(stderr, "usage: selftest LIBRARY\n"); return 2; }
+    setenv("EMBER_EMULATOR_DEVICES", "2", 1);
     lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (!lib) { fprintf(stderr, "selftest: %s\n", dlerror()); return 2; }
     sym<int (*)(unsigned)>("cuInit")(0);
@@ -94,8 +96,28 @@ int main(int argc, char** argv) {
     auto launch = sym<Launch>("cuLaunchKernel");
     auto sync = sym<Sync>("cuStreamSynchronize");
     auto hostAlloc = sym<int (*)(void**, size_t, unsigned)>("cuMemHostAlloc");
+    auto retain = sym<int (*)(void**, int)>("cuDevicePrimaryCtxRetain");
+    auto setCurrent = sym<int (*)(void*)>("cuCtxSetCurrent");
+    auto streamCreate = sym<int (*)(void**, unsigned)>("cuStreamCreate");
 
     printf("CUDA emulator self-test\n");
+    // 0. Contexts: device work needs a current context on the calling thread.
+    void *ctx0, *ctx1;
+    retain(&ctx0, 0);
+    retain(&ctx1, 1);
+    {
+        uint64_t d = 0;
+        int rc = alloc(&d, 64);
+        check(rc == 201, "without a current context, cuMemAlloc returns CUDA_ERROR_INVALID_CONTEXT");
+    }
+    setCurrent(ctx0);
+    {
+        uint64_t d = 0;
+        int here = alloc(&d, 64), there = -1;
+        std::thread t([&] { uint64_t e = 0; there = alloc(&e, 64); });
+        t.join();
+        check(here == 0 && there == 201, "the context is current on the thread that set it only");
+    }
     // 1. Compile errors come back with the compiler's log.
     {
         void* p;
@@ -197,7 +219,22 @@ int main(int argc, char** argv) {
         check(sig == SIGSEGV, "a kernel writing past the end of an allocation faults");
     }
 
-    // 6. cuBLAS: strided-batched SGEMM with a transposed operand against a host loop.
+    // 6. Another device's stream cannot take this context's work.
+    {
+        void* s1;
+        setCurrent(ctx1);
+        streamCreate(&s1, 1);
+        setCurrent(ctx0);
+        uint64_t d;
+        alloc(&d, 4096);
+        long long cnt = 16;
+        float f = 2;
+        void* args[] = {&d, &cnt, &f};
+        int rc = launch(fScale, 1, 1, 1, 32, 1, 1, 0, s1, args, nullptr);
+        check(rc == 400, "a launch on another device's stream returns CUDA_ERROR_INVALID_HANDLE");
+    }
+
+    // 7. cuBLAS: strided-batched SGEMM with a transposed operand against a host loop.
     {
         auto sgemm = sym<int (*)(void*, int, int, int, int, int, const float*, uint64_t, int, long long, uint64_t, int, long long,
                                  const float*, uint64_t, int, long long, int)>("cublasSgemmStridedBatched");
@@ -212,7 +249,9 @@ int main(int argc, char** argv) {
         htod(dC, C.data(), C.size() * 4, nullptr);
         float alpha = 2, beta = 0.5f;
         // C = alpha * Aᵀ·B + beta * C, A stored k×m column-major (lda = k), B k×n (ldb = k).
-        sgemm(nullptr, 1, 0, m, nn, k, &alpha, dA, k, k * m, dB, k, k * nn, &beta, dC, m, m * nn, batch);
+        void* handle;
+        sym<int (*)(void**)>("cublasCreate_v2")(&handle);
+        sgemm(handle, 1, 0, m, nn, k, &alpha, dA, k, k * m, dB, k, k * nn, &beta, dC, m, m * nn, batch);
         std::vector<float> got(C.size());
         dtoh(got.data(), dC, got.size() * 4, nullptr);
         bool ok = true;
