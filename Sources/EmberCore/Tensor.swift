@@ -12,7 +12,8 @@ public final class Tensor {
     @exclusivity(unchecked) public internal(set) var storage: Storage
     /// Shape, strides and offset over `storage`.
     @exclusivity(unchecked) public internal(set) var layout: Layout
-    public let dtype: DType
+    /// The element type; changes only through `convertData(to:)` (a module's `to(dtype)`).
+    @exclusivity(unchecked) public internal(set) var dtype: DType
 
     /// The node that produced this tensor (nil for leaves and tensors outside the graph).
     @exclusivity(unchecked) public internal(set) var gradFn: Node?

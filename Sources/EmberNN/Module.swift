@@ -280,6 +280,18 @@ open class Module {
         return self
     }
 
+    /// Converts every floating-point parameter and buffer to `dtype` in place (PyTorch's
+    /// `module.to(dtype)`, `.half()`, `.double()`): integer and bool buffers stay as they are,
+    /// and the tensor objects stay the same, so an optimizer made before keeps working.
+    @discardableResult
+    public func to(_ dtype: DType) -> Self {
+        precondition(dtype.isFloatingPoint, "Module.to: expected a floating point dtype, got \(dtype)")
+        for (_, m) in namedModules() {
+            for (_, t, _) in m.ownTensors() where t.dtype.isFloatingPoint { t.convertData(to: dtype) }
+        }
+        return self
+    }
+
     /// Number of parameter elements.
     public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
 }

@@ -229,6 +229,22 @@ extension Tensor {
         if let g = grad { grad = withNoGrad { g.to(device) } }
     }
 
+    /// Converts this leaf's data (and its gradient) to `dtype` in place: the tensor object
+    /// stays the same, as PyTorch's `param.data = param.data.to(dtype)` (what `module.half()`
+    /// does), so an optimizer made before keeps working with the converted tensor.
+    public func convertData(to dtype: DType) {
+        if dtype == self.dtype { return }
+        precondition(gradFn == nil, "convertData(to:): tensor of shape \(fmt(shape)) is not a leaf; use to(_:) for tensors in a graph")
+        precondition(!requiresGrad || dtype.isFloatingPoint,
+                     "convertData(to:): a tensor that requires gradients must stay floating point (got \(dtype))")
+        let converted = withNoGrad { contiguous().cast(dtype) }
+        storage = converted.storage
+        layout = converted.layout
+        self.dtype = dtype
+        storage.bumpVersion()
+        if let g = grad { grad = withNoGrad { g.cast(dtype) } }
+    }
+
     /// This tensor on `device` (`tensor.to(device)`); differentiable.
     ///
     /// To a GPU, the copy is queued and this returns at once (pageable host memory is first
