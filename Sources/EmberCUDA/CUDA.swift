@@ -106,7 +106,11 @@ extension Ember {
         public static func memoryAllocated(_ i: Int = 0) -> Int { device(i).allocatedBytes }
         /// Bytes reserved from the driver by the caching allocator (`memory_reserved`).
         public static func memoryReserved(_ i: Int = 0) -> Int { device(i).reservedBytes }
+        /// The most bytes held by live tensors since the start or the last
+        /// `resetPeakMemoryStats` (`max_memory_allocated`).
         public static func maxMemoryAllocated(_ i: Int = 0) -> Int { device(i).peakAllocatedBytes }
+        /// Starts peak tracking again from what is allocated now (`reset_peak_memory_stats`).
+        public static func resetPeakMemoryStats(_ i: Int = 0) { device(i).resetPeak() }
         /// Returns cached, unused blocks to the driver (`empty_cache`).
         public static func emptyCache() {
             for d in state.devices { d.lock.lock(); d.releaseCached(); d.lock.unlock() }

@@ -35,6 +35,11 @@ final class CUDADevice: @unchecked Sendable {
     private(set) var reservedBytes = 0
     private(set) var peakAllocatedBytes = 0
 
+    func resetPeak() {
+        lock.lock(); defer { lock.unlock() }
+        peakAllocatedBytes = allocatedBytes
+    }
+
     init(index: Int, driver: CUDADriver, nvrtc: NVRTC, cublas: CUBLAS?) throws {
         self.index = index
         self.driver = driver

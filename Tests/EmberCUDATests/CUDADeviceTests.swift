@@ -42,6 +42,13 @@ final class CUDADeviceTests: XCTestCase {
         _ = t
         XCTAssertEqual(Ember.CUDA.memoryAllocated(), before)
         XCTAssertGreaterThanOrEqual(Ember.CUDA.memoryReserved(), Ember.CUDA.memoryAllocated())
+        // Peak tracking: the 4 MiB tensor counted until the reset, then only what is live.
+        XCTAssertGreaterThanOrEqual(Ember.CUDA.maxMemoryAllocated() - before, 4 << 20)
+        Ember.CUDA.resetPeakMemoryStats()
+        XCTAssertEqual(Ember.CUDA.maxMemoryAllocated(), Ember.CUDA.memoryAllocated())
+        let small = Tensor.zeros([1024], device: g)
+        XCTAssertEqual(Ember.CUDA.maxMemoryAllocated(), Ember.CUDA.memoryAllocated())
+        _ = small
     }
 
     func testUnavailableReasonNamesTheLibrary() throws {
