@@ -27,6 +27,12 @@ fi
 if [ "$1" = --selftest ]; then
   "$cxx" -std=c++17 -O1 -o "$dir/selftest" Tools/cuda-emulator/selftest.cpp -ldl -lpthread
   TMPDIR="$dir" EMBER_EMULATOR_CXX="$cxx" "$dir/selftest" "$dir/libember-cuda-emulator.so"
+  # The race check builds kernels with clang's sanitizer instrumentation: clang++ only.
+  if "$cxx" --version 2> /dev/null | grep -q clang; then
+    TMPDIR="$dir" EMBER_EMULATOR_CXX="$cxx" "$dir/selftest" "$dir/libember-cuda-emulator.so" --race
+  else
+    echo "race check self-test skipped: $cxx is not clang++"
+  fi
   exit
 fi
 export EMBER_EMULATOR_CXX="$cxx"

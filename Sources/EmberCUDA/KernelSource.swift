@@ -421,12 +421,12 @@ public enum KernelSource {
         let float = d.isFloatingPoint
         /// `p += v` for elements that many threads may add to at once: hardware atomics for
         /// 32- and 64-bit types, a compare-and-swap loop on the enclosing word for 8- and
-        /// 16-bit ones (half types add as floats), and for bool a store of true only.
+        /// 16-bit ones (half types add as floats; bool ORs).
         func add(_ p: String, _ v: String) -> String {
             switch d {
             case .float32, .float64, .int32: "atomicAdd(&\(p), \(v))"
             case .int64: "atomicAdd((unsigned long long*)&\(p), (unsigned long long)(\(v)))"
-            case .bool: "if (\(v)) \(p) = 1"
+            case .bool: "if (\(v)) ember_atomic_small(&\(p), 1, [&](unsigned int c) { return 1u; })"
             case .uint8: "ember_atomic_small(&\(p), 1, [&](unsigned int c) { return (c + (unsigned int)(\(v))) & 0xffu; })"
             case .float16, .bfloat16:
                 "ember_atomic_small(&\(p), 2, [&](unsigned int c) { return (unsigned int)\(store(d, "\(load(d, "(unsigned short)c")) + \(load(d, v))")); })"
@@ -437,11 +437,14 @@ public enum KernelSource {
         s += """
         // Index values are checked here, not on the host: a negative one counts from the end;
         // one out of range is skipped and written to `check` as [code, value, size] (the host
-        // reports it at its next synchronisation).
+        // reports it at its next synchronisation). The first bad value claims the word.
+        __device__ void \(name("reportBad", d.description))(long long* check, long long code, long long value, long long size) {
+            if (atomicCAS((unsigned long long*)check, 0ULL, (unsigned long long)code) == 0ULL) { check[1] = value; check[2] = size; }
+        }
         __device__ bool \(name("indexOK", d.description))(long long* k, long long size, long long* check, long long code) {
             long long v = *k;
             if (v < 0) v += size;
-            if (v < 0 || v >= size) { check[1] = *k; check[2] = size; check[0] = code; return false; }
+            if (v < 0 || v >= size) { \(name("reportBad", d.description))(check, code, *k, size); return false; }
             *k = v; return true;
         }
         // out[o, i, in] = x[o, index[i], in]
@@ -575,7 +578,7 @@ public enum KernelSource {
                 long long k = target[row];
                 valid[row] = \(store(d, "k == ignoreIndex ? (\(t))0 : (\(t))1"));
                 if (k != ignoreIndex && (k < 0 || k >= c)) {
-                    check[1] = k; check[2] = c; check[0] = 1;
+                    \(name("reportBad", d.description))(check, 1, k, c);
                     loss[row] = \(store(d, "(\(t))EMBER_NAN"));
                 } else {
                     loss[row] = \(store(d, "k == ignoreIndex ? (\(t))0 : l - \(load(d, "xr[k]"))"));

@@ -31,6 +31,13 @@
 //        EMBER_EMULATOR_TRACE=1 prints every launch, cuDNN call and synchronisation.
 //        EMBER_EMULATOR_STREAM_ORDER=newest-first|oldest-first runs the streams' queued work
 //        in an adversarial order (each stream in order, event waits honoured).
+//        EMBER_EMULATOR_RACECHECK=1 checks every kernel for data races (needs clang++):
+//        kernels are built with clang's thread-sanitizer instrumentation, whose hooks report
+//        each load and store of device and shared memory to the emulator; two GPU threads
+//        that touch the same element within one launch, at least one of them writing, with
+//        neither a barrier (__syncthreads, same block) nor atomics between them, stop the
+//        program with the kernel's name. A GPU runs those threads at once: such code loses
+//        updates or reads stale values there, however it behaves run thread after thread.
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -51,6 +58,7 @@
 
 #include <atomic>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -89,6 +97,12 @@ double nowSeconds() {
 bool traceOn() {
     static int on = -1;
     if (on < 0) { const char* v = getenv("EMBER_EMULATOR_TRACE"); on = v && *v && strcmp(v, "0") != 0; }
+    return on;
+}
+
+bool raceCheckOn() {
+    static int on = -1;
+    if (on < 0) { const char* v = getenv("EMBER_EMULATOR_RACECHECK"); on = v && *v && strcmp(v, "0") != 0; }
     return on;
 }
 
@@ -260,6 +274,8 @@ struct KernelInfo { const char* name; PackFn pack; RunFn run; int syncs; };
 
 struct Module {
     int device;  // the context it was loaded in
+    char* sharedLo = nullptr;  // its __shared__ variables (race check)
+    char* sharedHi = nullptr;
     void* handle;
     Ctx* ctx;
     const KernelInfo* kernels;
@@ -353,6 +369,7 @@ struct FiberState {
 #endif
     std::vector<char*> stacks;
     std::vector<int> finished;
+    std::vector<int> phase;  // barriers each thread has passed (race check)
     int current = -1;
     Ctx* ctx = nullptr;
     RunFn run = nullptr;
@@ -362,6 +379,7 @@ const size_t kFiberStack = 128 * 1024;
 
 void fiberYield() {
     int me = fs.current;
+    fs.phase[me]++;
 #if EMBER_FAST_FIBERS
     ember_fiber_switch(&fs.fibers[me], fs.scheduler);
 #else
@@ -404,6 +422,66 @@ void fiberEntry() {
 }
 #endif
 
+// MARK: - race check (EMBER_EMULATOR_RACECHECK=1)
+// Per launch: for each element touched, who touched it last and how. GPU threads are
+// concurrent unless they are the same thread, or in the same block with a barrier between
+// (different phases). Plain writes conflict with any access by another concurrent thread;
+// reads conflict with plain writes; atomics conflict with plain writes only (a plain read
+// next to atomic updates, as in a compare-and-swap loop's first load, is allowed).
+struct RaceEntry { long long thread, block, reader; int phase; unsigned char flags; };  // flags: 1 write, 2 read, 4 atomic, 8 several readers
+struct RaceLaunch {
+    const char* kernel = nullptr;
+    Ctx* ctx = nullptr;
+    char* sharedLo = nullptr;
+    char* sharedHi = nullptr;
+    bool fibers = false;
+    std::unordered_map<uintptr_t, RaceEntry> seen;
+} race;
+
+void raceAccess(const void* pv, int n, int kind) {  // kind: 0 read, 1 write, 2 atomic
+    if (!race.kernel) return;
+    char* p = (char*)pv;
+    bool shared = p >= race.sharedLo && p < race.sharedHi;
+    if (!shared && !isDevice((uint64_t)(uintptr_t)p, (size_t)n)) return;  // the thread's own stack, the arguments
+    Ctx* c = race.ctx;
+    long long block = ((long long)c->blockIdx.z * c->gridDim.y + c->blockIdx.y) * c->gridDim.x + c->blockIdx.x;
+    long long inBlock = ((long long)c->threadIdx.z * c->blockDim.y + c->threadIdx.y) * c->blockDim.x + c->threadIdx.x;
+    long long thread = block * ((long long)c->blockDim.x * c->blockDim.y * c->blockDim.z) + inBlock;
+    int phase = race.fibers && fs.current >= 0 ? fs.phase[fs.current] : 0;
+    unsigned char f = kind == 0 ? 2 : kind == 1 ? 1 : 4;
+    auto it = race.seen.find((uintptr_t)p);
+    if (it == race.seen.end()) { race.seen[(uintptr_t)p] = {thread, block, thread, phase, f}; return; }
+    RaceEntry& e = it->second;
+    // Shared memory is per block: another block's entry is a different variable.
+    bool ordered = (shared && e.block != block) || (e.block == block && e.phase != phase);
+    if (ordered) { e = {thread, block, thread, phase, f}; return; }
+    bool otherReader = (e.flags & 2) && ((e.flags & 8) || e.reader != thread);
+    bool otherWriter = (e.flags & 5) && e.thread != thread;
+    bool conflict = false;
+    const char* what = "";
+    if (kind == 1 && (otherWriter || otherReader)) { conflict = true; what = "writes"; }
+    else if (kind == 0 && (e.flags & 1) && e.thread != thread) { conflict = true; what = "reads"; }
+    else if (kind == 2 && (e.flags & 1) && e.thread != thread) { conflict = true; what = "atomically updates"; }
+    if (conflict) {
+        long long other = otherWriter || kind != 1 ? e.thread : e.reader;
+        char msg[512];
+        snprintf(msg, sizeof msg, "data race in kernel %s: GPU thread %lld (block %lld) %s %s memory at %p, which thread %lld (block %lld) "
+                 "%s in the same launch with no barrier or atomic between them (on a GPU they run at the same time)",
+                 race.kernel, thread, block, what, shared ? "shared" : "device", pv, other, other / ((long long)c->blockDim.x * c->blockDim.y * c->blockDim.z),
+                 (e.flags & 1) ? "writes" : (e.flags & 4) ? "updates atomically" : "reads");
+        die("%s", msg);
+    }
+    if (kind == 0) {
+        if ((e.flags & 2) && e.reader != thread) e.flags |= 8;
+        e.reader = thread;
+        e.flags |= 2;
+    } else {
+        e.flags |= f;
+        e.thread = thread;
+    }
+    e.phase = phase;
+}
+
 void noSync() {
     die("a kernel called __syncthreads() but was run without fibers (the emulator's scan of the source missed it)");
 }
@@ -416,6 +494,15 @@ void runLaunch(Op& op) {
     size_t threads = (size_t)op.block.x * op.block.y * op.block.z;
     if (traceOn()) fprintf(stderr, "[emulator] launch %s grid %u block %u\n", f->info->name, op.grid.x, op.block.x);
     char* params = op.params.data();
+    if (raceCheckOn()) {
+        race.kernel = f->info->name;
+        race.ctx = ctx;
+        race.sharedLo = f->module->sharedLo;
+        race.sharedHi = f->module->sharedHi;
+        race.fibers = f->info->syncs != 0;
+        race.seen.clear();
+    }
+    struct EndRace { ~EndRace() { race.kernel = nullptr; } } endRace;
     if (!f->info->syncs) {
         ctx->sync = noSync;
         for (unsigned bz = 0; bz < op.grid.z; bz++)
@@ -443,6 +530,7 @@ void runLaunch(Op& op) {
     }
     fs.fibers.resize(threads);
     fs.finished.assign(threads, 0);
+    fs.phase.assign(threads, 0);
     fs.ctx = ctx;
     fs.run = f->info->run;
     fs.params = params;
@@ -452,6 +540,7 @@ void runLaunch(Op& op) {
         ctx->blockIdx = {bx, by, bz};
         for (size_t t = 0; t < threads; t++) {
             fs.finished[t] = 0;
+            fs.phase[t] = 0;
 #if EMBER_FAST_FIBERS
             fs.fibers[t] = fiberStart(fs.stacks[t], t);
 #else
@@ -640,7 +729,27 @@ extern "C" { EmberEmuCtx __ember_ctx; }
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#ifdef EMBER_RACE
+// Race check: clang's thread-sanitizer instrumentation calls these hooks for every load and
+// store; they pass them to the emulator (no sanitizer runtime is linked). Shared variables
+// live in one section, so the emulator knows their addresses.
+#define EMBER_NOSAN __attribute__((no_sanitize("thread")))
+extern "C" { void (*__ember_race)(const void*, int, int) = 0; }
+extern "C" EMBER_NOSAN void __tsan_init() {}
+#define EMBER_HOOK(name, n, kind) extern "C" EMBER_NOSAN void name(void* p) { if (__ember_race) __ember_race(p, n, kind); }
+EMBER_HOOK(__tsan_read1, 1, 0) EMBER_HOOK(__tsan_read2, 2, 0) EMBER_HOOK(__tsan_read4, 4, 0) EMBER_HOOK(__tsan_read8, 8, 0)
+EMBER_HOOK(__tsan_read16, 16, 0) EMBER_HOOK(__tsan_write1, 1, 1) EMBER_HOOK(__tsan_write2, 2, 1) EMBER_HOOK(__tsan_write4, 4, 1)
+EMBER_HOOK(__tsan_write8, 8, 1) EMBER_HOOK(__tsan_write16, 16, 1)
+EMBER_HOOK(__tsan_unaligned_read2, 2, 0) EMBER_HOOK(__tsan_unaligned_read4, 4, 0) EMBER_HOOK(__tsan_unaligned_read8, 8, 0)
+EMBER_HOOK(__tsan_unaligned_read16, 16, 0) EMBER_HOOK(__tsan_unaligned_write2, 2, 1) EMBER_HOOK(__tsan_unaligned_write4, 4, 1)
+EMBER_HOOK(__tsan_unaligned_write8, 8, 1) EMBER_HOOK(__tsan_unaligned_write16, 16, 1)
+#define EMBER_ATOMIC(p) (__ember_race ? __ember_race((const void*)(p), (int)sizeof(*(p)), 2) : (void)0)
+#define __shared__ static __attribute__((section("ember_shared")))
+#else
+#define EMBER_NOSAN
+#define EMBER_ATOMIC(p) ((void)0)
 #define __shared__ static
+#endif
 #define __restrict__ __restrict
 static inline float __int_as_float(int v) { float f; memcpy(&f, &v, 4); return f; }
 static inline int __float_as_int(float v) { int i; memcpy(&i, &v, 4); return i; }
@@ -648,11 +757,11 @@ static inline double __longlong_as_double(long long v) { double d; memcpy(&d, &v
 static inline long long __double_as_longlong(double v) { long long i; memcpy(&i, &v, 8); return i; }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
-template <typename T, typename U> inline T atomicAdd(T* p, U v) { T old = *p; *p = (T)(old + (T)v); return old; }
-template <typename T, typename U> inline T atomicMax(T* p, U v) { T old = *p; if ((T)v > old) *p = (T)v; return old; }
-template <typename T, typename U> inline T atomicMin(T* p, U v) { T old = *p; if ((T)v < old) *p = (T)v; return old; }
-template <typename T, typename U> inline T atomicExch(T* p, U v) { T old = *p; *p = (T)v; return old; }
-template <typename T> inline T atomicCAS(T* p, T cmp, T v) { T old = *p; if (old == cmp) *p = v; return old; }
+template <typename T, typename U> EMBER_NOSAN inline T atomicAdd(T* p, U v) { EMBER_ATOMIC(p); T old = *p; *p = (T)(old + (T)v); return old; }
+template <typename T, typename U> EMBER_NOSAN inline T atomicMax(T* p, U v) { EMBER_ATOMIC(p); T old = *p; if ((T)v > old) *p = (T)v; return old; }
+template <typename T, typename U> EMBER_NOSAN inline T atomicMin(T* p, U v) { EMBER_ATOMIC(p); T old = *p; if ((T)v < old) *p = (T)v; return old; }
+template <typename T, typename U> EMBER_NOSAN inline T atomicExch(T* p, U v) { EMBER_ATOMIC(p); T old = *p; *p = (T)v; return old; }
+template <typename T> EMBER_NOSAN inline T atomicCAS(T* p, T cmp, T v) { EMBER_ATOMIC(p); T old = *p; if (old == cmp) *p = v; return old; }
 )PRELUDE";
 
 const char* kEpilogueHead = R"EPI(
@@ -676,6 +785,10 @@ template <typename... A> void ember_run(void (*f)(A...), char* buf) {
     ember_call(f, buf, offs, typename ember_make<sizeof...(A)>::type());
 }
 struct EmberKernelInfo { const char* name; size_t (*pack)(void**, char*); void (*run)(char*); int syncs; };
+#ifdef EMBER_RACE
+extern "C" char __start_ember_shared[] __attribute__((weak)), __stop_ember_shared[] __attribute__((weak));
+extern "C" void __ember_shared_range(char** lo, char** hi) { *lo = __start_ember_shared; *hi = __stop_ember_shared; }
+#endif
 )EPI";
 
 struct Program {
@@ -817,6 +930,11 @@ int compileProgram(Program& p) {
     for (auto& cxx : compilers) {
         std::vector<std::string> argv = {cxx, "-std=c++17", "-O2", "-fPIC", "-shared", "-w", "-fno-exceptions",
                                          "-ffp-contract=off", "-o", so, cpp};
+        if (raceCheckOn()) {
+            // clang's instrumentation without its runtime: the module defines the hooks.
+            argv.insert(argv.end() - 3, {"-DEMBER_RACE", "-fsanitize=thread", "-mllvm", "-tsan-instrument-func-entry-exit=0",
+                                         "-mllvm", "-tsan-instrument-atomics=0", "-mllvm", "-tsan-instrument-memintrinsics=0"});
+        }
         std::vector<char*> av;
         for (auto& a : argv) av.push_back((char*)a.c_str());
         av.push_back(nullptr);
@@ -888,6 +1006,13 @@ int loadModule(Module** out, const void* image) {
     const int* count = (const int*)dlsym(h, "__ember_kernel_count");
     if (!m->ctx || !m->kernels || !count) { delete m; return CUDA_ERROR_INVALID_IMAGE; }
     m->count = *count;
+    if (raceCheckOn()) {
+        auto hook = (void (**)(const void*, int, int))dlsym(h, "__ember_race");
+        auto range = (void (*)(char**, char**))dlsym(h, "__ember_shared_range");
+        if (!hook || !range) { fprintf(stderr, "Ember CUDA emulator: a module without race-check hooks (built by clang++?)\n"); delete m; return CUDA_ERROR_INVALID_IMAGE; }
+        *hook = raceAccess;
+        range(&m->sharedLo, &m->sharedHi);
+    }
     modules.push_back(m);
     *out = m;
     return CUDA_SUCCESS;
@@ -903,7 +1028,9 @@ struct Handle { void* stream; int device; };
 // MARK: - driver API
 
 API int cuInit(unsigned) { LOCK; initArena(); return 0; }
-API int cuDriverGetVersion(int* v) { *v = 12090; return 0; }
+// The race check's modules differ from plain ones: a different version keeps Ember's kernel
+// cache from mixing them.
+API int cuDriverGetVersion(int* v) { *v = raceCheckOn() ? 12091 : 12090; return 0; }
 // EMBER_EMULATOR_DEVICES devices (default 1), all sharing the host's memory and queue.
 static int emulatedDevices() {
     const char* v = getenv("EMBER_EMULATOR_DEVICES");

@@ -48,6 +48,27 @@ extern "C" __global__ void pastTheEnd(float* x, long long n) {
 }
 )CU";
 
+// For the race check (selftest LIBRARY --race).
+static const char* kRaceSource = R"CU(
+extern "C" __global__ void racyAdd(const float* in, float* out, long long n) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[0] += in[i];
+}
+extern "C" __global__ void atomicSum(const float* in, float* out, long long n) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) atomicAdd(out, in[i]);
+}
+extern "C" __global__ void sharedNoBarrier(const float* in, float* out, long long n) {
+    __shared__ float s[64];
+    s[threadIdx.x] = in[threadIdx.x];
+    out[threadIdx.x] = s[(threadIdx.x + 1) % blockDim.x];  // written by the next thread: needs a barrier
+}
+extern "C" __global__ void sharedBarrier(const float* in, float* out, long long n) {
+    __shared__ float s[64];
+    s[threadIdx.x] = in[blockIdx.x * blockDim.x + threadIdx.x];
+    __syncthreads();
+    out[blockIdx.x * blockDim.x + threadIdx.x] = s[(threadIdx.x + 1) % blockDim.x];
+}
+)CU";
+
 typedef int (*Alloc)(uint64_t*, size_t);
 typedef int (*HtoD)(uint64_t, const void*, size_t, void*);
 typedef int (*DtoH)(void*, uint64_t, size_t, void*);
@@ -77,7 +98,9 @@ template <typename B> static int inChild(B body, std::string& err) {
 }
 
 int main(int argc, char** argv) {
-    if (argc < 2) { fprintf(stderr, "usage: selftest LIBRARY\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: selftest LIBRARY [--race]\n"); return 2; }
+    bool raceMode = argc > 2 && strcmp(argv[2], "--race") == 0;
+    if (raceMode) setenv("EMBER_EMULATOR_RACECHECK", "1", 1);
     setenv("EMBER_EMULATOR_DEVICES", "2", 1);
     lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (!lib) { fprintf(stderr, "selftest: %s\n", dlerror()); return 2; }
@@ -99,6 +122,55 @@ int main(int argc, char** argv) {
     auto retain = sym<int (*)(void**, int)>("cuDevicePrimaryCtxRetain");
     auto setCurrent = sym<int (*)(void*)>("cuCtxSetCurrent");
     auto streamCreate = sym<int (*)(void**, unsigned)>("cuStreamCreate");
+
+    if (raceMode) {
+        printf("CUDA emulator self-test: race check\n");
+        void *c0;
+        retain(&c0, 0);
+        setCurrent(c0);
+        void* prog;
+        create(&prog, kRaceSource, "race.cu", 0, nullptr, nullptr);
+        if (compile(prog, 0, nullptr) != 0) {
+            size_t n = 0; logSize(prog, &n); std::string log(n, 0); getLog(prog, &log[0]);
+            printf("%s\n", log.c_str());
+            check(false, "the race-check kernels compile (clang++ needed)");
+            return 1;
+        }
+        size_t n = 0;
+        imageSize(prog, &n);
+        std::vector<char> img(n);
+        image(prog, img.data());
+        void* mod;
+        check(load(&mod, img.data()) == 0, "the instrumented module loads");
+        uint64_t in, out;
+        alloc(&in, 1024 * 4);
+        alloc(&out, 1024 * 4);
+        std::vector<float> ones(1024, 1.0f);
+        htod(in, ones.data(), 1024 * 4, nullptr);
+        htod(out, ones.data(), 1024 * 4, nullptr);
+        auto run = [&](const char* kernel, unsigned blocks, unsigned threads, std::string& err) {
+            return inChild([&] {
+                void* f;
+                getFn(&f, mod, kernel);
+                long long cnt = 1024;
+                void* args[] = {&in, &out, &cnt};
+                launch(f, blocks, 1, 1, threads, 1, 1, 0, nullptr, args, nullptr);
+                sync(nullptr);
+            }, err);
+        };
+        std::string e1, e2, e3, e4;
+        run("racyAdd", 4, 64, e1);
+        check(e1.find("data race in kernel racyAdd") != std::string::npos, "a plain += from many threads into one element is a race");
+        int s2 = run("atomicSum", 4, 64, e2);
+        check(s2 == 0 && e2.find("race") == std::string::npos, "atomicAdd into one element is not");
+        run("sharedNoBarrier", 1, 64, e3);
+        check(e3.find("data race in kernel sharedNoBarrier") != std::string::npos && e3.find("shared memory") != std::string::npos,
+              "reading another thread's shared memory without a barrier is a race");
+        int s4 = run("sharedBarrier", 4, 64, e4);
+        check(s4 == 0 && e4.find("race") == std::string::npos, "with __syncthreads between, it is not (and blocks have their own shared memory)");
+        printf("%s\n", failures == 0 ? "all race-check self-tests passed" : "race-check self-test FAILED");
+        return failures == 0 ? 0 : 1;
+    }
 
     printf("CUDA emulator self-test\n");
     // 0. Contexts: device work needs a current context on the calling thread.
