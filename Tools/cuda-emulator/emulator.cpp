@@ -195,6 +195,7 @@ bool isDevice(uint64_t p, size_t n = 1) {
 }
 
 const size_t kPage = 4096;
+const int kPoison = 0xFF;  // all-ones bytes: NaN in every float type
 
 int deviceAlloc(uint64_t* out, size_t bytes) {
     initArena();
@@ -217,6 +218,11 @@ int deviceAlloc(uint64_t* out, size_t bytes) {
     liveBlocks[off] = size;
     arenaUsed += size;
     *out = (uint64_t)(uintptr_t)(arena + off);
+    // cuMemAlloc does not clear memory: new blocks read as NaN (-1 as integers), so code
+    // that counts on zeros finds out here rather than on a GPU.
+    enterDevice();
+    memset(arena + off, kPoison, size);
+    leaveDevice();
     return CUDA_SUCCESS;
 }
 
@@ -232,7 +238,7 @@ int deviceFree(uint64_t p) {
     if (it == liveBlocks.end()) return CUDA_ERROR_INVALID_VALUE;
     // Freed memory reads as garbage, as on a GPU where the next owner overwrites it.
     enterDevice();
-    memset(c, 0xA5, it->second);
+    memset(c, kPoison, it->second);
     leaveDevice();
     freeBySize.emplace(it->second, off);
     arenaUsed -= it->second;
