@@ -26,25 +26,29 @@ public final class DynamicLibrary: @unchecked Sendable {
     /// Opens the first of: the path in environment variable `environment`, then each
     /// candidate (sonames are searched on the system's library path). `global` makes its
     /// symbols visible to libraries it loads later (RTLD_GLOBAL; Open MPI's plugins need it).
+    /// `accept` may turn down a library that loads (its reason is listed with the others,
+    /// and the search goes on): a version that cannot work here, for instance.
     public static func open(_ library: String, environment: String? = nil, candidates: [String],
-                            global: Bool = false) throws -> DynamicLibrary {
+                            global: Bool = false, accept: ((DynamicLibrary) -> String?)? = nil) throws -> DynamicLibrary {
         var paths: [String] = []
         if let environment, let p = ProcessInfo.processInfo.environment[environment], !p.isEmpty { paths.append(p) }
         paths += candidates
         var tried: [(String, String)] = []
         for p in paths {
             #if os(Windows)
-            if let h = LoadLibraryA(p) { return DynamicLibrary(path: p, handle: UnsafeMutableRawPointer(h)) }
-            tried.append((p, "LoadLibrary error \(GetLastError())"))
+            let lib = LoadLibraryA(p).map { DynamicLibrary(path: p, handle: UnsafeMutableRawPointer($0)) }
+            let failure = lib == nil ? "LoadLibrary error \(GetLastError())" : ""
             #else
-            if let h = dlopen(p, RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL)) { return DynamicLibrary(path: p, handle: h) }
-            tried.append((p, dlerror().map { String(cString: $0) } ?? "unknown error"))
+            let lib = dlopen(p, RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL)).map { DynamicLibrary(path: p, handle: $0) }
+            let failure = lib == nil ? dlerror().map { String(cString: $0) } ?? "unknown error" : ""
             #endif
+            guard let lib else { tried.append((p, failure)); continue }
+            if let refused = accept?(lib) { tried.append((p, refused)); continue }  // stays loaded: harmless
+            return lib
         }
         throw LoadError(library: library, tried: tried)
     }
 
-    /// The address of `name` as a C function type, or nil.
     /// The first of `names` the library exports, as `T`; otherwise throws `error` of a
     /// message that names the library and what it lacks ("…/libx.so has no f").
     public func require<T>(_ names: [String], as _: T.Type = T.self, error: (String) -> Error) throws -> T {
@@ -52,6 +56,7 @@ public final class DynamicLibrary: @unchecked Sendable {
         throw error(names.count == 1 ? "\(path) has no \(names[0])" : "\(path) has none of \(names.joined(separator: ", "))")
     }
 
+    /// The address of `name` as a C function type, or nil.
     public func symbol<T>(_ name: String, as: T.Type) -> T? {
         #if os(Windows)
         guard let p = GetProcAddress(HMODULE(OpaquePointer(handle)), name) else { return nil }

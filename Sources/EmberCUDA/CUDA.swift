@@ -39,7 +39,7 @@ extension Ember {
                 try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
                 guard count > 0 else { throw CUDAError.noDevice("the driver reports no GPU") }
                 let nvrtc: NVRTC
-                do { nvrtc = try NVRTC.load() } catch {
+                do { nvrtc = try NVRTC.load(driverVersion: driver.version) } catch {
                     throw CUDAError.libraryNotFound("Ember compiles its GPU kernels with NVRTC, which was not found (pip install nvidia-cuda-nvrtc-cu12, or install the CUDA toolkit, or set EMBER_NVRTC_LIBRARY): \(error)")
                 }
                 s.nvrtc = nvrtc

@@ -98,18 +98,19 @@ public enum CUDALibraries {
         return out.filter { seen.insert($0).inserted }
     }
 
-    /// Opens `spec`'s library: the environment variable's path, then `candidates`.
+    /// Opens `spec`'s library: the environment variable's path, then `candidates`; `accept`
+    /// may turn one down with a reason (the search then goes on).
     /// - Throws: `CUDAError.libraryNotFound` listing every path tried and why it failed.
-    public static func open(_ spec: Spec) throws -> DynamicLibrary {
+    public static func open(_ spec: Spec, accept: ((DynamicLibrary) -> String?)? = nil) throws -> DynamicLibrary {
         do {
-            return try DynamicLibrary.open(spec.name, environment: spec.environment, candidates: candidates(spec))
+            return try DynamicLibrary.open(spec.name, environment: spec.environment, candidates: candidates(spec), accept: accept)
         } catch let e as DynamicLibrary.LoadError {
             // Last resort for the wheels: ask the Python on PATH where its packages live.
             if !spec.wheelComponents.isEmpty, let sites = askPythonForSites(), !sites.isEmpty {
                 var env = ProcessInfo.processInfo.environment
                 env["EMBER_PYTHON_SITE"] = (sites + [env["EMBER_PYTHON_SITE"]].compactMap { $0 }).joined(separator: ":")
                 let more = candidates(spec, environment: env).filter { c in !e.tried.contains { $0.path == c } }
-                if let lib = try? DynamicLibrary.open(spec.name, candidates: more) { return lib }
+                if let lib = try? DynamicLibrary.open(spec.name, candidates: more, accept: accept) { return lib }
             }
             throw CUDAError.libraryNotFound("\(e)")
         }

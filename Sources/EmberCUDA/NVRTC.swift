@@ -29,8 +29,18 @@ public final class NVRTC: @unchecked Sendable {
     private let destroy: FnDestroy
     private let errorString: FnError?
 
-    /// Loads NVRTC (see `CUDALibraries` for where it is looked for).
-    public static func load() throws -> NVRTC { try NVRTC(CUDALibraries.open(CUDALibraries.nvrtc)) }
+    /// Loads NVRTC (see `CUDALibraries` for where it is looked for). With the driver's
+    /// version (`cuDriverGetVersion`, 12080 for CUDA 12.8), an NVRTC of a newer major
+    /// version is passed over: the driver cannot load what it compiles (within one major
+    /// version, CUBINs load on an older driver, and Ember prefers CUBINs).
+    public static func load(driverVersion: Int? = nil) throws -> NVRTC {
+        try NVRTC(CUDALibraries.open(CUDALibraries.nvrtc) { lib in
+            guard let driverVersion, let f = lib.symbol("nvrtcVersion", as: FnVersion.self) else { return nil }
+            var major: Int32 = 0, minor: Int32 = 0
+            guard f(&major, &minor) == 0, Int(major) > driverVersion / 1000 else { return nil }
+            return "NVRTC \(major).\(minor) is newer than the driver (CUDA \(driverVersion / 1000).\(driverVersion % 1000 / 10)), which could not load its kernels"
+        })
+    }
 
     init(_ lib: DynamicLibrary) throws {
         library = lib

@@ -60,6 +60,22 @@ final class KernelCompileTests: XCTestCase {
         }
     }
 
+    /// An NVRTC of a newer major version than the driver is passed over, with the reason in
+    /// the list of what was tried; one of the driver's major version (or older) is taken.
+    func testNVRTCNewerThanTheDriverIsPassedOver() throws {
+        let nv = try nvrtc()
+        let same = try NVRTC.load(driverVersion: nv.version.major * 1000 + 990)
+        XCTAssertTrue(same.version == nv.version, "\(same.version) from \(same.library.path)")
+        let olderDriver = (nv.version.major - 1) * 1000 + 80
+        do {
+            let other = try NVRTC.load(driverVersion: olderDriver)
+            // Another NVRTC on this machine fits the older driver.
+            XCTAssertLessThanOrEqual(other.version.major, nv.version.major - 1)
+        } catch {
+            XCTAssertTrue("\(error)".contains("NVRTC \(nv.version.major).\(nv.version.minor) is newer than the driver (CUDA \(nv.version.major - 1).8)"), "\(error)")
+        }
+    }
+
     func testCompileErrorsCarryTheLog() throws {
         let nv = try nvrtc()
         XCTAssertThrowsError(try nv.compile("extern \"C\" __global__ void k() { undefined_thing(); }", target: .ptx(75))) { e in
