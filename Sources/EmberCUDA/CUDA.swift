@@ -52,6 +52,9 @@ extension Ember {
                 }
                 for i in 0..<Int(count) {
                     let d = try CUDADevice(index: i, driver: driver, nvrtc: nvrtc, cublas: cublas)
+                    // A GPU whose driver cannot load NVRTC's output is reported here, with
+                    // the reason, rather than at the first operation.
+                    do { try d.probe() } catch { throw CUDAError.driver("cuda:\(i) (\(d.name)) cannot run Ember's kernels: \(error)") }
                     s.devices.append(d)
                     BackendRegistry.register(CUDABackend(d), for: .cuda(i))
                 }

@@ -216,6 +216,13 @@ final class CUDADevice: @unchecked Sendable {
     /// The kernel `kernel` of module `module` (compiled from `source()` on first use,
     /// through the in-memory and on-disk caches).
     func function(_ module: String, _ kernel: String, _ source: () -> String) -> OpaquePointer {
+        do { return try loadFunction(module, kernel, source) } catch { fatalError("Ember CUDA: \(error)") }
+    }
+
+    /// `kernel` of `module` (compiled from `source` on first use, through the disk cache).
+    /// - Throws: `CUDAError.compile` with NVRTC's log, or `CUDAError.driver` when the
+    ///   driver cannot load the module.
+    func loadFunction(_ module: String, _ kernel: String, _ source: () -> String) throws -> OpaquePointer {
         lock.lock(); defer { lock.unlock() }
         if let f = functions[kernel] { return f }
         makeCurrent()
@@ -227,26 +234,33 @@ final class CUDADevice: @unchecked Sendable {
             let key = "\(module)\n\(target)\nnvrtc \(nvrtc.version.major).\(nvrtc.version.minor)\ndriver \(driver.version)\n\(src)"
             var binary = cache.load(key: key)
             if binary == nil {
-                do {
-                    binary = try nvrtc.compile(src, name: module + ".cu", target: target)
-                } catch {
-                    fatalError("Ember CUDA: \(error)")
-                }
+                binary = try nvrtc.compile(src, name: module + ".cu", target: target)
                 cache.store(key: key, binary: binary!)
             }
             var m: OpaquePointer?
             let rc = binary!.withUnsafeBytes { driver.cuModuleLoadData(&m, $0.baseAddress!) }
             if rc != 0 {
-                fatalError("Ember CUDA: loading module \(module) for \(target) failed: \(CUDADriver.message(rc, driver.cuGetErrorString)); the driver (CUDA \(driver.version / 1000).\(driver.version % 1000 / 10)) may be older than NVRTC \(nvrtc.version.major).\(nvrtc.version.minor): update the driver or use an older NVRTC")
+                throw CUDAError.driver("loading module \(module) for \(target) failed: \(CUDADriver.message(rc, driver.cuGetErrorString)); the driver (CUDA \(driver.version / 1000).\(driver.version % 1000 / 10)) may be older than NVRTC \(nvrtc.version.major).\(nvrtc.version.minor): update the driver or use an older NVRTC")
             }
             modules[module] = m!
             mod = m!
         }
         var f: OpaquePointer?
         let rc = kernel.withCString { driver.cuModuleGetFunction(&f, mod, $0) }
-        driver.must(rc, "cuModuleGetFunction(\(kernel))")
+        try driver.check(rc, "cuModuleGetFunction(\(kernel))")
         functions[kernel] = f!
         return f!
+    }
+
+    /// Compiles, loads and runs a kernel that does nothing: whether this device can run
+    /// Ember's kernels at all (NVRTC and driver agree), asked once when CUDA starts.
+    func probe() throws {
+        let f = try loadFunction("probe", "ember_probe") { "extern \"C\" __global__ void ember_probe(int n) { (void)n; }" }
+        let args = KernelArgs.forThisThread().add(Int32(0))
+        var rc: CUDADriver.R = 0
+        args.withPointers { p in rc = driver.cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, defaultStream, p, nil) }
+        try driver.check(rc, "cuLaunchKernel(ember_probe)")
+        try driver.check(driver.cuStreamSynchronize(defaultStream), "cuStreamSynchronize")
     }
 
     /// Launches `f` with a 1-D grid covering `n` items (grid-stride loops inside).

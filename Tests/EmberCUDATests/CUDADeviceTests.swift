@@ -51,6 +51,27 @@ final class CUDADeviceTests: XCTestCase {
         _ = small
     }
 
+    /// A driver that cannot load NVRTC's output (older than the compiler) makes CUDA
+    /// unavailable with the reason, found when CUDA starts (a child process on the emulator,
+    /// which then refuses every module), not a crash at the first operation.
+    func testADriverThatCannotLoadTheKernelsIsReportedAtStart() throws {
+        if ProcessInfo.processInfo.environment["EMBER_EMULATOR_REFUSE_MODULES"] == "1" {
+            print("EMBER-AVAILABLE \(Ember.CUDA.isAvailable) \(Ember.CUDA.deviceCount): \(Ember.CUDA.unavailableReason ?? "-")")
+            return
+        }
+        guard gpuAvailable, Ember.CUDA.name(0).contains("emulator") else { throw XCTSkip("needs the CUDA emulator") }
+        #if os(Linux)
+        guard let (status, text) = try runTestInChild("EmberCUDATests.CUDADeviceTests/testADriverThatCannotLoadTheKernelsIsReportedAtStart",
+                                                      environment: ["EMBER_EMULATOR_REFUSE_MODULES": "1"]) else {
+            throw XCTSkip("not running from an .xctest binary")
+        }
+        XCTAssertEqual(status, 0, text)
+        XCTAssertTrue(text.contains("EMBER-AVAILABLE false 0: CUDA: cuda:0 (Ember CUDA emulator (host CPU)) cannot run Ember's kernels: "
+                                    + "CUDA: loading module probe"), String(text.suffix(1500)))
+        XCTAssertTrue(text.contains("unsupported toolchain"), String(text.suffix(1500)))
+        #endif
+    }
+
     func testUnavailableReasonNamesTheLibrary() throws {
         if gpuAvailable { throw XCTSkip("a GPU is present") }
         let r = Ember.CUDA.unavailableReason ?? ""

@@ -75,6 +75,7 @@ enum : int {
     CUDA_ERROR_OUT_OF_MEMORY = 2,
     CUDA_ERROR_INVALID_IMAGE = 200,
     CUDA_ERROR_INVALID_CONTEXT = 201,
+    CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222,
     CUDA_ERROR_INVALID_HANDLE = 400,
     CUDA_ERROR_NOT_FOUND = 500,
     CUDA_ERROR_LAUNCH_FAILED = 719,
@@ -1134,7 +1135,14 @@ API int cuMemFreeHost(void* p) {
     return 0;
 }
 
-API int cuModuleLoadData(void** m, const void* image) { NEED_CONTEXT; LOCK; return loadModule((Module**)m, image); }
+API int cuModuleLoadData(void** m, const void* image) {
+    NEED_CONTEXT;
+    LOCK;
+    // EMBER_EMULATOR_REFUSE_MODULES=1: a driver older than the compiler (for tests).
+    const char* refuse = getenv("EMBER_EMULATOR_REFUSE_MODULES");
+    if (refuse && *refuse && strcmp(refuse, "0") != 0) return CUDA_ERROR_UNSUPPORTED_PTX_VERSION;
+    return loadModule((Module**)m, image);
+}
 API int cuModuleGetFunction(void** f, void* mod, const char* name) {
     NEED_CONTEXT;
     LOCK;
@@ -1238,6 +1246,7 @@ API int cuGetErrorString(int code, const char** s) {
     case CUDA_ERROR_NOT_FOUND: *s = "named symbol not found"; break;
     case CUDA_ERROR_INVALID_CONTEXT: *s = "invalid device context"; break;
     case CUDA_ERROR_INVALID_HANDLE: *s = "invalid resource handle"; break;
+    case CUDA_ERROR_UNSUPPORTED_PTX_VERSION: *s = "the provided PTX was compiled with an unsupported toolchain."; break;
     default: *s = "unknown error";
     }
     return 0;
