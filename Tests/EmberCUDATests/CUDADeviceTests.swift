@@ -231,16 +231,18 @@ final class CUDACopyTests: XCTestCase {
         }
         // Pinned blocks return to the pool once their copies are done, also when the
         // worker threads that pin the next batches ask (they need the device's context for
-        // that): after a first epoch, later epochs reserve no more pinned memory.
+        // that): after the first epochs, later ones reserve no more pinned memory. (How many
+        // batches the workers hold at once varies with timing: up to 2 more 1 MiB blocks are
+        // allowed; without reuse it grows by 4 per epoch.)
         let loader = DataLoader(count: 400, batchSize: 100, numWorkers: 2, seed: 1, pinMemory: true) { idx in
             Tensor.ones([idx.count, 2048])
         }
         var reserved: [Int] = []
-        for _ in 0..<4 {
+        for _ in 0..<6 {
             try loader.forEach { (b: Tensor) in _ = b.to(g, nonBlocking: true).sum().item() }
             reserved.append(Ember.CUDA.pinnedMemoryReserved)
         }
-        XCTAssertEqual(reserved[3], reserved[1], "pinned memory reserved after each epoch: \(reserved)")
+        XCTAssertLessThanOrEqual(reserved[5] - reserved[1], 2 << 20, "pinned memory reserved after each epoch: \(reserved)")
     }
 }
 
