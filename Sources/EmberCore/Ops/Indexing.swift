@@ -95,7 +95,8 @@ extension Tensor {
     public func scatterAdd(_ dim: Int, _ index: Tensor, _ src: Tensor) -> Tensor {
         let d = scatterCheck(dim, index, src, "scatterAdd")
         let idx = boundedIndex(index, size: shape[d], "scatterAdd")
-        // Half types add in float32 and round once (no backend adds 16-bit floats).
+        // Half types add in float32 and round once, on every device (the CPU kernels take no
+        // 16-bit floats; the GPU would otherwise round after every add).
         let acc = dtype.computeType
         let out = withNoGrad { () -> Tensor in
             let o = acc == dtype ? clone() : cast(acc)
