@@ -86,6 +86,30 @@ final class HalfPrecisionTests: XCTestCase {
         try check("binaryCrossEntropyWithLogits", lin, logits, loss: { binaryCrossEntropyWithLogits($0, y.to($0.dtype)) })
     }
 
+    /// A half model's state dict saves as float16 safetensors and loads into a half model
+    /// unchanged, and into a float32 model converted (as PyTorch's `load_state_dict`).
+    func testHalfStateDictsSaveAndLoad() throws {
+        Ember.manualSeed(16)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ember-half-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("net.safetensors").path
+        func make() -> Sequential { Sequential(Conv2d(1, 2, kernelSize: (3, 3)), BatchNorm2d(2), Flatten(), Linear(2 * 4 * 4, 3)) }
+        let net = make().to(.float16)
+        try SafeTensors.save(net.stateDict(), to: path)
+        let (loaded, _) = try SafeTensors.load(path)
+        XCTAssertEqual(loaded["0.weight"]?.dtype, .float16)
+        XCTAssertEqual(loaded["1.num_batches_tracked"]?.dtype, .int64, "integer buffers are not converted")
+        let half = make().to(.float16), full = make()
+        try half.loadStateDict(loaded)
+        try full.loadStateDict(loaded)
+        let x = Tensor.randn([2, 1, 6, 6])
+        half.eval(); full.eval(); net.eval()
+        XCTAssertEqual(half(x.to(.float16)).to(.float32).toArray(Float.self), net(x.to(.float16)).to(.float32).toArray(Float.self))
+        XCTAssertEqual(full.parameters()[0].dtype, .float32)
+        XCTAssertEqual(full.parameters()[0].toArray(Float.self), net.parameters()[0].to(.float32).toArray(Float.self))
+    }
+
     /// An optimizer made before the conversion steps the converted parameters.
     func testOptimizerMadeBeforeTheConversionTrains() throws {
         Ember.manualSeed(15)
