@@ -122,24 +122,36 @@ int main(int argc, char** argv) {
     auto retain = sym<int (*)(void**, int)>("cuDevicePrimaryCtxRetain");
     auto setCurrent = sym<int (*)(void*)>("cuCtxSetCurrent");
     auto streamCreate = sym<int (*)(void**, unsigned)>("cuStreamCreate");
+    // Compiles `source` with the emulated NVRTC: the module image, or nothing (`log` says why).
+    auto build = [&](const char* source, const char* name, std::string& log) {
+        void* prog;
+        create(&prog, source, name, 0, nullptr, nullptr);
+        std::vector<char> img;
+        size_t n = 0;
+        if (compile(prog, 0, nullptr) != 0) {
+            logSize(prog, &n);
+            log.assign(n, 0);
+            getLog(prog, &log[0]);
+            return img;
+        }
+        imageSize(prog, &n);
+        img.resize(n);
+        image(prog, img.data());
+        return img;
+    };
 
     if (raceMode) {
         printf("CUDA emulator self-test: race check\n");
         void *c0;
         retain(&c0, 0);
         setCurrent(c0);
-        void* prog;
-        create(&prog, kRaceSource, "race.cu", 0, nullptr, nullptr);
-        if (compile(prog, 0, nullptr) != 0) {
-            size_t n = 0; logSize(prog, &n); std::string log(n, 0); getLog(prog, &log[0]);
+        std::string log;
+        std::vector<char> img = build(kRaceSource, "race.cu", log);
+        if (img.empty()) {
             printf("%s\n", log.c_str());
             check(false, "the race-check kernels compile (clang++ needed)");
             return 1;
         }
-        size_t n = 0;
-        imageSize(prog, &n);
-        std::vector<char> img(n);
-        image(prog, img.data());
         void* mod;
         check(load(&mod, img.data()) == 0, "the instrumented module loads");
         uint64_t in, out;
@@ -201,13 +213,9 @@ int main(int argc, char** argv) {
         getLog(p, &log[0]);
         check(rc == 6 && log.find("undefined_thing") != std::string::npos, "a compile error returns NVRTC_ERROR_COMPILATION with the log");
     }
-    void* prog;
-    create(&prog, kSource, "selftest.cu", 0, nullptr, nullptr);
-    if (compile(prog, 0, nullptr) != 0) { check(false, "the test kernels compile"); return 1; }
-    size_t n = 0;
-    imageSize(prog, &n);
-    std::vector<char> img(n);
-    image(prog, img.data());
+    std::string log;
+    std::vector<char> img = build(kSource, "selftest.cu", log);
+    if (img.empty()) { printf("%s\n", log.c_str()); check(false, "the test kernels compile"); return 1; }
     void* mod;
     check(load(&mod, img.data()) == 0, "the module loads");
     void *fSum, *fScale, *fPast;
