@@ -88,7 +88,7 @@ extension Ember {
         public static var deviceCount: Int { state.devices.count }
 
         static func device(_ i: Int) -> CUDADevice {
-            precondition(i >= 0 && i < state.devices.count,
+            Ember.check(i >= 0 && i < state.devices.count,
                          "CUDA: device \(i) does not exist (\(state.devices.count) GPU(s)\(state.reason.map { "; \($0)" } ?? ""))")
             return state.devices[i]
         }
@@ -194,9 +194,9 @@ extension Ember.CUDA {
 public enum CUDADirect {
     /// `out = a·b` for contiguous row-major float32 CUDA matrices, one cublasSgemm call.
     public static func sgemm(_ a: Tensor, _ b: Tensor, _ out: Tensor) {
-        guard case .cuda(let i) = a.device else { preconditionFailure("CUDADirect.sgemm: CUDA tensors only") }
+        guard case .cuda(let i) = a.device else { Ember.misuse("CUDADirect.sgemm: CUDA tensors only") }
         let d = Ember.CUDA.device(i)
-        guard let cublas = d.cublas else { preconditionFailure("CUDADirect.sgemm: cuBLAS was not found") }
+        guard let cublas = d.cublas else { Ember.misuse("CUDADirect.sgemm: cuBLAS was not found") }
         let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1])
         func addr(_ t: Tensor) -> UInt64 { UInt64(UInt(bitPattern: t.storage.data)) + UInt64(t.layout.offset * 4) }
         var alpha: Float = 1, beta: Float = 0

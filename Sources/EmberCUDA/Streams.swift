@@ -69,7 +69,7 @@ extension Ember.CUDA {
 
         /// Makes work queued on this stream from now on wait for `event` (`wait_event`).
         public func wait(_ event: Event) {
-            precondition(event.device == device, "Stream.wait: the event is on cuda:\(event.device), the stream on cuda:\(device)")
+            Ember.check(event.device == device, "Stream.wait: the event is on cuda:\(event.device), the stream on cuda:\(device)")
             let d = Ember.CUDA.device(device)
             d.makeCurrent()
             d.driver.must(d.driver.cuStreamWaitEvent(handle, event.handle, 0), "cuStreamWaitEvent")
@@ -126,7 +126,7 @@ extension Ember.CUDA {
         /// thread's current stream).
         public func record(on stream: Stream? = nil) {
             let s = stream ?? Stream.current(device: device)
-            precondition(s.device == device, "Event.record: the event is on cuda:\(device), the stream on cuda:\(s.device)")
+            Ember.check(s.device == device, "Event.record: the event is on cuda:\(device), the stream on cuda:\(s.device)")
             let d = Ember.CUDA.device(device)
             d.makeCurrent()
             d.driver.must(d.driver.cuEventRecord(handle, s.handle), "cuEventRecord")
@@ -158,8 +158,8 @@ extension Ember.CUDA {
         /// Milliseconds of GPU time from this event to `end` (`elapsed_time`); both must be
         /// timing events, recorded, and `end` complete.
         public func elapsedMilliseconds(to end: Event) -> Double {
-            precondition(timing && end.timing, "Event.elapsedMilliseconds: both events must be created with timing: true")
-            precondition(recorded && end.recorded, "Event.elapsedMilliseconds: both events must be recorded first")
+            Ember.check(timing && end.timing, "Event.elapsedMilliseconds: both events must be created with timing: true")
+            Ember.check(recorded && end.recorded, "Event.elapsedMilliseconds: both events must be recorded first")
             let d = Ember.CUDA.device(device)
             end.synchronize()
             var ms: Float = 0
@@ -185,7 +185,7 @@ extension Tensor {
     /// tensor is freed its memory is not reused before that work is done (`record_stream`).
     /// Needed for a tensor allocated on one stream and used on another.
     public func recordStream(_ stream: Ember.CUDA.Stream) {
-        precondition(device == .cuda(stream.device), "recordStream: the tensor is on \(device), the stream on cuda:\(stream.device)")
+        Ember.check(device == .cuda(stream.device), "recordStream: the tensor is on \(device), the stream on cuda:\(stream.device)")
         let base = UInt64(UInt(bitPattern: storage.data))
         Ember.CUDA.device(stream.device).recordUse(base, by: stream.handle)
     }

@@ -45,3 +45,28 @@ public final class Storage {
 
     @inline(__always) func bumpVersion() { version &+= 1 }
 }
+
+extension Tensor {
+    /// The address of the first element of a contiguous tensor in host-addressable memory
+    /// (for native libraries such as MPI). The storage lives as long as the tensor does.
+    /// Writers must call `markModified()` afterwards so that autograd's version rule holds.
+    public var contiguousDataPointer: UnsafeMutableRawPointer {
+        checked { try require(isContiguous, "contiguousDataPointer: tensor of shape \(fmt(shape)) is not contiguous") }
+        return storage.data + layout.offset * dtype.itemSize
+    }
+
+    /// Records an in-place write made through `contiguousDataPointer`.
+    public func markModified() { storage.bumpVersion() }
+}
+
+extension Tensor {
+    /// A contiguous tensor over `storage` (device backends and pinned memory build their
+    /// tensors with it).
+    public convenience init(storage: Storage, shape: [Int], dtype: DType) {
+        checked {
+            try require(shape.reduce(1, *) * dtype.itemSize <= storage.byteCount,
+                        "Tensor(storage:): shape \(fmt(shape)) of \(dtype) needs more than the storage's \(storage.byteCount) bytes")
+        }
+        self.init(storage: storage, layout: Layout(contiguous: shape), dtype: dtype)
+    }
+}

@@ -1,3 +1,5 @@
+import EmberCPU
+
 /// An n-dimensional array on a device, with define-by-run autograd.
 ///
 ///     let x = Tensor([[1, 2], [3, 4]] as [[Float]], requiresGrad: true)
@@ -193,29 +195,4 @@ extension Bool: TensorScalar {
     public static var dtype: DType { .bool }
     public func store(to b: UnsafeMutableRawPointer, at i: Int, as d: DType) { storeInt64(self ? 1 : 0, b, i, d) }
     public static func load(from b: UnsafeRawPointer, at i: Int, as d: DType) -> Bool { loadDouble(b, i, d) != 0 }
-}
-
-import EmberCPU
-
-extension Tensor {
-    /// The address of the first element of a contiguous tensor in host-addressable memory
-    /// (for native libraries such as MPI). The storage lives as long as the tensor does.
-    /// Writers must call `markModified()` afterwards so that autograd's version rule holds.
-    public var contiguousDataPointer: UnsafeMutableRawPointer {
-        precondition(isContiguous, "contiguousDataPointer: tensor of shape \(fmt(shape)) is not contiguous")
-        return storage.data + layout.offset * dtype.itemSize
-    }
-
-    /// Records an in-place write made through `contiguousDataPointer`.
-    public func markModified() { storage.bumpVersion() }
-}
-
-extension Tensor {
-    /// A contiguous tensor over `storage` (device backends and pinned memory build their
-    /// tensors with it).
-    public convenience init(storage: Storage, shape: [Int], dtype: DType) {
-        precondition(shape.reduce(1, *) * dtype.itemSize <= storage.byteCount,
-                     "Tensor(storage:): shape \(fmt(shape)) of \(dtype) needs more than the storage's \(storage.byteCount) bytes")
-        self.init(storage: storage, layout: Layout(contiguous: shape), dtype: dtype)
-    }
 }

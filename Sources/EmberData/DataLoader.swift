@@ -138,8 +138,8 @@ public final class DataLoader<Element, Batch>: AsyncSequence, @unchecked Sendabl
     private init(count: Int, batchSize: Int, shuffle: Bool, sampler: Sampler?, numWorkers: Int, prefetchFactor: Int,
                  dropLast: Bool, persistentWorkers: Bool, seed: UInt64?, pinMemory: Bool, collate: @escaping ([Element]) throws -> Batch,
                  stream: (() -> AnyIterator<Element>)?, fetch: @escaping (UInt64) -> ([Int], Int) throws -> Batch) {
-        precondition(batchSize > 0 && numWorkers >= 0 && prefetchFactor > 0, "DataLoader: batchSize and prefetchFactor must be positive")
-        precondition(sampler == nil || !shuffle, "DataLoader: sampler option is mutually exclusive with shuffle")
+        Ember.check(batchSize > 0 && numWorkers >= 0 && prefetchFactor > 0, "DataLoader: batchSize (\(batchSize)) and prefetchFactor (\(prefetchFactor)) must be positive and numWorkers (\(numWorkers)) non-negative")
+        Ember.check(sampler == nil || !shuffle, "DataLoader: sampler option is mutually exclusive with shuffle")
         self.count = count
         self.batchSize = batchSize
         self.numWorkers = stream == nil ? numWorkers : Swift.min(numWorkers, 1)

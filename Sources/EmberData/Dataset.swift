@@ -22,7 +22,7 @@ public struct TensorDataset: Dataset {
     public let tensors: [Tensor]
     public init(_ tensors: Tensor...) { self.init(tensors) }
     public init(_ tensors: [Tensor]) {
-        precondition(!tensors.isEmpty && tensors.allSatisfy { $0.shape.first == tensors[0].shape.first },
+        Ember.check(!tensors.isEmpty && tensors.allSatisfy { $0.shape.first == tensors[0].shape.first },
                      "TensorDataset: size mismatch between tensors \(tensors.map(\.shape))")
         self.tensors = tensors
     }
@@ -35,7 +35,7 @@ public struct Subset<Base: Dataset>: Dataset {
     public let base: Base
     public let indices: [Int]
     public init(_ base: Base, indices: [Int]) {
-        precondition(indices.allSatisfy { $0 >= 0 && $0 < base.count }, "Subset: index out of range for a data set of \(base.count)")
+        Ember.check(indices.allSatisfy { $0 >= 0 && $0 < base.count }, "Subset: index out of range for a data set of \(base.count)")
         self.base = base
         self.indices = indices
     }
@@ -61,7 +61,7 @@ public struct ConcatDataset<Element>: Dataset {
 
 /// Splits a data set into random, non-overlapping subsets of the given lengths (`random_split`).
 public func randomSplit<D: Dataset>(_ dataset: D, lengths: [Int], seed: UInt64) -> [Subset<D>] {
-    precondition(lengths.reduce(0, +) == dataset.count, "randomSplit: lengths \(lengths) do not sum to the data set's \(dataset.count)")
+    Ember.check(lengths.reduce(0, +) == dataset.count, "randomSplit: lengths \(lengths) do not sum to the data set's \(dataset.count)")
     let perm = Tensor.randperm(dataset.count, generator: Generator(seed: seed)).toArray(Int.self)
     var start = 0
     return lengths.map { n in

@@ -17,7 +17,7 @@ public struct SequentialSampler: Sampler {
 public struct RandomSampler: Sampler {
     public let count: Int, replacement: Bool, numSamples: Int, seed: UInt64
     public init(count: Int, replacement: Bool = false, numSamples: Int? = nil, seed: UInt64 = 0) {
-        precondition(replacement || numSamples == nil || numSamples! <= count, "RandomSampler: numSamples > count needs replacement")
+        Ember.check(replacement || numSamples == nil || numSamples! <= count, "RandomSampler: numSamples > count needs replacement")
         self.count = count
         self.replacement = replacement
         self.numSamples = numSamples ?? count
@@ -34,8 +34,8 @@ public struct RandomSampler: Sampler {
 public struct WeightedRandomSampler: Sampler {
     public let weights: [Double], numSamples: Int, replacement: Bool, seed: UInt64
     public init(weights: [Double], numSamples: Int, replacement: Bool = true, seed: UInt64 = 0) {
-        precondition(weights.allSatisfy { $0 >= 0 } && weights.contains { $0 > 0 }, "WeightedRandomSampler: weights must be non-negative, not all zero")
-        precondition(replacement || numSamples <= weights.filter { $0 > 0 }.count, "WeightedRandomSampler: not enough positive weights without replacement")
+        Ember.check(weights.allSatisfy { $0 >= 0 } && weights.contains { $0 > 0 }, "WeightedRandomSampler: weights must be non-negative, not all zero")
+        Ember.check(replacement || numSamples <= weights.filter { $0 > 0 }.count, "WeightedRandomSampler: not enough positive weights without replacement")
         self.weights = weights
         self.numSamples = numSamples
         self.replacement = replacement
@@ -62,7 +62,7 @@ public struct WeightedRandomSampler: Sampler {
 public struct BatchSampler {
     public let sampler: Sampler, batchSize: Int, dropLast: Bool
     public init(_ sampler: Sampler, batchSize: Int, dropLast: Bool = false) {
-        precondition(batchSize > 0, "BatchSampler: batchSize must be positive")
+        Ember.check(batchSize > 0, "BatchSampler: batchSize must be positive, got \(batchSize)")
         self.sampler = sampler
         self.batchSize = batchSize
         self.dropLast = dropLast
@@ -86,7 +86,7 @@ public struct BatchSampler {
 public struct DistributedSampler: Sampler {
     public let count: Int, numReplicas: Int, rank: Int, shuffle: Bool, seed: UInt64, dropLast: Bool
     public init(count: Int, numReplicas: Int, rank: Int, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false) {
-        precondition(rank >= 0 && rank < numReplicas, "DistributedSampler: invalid rank \(rank) for \(numReplicas) replicas")
+        Ember.check(rank >= 0 && rank < numReplicas, "DistributedSampler: invalid rank \(rank) for \(numReplicas) replicas")
         self.count = count
         self.numReplicas = numReplicas
         self.rank = rank

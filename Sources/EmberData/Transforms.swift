@@ -43,7 +43,7 @@ public enum Transforms {
         { x in
             let p = padding > 0 ? x.pad([padding, padding, padding, padding]) : x
             let h = p.shape[p.rank - 2], w = p.shape[p.rank - 1]
-            precondition(h >= size && w >= size, "randomCrop: input \(x.shape) (padded \(p.shape)) is smaller than \(size)")
+            Ember.check(h >= size && w >= size, "randomCrop: input \(x.shape) (padded \(p.shape)) is smaller than \(size)")
             let g = SampleRandom.current
             let top = Int(g.next() % UInt64(h - size + 1)), left = Int(g.next() % UInt64(w - size + 1))
             return p.narrow(p.rank - 2, start: top, length: size).narrow(p.rank - 1, start: left, length: size).contiguous()

@@ -253,7 +253,7 @@ public final class DistributedDataParallel<M: Module>: Module {
         // Every rank issues the remaining buckets in index order, then (when unused
         // parameters are allowed) the bitmap of which parameters any rank used.
         launchReady()
-        precondition(nextLaunch == buckets.count, "DistributedDataParallel: a bucket was not started")
+        Ember.check(nextLaunch == buckets.count, "DistributedDataParallel: a bucket was not started")
         var usedAnywhere: [Bool] = Array(repeating: true, count: params.count)
         if findUnusedParameters {
             var flags = [Int32](repeating: 0, count: params.count)

@@ -185,7 +185,7 @@ public final class ProcessGroup: @unchecked Sendable {
     }
 
     private func requireHost(_ op: String, _ t: Tensor) {
-        precondition(t.device == engine.device,
+        Ember.check(t.device == engine.device,
                      "\(op): the \(backendName) process group takes tensors on \(engine.device), but got one on \(t.device)")
     }
 
@@ -233,7 +233,7 @@ public final class ProcessGroup: @unchecked Sendable {
 
     func allReduceAsync(_ tensor: Tensor, op: Distributed.ReduceOp, verifying: Bool) -> Work {
         requireHost("allReduce", tensor)
-        if op == .avg { precondition(tensor.dtype.isFloatingPoint, "allReduce: avg needs a floating-point tensor, got \(tensor.dtype)") }
+        if op == .avg { Ember.check(tensor.dtype.isFloatingPoint, "allReduce: avg needs a floating-point tensor, got \(tensor.dtype)") }
         let what = describe("allReduce(\(op))", tensor)
         let staged = staging(tensor)
         let world = worldSize
@@ -252,7 +252,7 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Copies `tensor` from rank `root` to every rank, in place (`broadcast`).
     public func broadcastAsync(_ tensor: Tensor, from root: Int = 0) -> Work {
         requireHost("broadcast", tensor)
-        precondition(root >= 0 && root < worldSize, "broadcast: root \(root) is not a rank of a group of \(worldSize)")
+        Ember.check(root >= 0 && root < worldSize, "broadcast: root \(root) is not a rank of a group of \(worldSize)")
         let what = describe("broadcast(from \(root))", tensor)
         let staged = staging(tensor)
         return enqueue(what) { [self] in
@@ -271,7 +271,7 @@ public final class ProcessGroup: @unchecked Sendable {
     public func allGatherAsync(_ tensor: Tensor, into output: Tensor) -> Work {
         requireHost("allGather", tensor)
         requireHost("allGather", output)
-        precondition(output.shape == [worldSize] + tensor.shape && output.dtype == tensor.dtype,
+        Ember.check(output.shape == [worldSize] + tensor.shape && output.dtype == tensor.dtype,
                      "allGather: output must be \(tensor.dtype) [\(([worldSize] + tensor.shape).map(String.init).joined(separator: ", "))], got \(output.dtype) \(output.shape)")
         let what = describe("allGather", tensor)
         let src = staging(tensor), dst = staging(output)
@@ -294,10 +294,10 @@ public final class ProcessGroup: @unchecked Sendable {
     public func reduceScatterAsync(_ input: Tensor, into output: Tensor, op: Distributed.ReduceOp = .sum) -> Work {
         requireHost("reduceScatter", input)
         requireHost("reduceScatter", output)
-        precondition(input.rank >= 1 && input.shape[0] == output.shape.first.map { $0 * worldSize } ?? -1
+        Ember.check(input.rank >= 1 && input.shape[0] == output.shape.first.map { $0 * worldSize } ?? -1
                      && Array(input.shape.dropFirst()) == Array(output.shape.dropFirst()) && input.dtype == output.dtype,
                      "reduceScatter: input \(input.dtype) \(input.shape) must be the world size (\(worldSize)) times output \(output.dtype) \(output.shape) along dimension 0")
-        if op == .avg { precondition(input.dtype.isFloatingPoint, "reduceScatter: avg needs a floating-point tensor, got \(input.dtype)") }
+        if op == .avg { Ember.check(input.dtype.isFloatingPoint, "reduceScatter: avg needs a floating-point tensor, got \(input.dtype)") }
         let what = describe("reduceScatter(\(op))", input)
         let src = staging(input), dst = staging(output)
         let world = worldSize
@@ -312,7 +312,7 @@ public final class ProcessGroup: @unchecked Sendable {
 
     public func reduceScatter(_ input: Tensor, op: Distributed.ReduceOp = .sum) throws -> Tensor {
         var shape = input.shape
-        precondition(!shape.isEmpty && shape[0] % worldSize == 0,
+        Ember.check(!shape.isEmpty && shape[0] % worldSize == 0,
                      "reduceScatter: dimension 0 of \(input.shape) is not divisible by the world size \(worldSize)")
         shape[0] /= worldSize
         let out = Tensor.empty(shape, dtype: input.dtype, device: input.device)
@@ -361,7 +361,7 @@ public final class ProcessGroup: @unchecked Sendable {
         for op in ops {
             let name = op.kind == .send ? "send" : "recv"
             requireHost(name, op.tensor)
-            precondition(op.peer >= 0 && op.peer < worldSize && op.peer != rank,
+            Ember.check(op.peer >= 0 && op.peer < worldSize && op.peer != rank,
                          "\(name): invalid peer \(op.peer) (rank \(rank) of \(worldSize))")
             staged.append(staging(op.tensor))
             let direction = op.kind == .send ? "to" : "from"

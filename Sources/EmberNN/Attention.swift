@@ -32,7 +32,7 @@ public final class MultiheadAttention: Module {
     public let embedDim: Int, numHeads: Int, batchFirst: Bool
 
     public init(embedDim: Int, numHeads: Int, bias: Bool = true, batchFirst: Bool = false) {
-        precondition(embedDim % numHeads == 0, "MultiheadAttention: embed_dim must be divisible by num_heads")
+        Ember.check(embedDim % numHeads == 0, "MultiheadAttention: embed_dim (\(embedDim)) must be divisible by num_heads (\(numHeads))")
         self.embedDim = embedDim
         self.numHeads = numHeads
         self.batchFirst = batchFirst

@@ -6,7 +6,7 @@ import Foundation
 public enum Init {
     /// `(fan_in, fan_out)` as PyTorch computes them: dim 1 and dim 0 times the receptive field.
     public static func fans(_ t: Tensor) -> (fanIn: Int, fanOut: Int) {
-        precondition(t.rank >= 2, "fans: fan in and fan out can not be computed for tensor with fewer than 2 dimensions (shape \(t.shape))")
+        Ember.check(t.rank >= 2, "fans: fan in and fan out can not be computed for tensor with fewer than 2 dimensions (shape \(t.shape))")
         let receptive = t.shape.dropFirst(2).reduce(1, *)
         return (t.shape[1] * receptive, t.shape[0] * receptive)
     }
@@ -21,7 +21,7 @@ public enum Init {
             let slope = param ?? 0.01
             return (2.0 / (1 + slope * slope)).squareRoot()
         case "selu": return 3.0 / 4
-        default: preconditionFailure("gain: unsupported nonlinearity \(nonlinearity)")
+        default: Ember.misuse("gain: unsupported nonlinearity \(nonlinearity)")
         }
     }
 

@@ -90,8 +90,7 @@ public final class Sequential: Module {
         var y = x
         var i = 0
         while i < layers.count {
-            if let lin = layers[i] as? Linear, i + 1 < layers.count, let act = layers[i + 1] as? Activation, act.name == "ReLU",
-               y.rank == 2 {
+            if let lin = layers[i] as? Linear, i + 1 < layers.count, layers[i + 1] is ReLU, y.rank == 2 {
                 y = Tensor.linear(y, lin.weight, lin.bias, relu: true)
                 i += 2
                 continue
@@ -122,7 +121,7 @@ public final class ModuleList: Module, Sequence {
 
 // MARK: - Activations
 
-/// A module wrapping an elementwise function (`nn.ReLU()`, `nn.GELU()`, …).
+/// A module wrapping an elementwise function (`nn.GELU()`, `nn.Tanh()`, …).
 public final class Activation: Module {
     public let name: String
     let f: (Tensor) -> Tensor
@@ -134,7 +133,12 @@ public final class Activation: Module {
     public override func callAsFunction(_ x: Tensor) -> Tensor { f(x) }
 }
 
-public func ReLU() -> Activation { Activation("ReLU") { $0.relu() } }
+/// `max(x, 0)` (`nn.ReLU`); a type of its own so that `Sequential` can fuse `Linear` + `ReLU`.
+public final class ReLU: Module {
+    public override init() { super.init() }
+    public override func callAsFunction(_ x: Tensor) -> Tensor { x.relu() }
+}
+
 public func LeakyReLU(_ negativeSlope: Double = 0.01) -> Activation { Activation("LeakyReLU") { $0.leakyRelu(negativeSlope) } }
 public func GELU(approximate: Bool = false) -> Activation { Activation("GELU") { $0.gelu(approximate: approximate) } }
 public func SiLU() -> Activation { Activation("SiLU") { $0.silu() } }
@@ -153,7 +157,7 @@ public final class Dropout: Module {
     public let p: Double
     public let generator: Generator?
     public init(_ p: Double = 0.5, generator: Generator? = nil) {
-        precondition(p >= 0 && p <= 1, "Dropout: probability has to be between 0 and 1, but got \(p)")
+        Ember.check(p >= 0 && p <= 1, "Dropout: probability has to be between 0 and 1, but got \(p)")
         self.p = p
         self.generator = generator
         super.init()

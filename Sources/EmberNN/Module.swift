@@ -129,7 +129,7 @@ open class Module {
 
     /// The forward pass. Layers with one input and one output override this.
     open func callAsFunction(_ input: Tensor) -> Tensor {
-        preconditionFailure("\(type(of: self)) does not take a single tensor: call its own forward method")
+        Ember.misuse("\(type(of: self)) does not take a single tensor: call its own forward method")
     }
 
     // MARK: discovery
@@ -285,7 +285,7 @@ open class Module {
     /// and the tensor objects stay the same, so an optimizer made before keeps working.
     @discardableResult
     public func to(_ dtype: DType) -> Self {
-        precondition(dtype.isFloatingPoint, "Module.to: expected a floating point dtype, got \(dtype)")
+        Ember.check(dtype.isFloatingPoint, "Module.to: expected a floating point dtype, got \(dtype)")
         for (_, m) in namedModules() {
             for (_, t, _) in m.ownTensors() where t.dtype.isFloatingPoint { t.convertData(to: dtype) }
         }

@@ -27,7 +27,7 @@ public final class BatchNorm: Module {
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
-        precondition(expectedRanks.contains(x.rank) && x.shape[1] == numFeatures,
+        Ember.check(expectedRanks.contains(x.rank) && x.shape[1] == numFeatures,
                      "\(name): expected input of rank \(expectedRanks.sorted()) with \(numFeatures) channels, got shape \(x.shape)")
         let dims = [0] + Array(2..<x.rank)
         var bshape = [Int](repeating: 1, count: x.rank)
@@ -87,7 +87,7 @@ public final class LayerNorm: Module {
 
 /// Functional layer norm over the trailing `normalizedShape`.
 public func layerNorm(_ x: Tensor, _ normalizedShape: [Int], _ weight: Tensor? = nil, _ bias: Tensor? = nil, eps: Double = 1e-5) -> Tensor {
-    precondition(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
+    Ember.check(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
                  "layerNorm: input shape \(x.shape) does not end with the normalized shape \(normalizedShape)")
     let dims = Array((x.rank - normalizedShape.count)..<x.rank)
     let mean = x.mean(dims: dims, keepdim: true)
@@ -104,7 +104,7 @@ public final class GroupNorm: Module {
     public let numGroups: Int, numChannels: Int, eps: Double
 
     public init(_ numGroups: Int, _ numChannels: Int, eps: Double = 1e-5, affine: Bool = true) {
-        precondition(numChannels % numGroups == 0, "GroupNorm: num_channels must be divisible by num_groups")
+        Ember.check(numChannels % numGroups == 0, "GroupNorm: num_channels (\(numChannels)) must be divisible by num_groups (\(numGroups))")
         self.numGroups = numGroups
         self.numChannels = numChannels
         self.eps = eps
@@ -114,7 +114,7 @@ public final class GroupNorm: Module {
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
-        precondition(x.rank >= 2 && x.shape[1] == numChannels, "GroupNorm: expected \(numChannels) channels, got shape \(x.shape)")
+        Ember.check(x.rank >= 2 && x.shape[1] == numChannels, "GroupNorm: expected \(numChannels) channels, got shape \(x.shape)")
         let g = x.reshape([x.shape[0], numGroups, -1])
         let y = ((g - g.mean(dim: 2, keepdim: true)) / (g.variance(dims: [2], correction: 0, keepdim: true) + eps).sqrt()).reshape(x.shape)
         var bshape = [Int](repeating: 1, count: x.rank)

@@ -47,7 +47,7 @@ public final class Recurrent: Module {
     /// Runs the sequence. `h0`/`c0` are `[numLayers, N, hidden]` (zeros when nil).
     /// Returns the last layer's outputs for every step, and the final hidden (and cell) state.
     public func forward(_ input: Tensor, h0: Tensor? = nil, c0: Tensor? = nil) -> (output: Tensor, h: Tensor, c: Tensor?) {
-        precondition(input.rank == 3 && input.shape[2] == inputSize,
+        Ember.check(input.rank == 3 && input.shape[2] == inputSize,
                      "\(kind): expected input [T, N, \(inputSize)] (batchFirst: \(batchFirst)), got shape \(input.shape)")
         let x = batchFirst ? input.transpose(0, 1) : input
         let (steps, n) = (x.shape[0], x.shape[1])
@@ -90,7 +90,7 @@ public final class Recurrent: Module {
 
 public func RNN(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, nonlinearity: String = "tanh", bias: Bool = true,
                 batchFirst: Bool = false) -> Recurrent {
-    precondition(nonlinearity == "tanh" || nonlinearity == "relu", "RNN: unknown nonlinearity \(nonlinearity)")
+    Ember.check(nonlinearity == "tanh" || nonlinearity == "relu", "RNN: unknown nonlinearity \(nonlinearity)")
     return Recurrent(nonlinearity == "tanh" ? .rnnTanh : .rnnRelu, inputSize: inputSize, hiddenSize: hiddenSize,
                      numLayers: numLayers, bias: bias, batchFirst: batchFirst)
 }

@@ -168,7 +168,7 @@ public final class ReduceLROnPlateau {
 
     public init(_ optimizer: Optimizer, mode: String = "min", factor: Double = 0.1, patience: Int = 10, threshold: Double = 1e-4,
                 thresholdMode: String = "rel", cooldown: Int = 0, minLR: Double = 0, eps: Double = 1e-8) {
-        precondition(factor < 1, "ReduceLROnPlateau: factor should be < 1.0")
+        Ember.check(factor < 1, "ReduceLROnPlateau: factor should be < 1.0")
         self.optimizer = optimizer
         minimize = mode == "min"
         self.factor = factor

@@ -27,15 +27,27 @@ final class HostMemoryDevice: Backend {
     func maskedSelect(_ x: Tensor, _ mask: Tensor) -> Tensor { cpu.maskedSelect(x, mask).to(device) }
     func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor) { cpu.im2col(x, g, padValue: padValue, out) }
     func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor) { cpu.col2im(cols, g, out) }
+    func convolution2d(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: WindowGeometry, _ out: Tensor) { cpu.convolution2d(x, w, bias, g, out) }
+    func convolution2dBackward(_ x: Tensor, _ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, dx: Tensor?, dw: Tensor?) {
+        cpu.convolution2dBackward(x, w, dy, g, dx: dx, dw: dw)
+    }
     func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor) { cpu.matmulSumBatches(a, b, out) }
+    func linear(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, relu: Bool, _ out: Tensor) { cpu.linear(x, w, bias, relu: relu, out) }
     func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) { cpu.maxPool2d(x, g, out, indices) }
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) { cpu.maxPool2dBackward(grad, indices, out) }
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool) { cpu.softmax(x, out, log: log) }
-    func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor) {
-        cpu.crossEntropyRows(logits, target, ignoreIndex: ignoreIndex, loss, lse)
+    func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor, _ valid: Tensor) {
+        cpu.crossEntropyRows(logits, target, ignoreIndex: ignoreIndex, loss, lse, valid)
     }
-    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer) { cpu.readBytes(t, into: into) }
-    func writeBytes(_ t: Tensor, from: UnsafeRawPointer) { cpu.writeBytes(t, from: from) }
+    func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor, _ out: Tensor) {
+        cpu.crossEntropyRowsBackward(logits, target, ignoreIndex: ignoreIndex, lse, grad, out)
+    }
+    func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) {
+        cpu.adamStep(p, g, m, v, vmax, k)
+    }
+    func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) { cpu.sgdStep(p, g, buf, k) }
+    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool) { cpu.readBytes(t, into: into, nonBlocking: false) }
+    func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool) { cpu.writeBytes(t, from: from, nonBlocking: false) }
 }
 
 final class DeviceTests: XCTestCase {

@@ -1,6 +1,13 @@
-/// The primitives every device backend implements: a small, closed op table. Public ops
-/// check their arguments, compute output layouts and dtypes, and call one of these.
-/// Adding a case makes the compiler list every backend `switch` that must handle it.
+/// The closed op table: the primitives every device backend implements. Public ops check
+/// their arguments, compute output layouts and dtypes, and call one of these.
+///
+/// Nothing here has a default: adding a primitive (or a case to one of the op enums) makes
+/// the compiler list every backend, and every `switch` in it, that must handle it. Kernel
+/// names and cache keys come from the enums' cases (`UnaryKind.name`, `rawValue`), never
+/// from hand-kept tables.
+
+/// Elementwise functions of one tensor. Ops with parameters carry them; `kind` is the op
+/// without them (what kernels are named and keyed by).
 public enum UnaryOp: Equatable, Sendable {
     case neg, abs, sign, exp, log, log1p, expm1, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu
     case gelu, geluTanh, silu, erf, reciprocal, square, floor, ceil, round, logicalNot
@@ -9,16 +16,113 @@ public enum UnaryOp: Equatable, Sendable {
     case powScalar(Double)
     case clamp(min: Double?, max: Double?)
 
+    public var kind: UnaryKind {
+        switch self {
+        case .neg: .neg
+        case .abs: .abs
+        case .sign: .sign
+        case .exp: .exp
+        case .log: .log
+        case .log1p: .log1p
+        case .expm1: .expm1
+        case .sqrt: .sqrt
+        case .rsqrt: .rsqrt
+        case .sin: .sin
+        case .cos: .cos
+        case .tanh: .tanh
+        case .sigmoid: .sigmoid
+        case .relu: .relu
+        case .gelu: .gelu
+        case .geluTanh: .geluTanh
+        case .silu: .silu
+        case .erf: .erf
+        case .reciprocal: .reciprocal
+        case .square: .square
+        case .floor: .floor
+        case .ceil: .ceil
+        case .round: .round
+        case .logicalNot: .logicalNot
+        case .softplus: .softplus
+        case .leakyRelu: .leakyRelu
+        case .powScalar: .powScalar
+        case .clamp: .clamp
+        }
+    }
+
+    /// The op's two scalar parameters as kernels take them (0 where it has none; clamp's
+    /// missing bounds are ∓∞).
+    public var parameters: (Double, Double) {
+        switch self {
+        case .softplus(let beta, let threshold): (beta, threshold)
+        case .leakyRelu(let slope): (slope, 0)
+        case .powScalar(let e): (e, 0)
+        case .clamp(let lo, let hi): (lo ?? -.infinity, hi ?? .infinity)
+        case .neg, .abs, .sign, .exp, .log, .log1p, .expm1, .sqrt, .rsqrt, .sin, .cos, .tanh, .sigmoid, .relu,
+             .gelu, .geluTanh, .silu, .erf, .reciprocal, .square, .floor, .ceil, .round, .logicalNot: (0, 0)
+        }
+    }
+
     /// Ops that only exist for floating point (integer inputs are promoted first).
-    var needsFloat: Bool {
+    var needsFloat: Bool { kind.needsFloat }
+}
+
+/// `UnaryOp` without its parameters, one case per kernel.
+public enum UnaryKind: Int, CaseIterable, Sendable {
+    case neg, abs, sign, exp, log, log1p, expm1, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu
+    case gelu, geluTanh, silu, erf, reciprocal, square, floor, ceil, round, logicalNot
+    case softplus, leakyRelu, powScalar, clamp
+
+    private static let names = allCases.map { String(describing: $0) }
+    /// The case's name (`exp`, `geluTanh`): kernel names and messages.
+    public var name: String { UnaryKind.names[rawValue] }
+
+    /// Ops that only exist for floating point (integer inputs are promoted first).
+    public var needsFloat: Bool {
         switch self {
         case .neg, .abs, .sign, .relu, .square, .floor, .ceil, .round, .logicalNot, .clamp: false
-        default: true
+        case .exp, .log, .log1p, .expm1, .sqrt, .rsqrt, .sin, .cos, .tanh, .sigmoid, .gelu, .geluTanh, .silu, .erf,
+             .reciprocal, .softplus, .leakyRelu, .powScalar: true
+        }
+    }
+
+    /// A representative op of this kind (parameters are kernel arguments, so any will do):
+    /// what kernel generators and compile checks iterate over.
+    public var representative: UnaryOp {
+        switch self {
+        case .neg: .neg
+        case .abs: .abs
+        case .sign: .sign
+        case .exp: .exp
+        case .log: .log
+        case .log1p: .log1p
+        case .expm1: .expm1
+        case .sqrt: .sqrt
+        case .rsqrt: .rsqrt
+        case .sin: .sin
+        case .cos: .cos
+        case .tanh: .tanh
+        case .sigmoid: .sigmoid
+        case .relu: .relu
+        case .gelu: .gelu
+        case .geluTanh: .geluTanh
+        case .silu: .silu
+        case .erf: .erf
+        case .reciprocal: .reciprocal
+        case .square: .square
+        case .floor: .floor
+        case .ceil: .ceil
+        case .round: .round
+        case .logicalNot: .logicalNot
+        case .softplus: .softplus(beta: 1, threshold: 20)
+        case .leakyRelu: .leakyRelu(slope: 0.01)
+        case .powScalar: .powScalar(2)
+        case .clamp: .clamp(min: 0, max: 1)
         }
     }
 }
 
-public enum BinaryOp: Equatable, Sendable {
+/// Elementwise functions of two tensors.
+public enum BinaryOp: Int, CaseIterable, Sendable {
     case add, sub, mul, div, pow, maximum, minimum
     case eq, ne, lt, le, gt, ge
     case logicalAnd, logicalOr
@@ -26,39 +130,33 @@ public enum BinaryOp: Equatable, Sendable {
     /// `threshold_backward`), one pass instead of a comparison, a conversion and a product.
     case reluBackward
 
-    /// The op's name in messages (a static string: no formatting on the hot path).
-    var name: String {
-        switch self {
-        case .add: "add"
-        case .sub: "sub"
-        case .mul: "mul"
-        case .div: "div"
-        case .pow: "pow"
-        case .maximum: "maximum"
-        case .minimum: "minimum"
-        case .eq: "eq"
-        case .ne: "ne"
-        case .lt: "lt"
-        case .le: "le"
-        case .gt: "gt"
-        case .ge: "ge"
-        case .logicalAnd: "logicalAnd"
-        case .logicalOr: "logicalOr"
-        case .reluBackward: "reluBackward"
-        }
-    }
+    private static let names = allCases.map { String(describing: $0) }
+    /// The case's name (`add`, `logicalAnd`): kernel names and messages.
+    public var name: String { BinaryOp.names[rawValue] }
 
     /// Ops whose result is a bool tensor.
-    var isPredicate: Bool {
+    public var isPredicate: Bool {
         switch self {
         case .eq, .ne, .lt, .le, .gt, .ge, .logicalAnd, .logicalOr: true
-        default: false
+        case .add, .sub, .mul, .div, .pow, .maximum, .minimum, .reluBackward: false
         }
     }
 }
 
-public enum ReduceOp: Equatable, Sendable {
+/// Reductions over some dimensions.
+public enum ReduceOp: Int, CaseIterable, Sendable {
     case sum, prod, max, min, argmax, argmin
+
+    private static let names = allCases.map { String(describing: $0) }
+    public var name: String { ReduceOp.names[rawValue] }
+
+    /// Arg reductions give int64 positions.
+    public var isArg: Bool {
+        switch self {
+        case .argmax, .argmin: true
+        case .sum, .prod, .max, .min: false
+        }
+    }
 }
 
 /// The geometry of 2-D sliding windows (convolution, pooling, unfold/fold).
@@ -89,10 +187,24 @@ public struct WindowGeometry: Equatable, Sendable {
 
 /// A device backend. Every tensor handed to a primitive lives on the backend's device.
 /// Outputs are freshly allocated contiguous tensors unless the primitive says "in place".
-/// Inputs may have any strides (stride 0 = broadcast) and already have the dtype the
-/// primitive computes in.
+/// Inputs may have any strides (stride 0 = broadcast) unless the primitive says
+/// "contiguous", and already have the dtype the primitive computes in (float16/bfloat16 are
+/// upcast to float32 by the ops, except in `fill` and `copy`).
 public protocol Backend: AnyObject {
+    // MARK: memory and transfers (CPUBackend.swift; CUDABackend.swift)
+
     func allocate(bytes: Int, device: Device) -> Storage
+    /// Copies the whole of a contiguous tensor to host memory. Without `nonBlocking` the
+    /// bytes are there when it returns; with it, into pinned memory, they may arrive later
+    /// (after the device synchronises).
+    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool)
+    /// Copies host bytes into a contiguous tensor. Without `nonBlocking` the host bytes may
+    /// be reused as soon as this returns; with it, from pinned memory, they must not change
+    /// until the device has synchronised.
+    func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool)
+
+    // MARK: elementwise (+Elementwise)
+
     /// Sets every element of `out` (any layout) to `value`.
     func fill(_ out: Tensor, _ value: Double)
     /// Copies `src` into `dst` (same shape, any layouts), converting dtype.
@@ -103,13 +215,34 @@ public protocol Backend: AnyObject {
     func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor)
     /// `out = cond ? a : b`, all broadcast to `out`'s shape.
     func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor)
+
+    // MARK: reductions (+Reduce)
+
     /// Reduces `x` over `dims` into `out`, whose shape is `x`'s with those dims set to 1.
     func reduce(_ op: ReduceOp, _ x: Tensor, dims: [Int], _ out: Tensor)
+    /// Softmax (or log-softmax with `log`) over the last dimension of a contiguous tensor.
+    func softmax(_ x: Tensor, _ out: Tensor, log: Bool)
+
+    // MARK: linear algebra (+Linalg)
+
     /// Batched matrix product `[B, M, K] · [B, K, N] → [B, M, N]`.
     func matmul(_ a: Tensor, _ b: Tensor, _ out: Tensor)
-    /// `out` = slices of contiguous `x` along `dim` picked by int64 `index` (1-D).
+    /// `out[M, N] = Σ_b a[b] · b[b]` over batched `[B, M, K] · [B, K, N]` (weight gradients
+    /// of convolutions: the batch sum happens inside the products).
+    func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor)
+    /// `out = x·wᵀ + bias`, then ReLU with `relu` (a linear layer), for contiguous `x [M, K]`,
+    /// `w [N, K]`, `bias [N]`, `out [M, N]` of one floating dtype.
+    func linear(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, relu: Bool, _ out: Tensor)
+
+    // MARK: indexing (+Indexing)
+    // Index tensors are contiguous int64 on this device; a negative value counts from the
+    // end. Every backend checks the values itself and stops with the op's message
+    // ("gather: index 5 is out of bounds for dimension with size 3") on a bad one: the CPU
+    // before it writes anything, a GPU at its next synchronisation.
+
+    /// `out` = slices of contiguous `x` along `dim` picked by 1-D `index`.
     func indexSelect(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor)
-    /// In place: `out[.., index[i], ..] += src[.., i, ..]` along `dim`.
+    /// In place: `out[.., index[i], ..] += src[.., i, ..]` along `dim` (contiguous `out`, `src`).
     func indexAdd(_ out: Tensor, dim: Int, _ index: Tensor, _ src: Tensor)
     /// `out[p] = x[p with p[dim] = index[p]]` for every position `p` of `index`.
     func gather(_ x: Tensor, dim: Int, _ index: Tensor, _ out: Tensor)
@@ -117,81 +250,46 @@ public protocol Backend: AnyObject {
     func scatter(_ out: Tensor, dim: Int, _ index: Tensor, _ src: Tensor, accumulate: Bool)
     /// The elements of `x` where `mask` (same shape) is true, as a 1-D tensor.
     func maskedSelect(_ x: Tensor, _ mask: Tensor) -> Tensor
-    /// Sliding windows of a contiguous `[N, C, H, W]` tensor as columns (im2col):
+
+    // MARK: convolution and pooling (+Convolution)
+    // Images are contiguous `[N, C, H, W]` of a floating dtype; `g` gives the windows.
+
+    /// Sliding windows as columns (im2col):
     /// `out[n, (c·kh + i)·kw + j, y·Wo + x] = in[n, c, y·sh − ph + i·dh, x·sw − pw + j·dw]`,
     /// `padValue` outside the input.
     func im2col(_ x: Tensor, _ g: WindowGeometry, padValue: Double, _ out: Tensor)
     /// The adjoint of `im2col`: adds each column entry into its input position (`out` is
-    /// a zero-filled contiguous `[N, C, H, W]`).
+    /// a zero-filled `[N, C, H, W]`).
     func col2im(_ cols: Tensor, _ g: WindowGeometry, _ out: Tensor)
-    /// `out[M, N] = Σ_b a[b] · b[b]` over batched `[B, M, K] · [B, K, N]` (weight gradients
-    /// of convolutions: the batch sum happens inside the products).
-    func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor)
-    /// 2-D max pooling of a contiguous `[N, C, H, W]` tensor into `out [N, C, Ho, Wo]`, with
-    /// `indices` (int64, same shape) holding each maximum's flat position `y·W + x` in its plane.
+    /// `out [N, O, Ho, Wo] = conv2d(x, w) + bias` for `w [O, C, kh, kw]` (one group).
+    func convolution2d(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: WindowGeometry, _ out: Tensor)
+    /// The gradients of `convolution2d` from `dy [N, O, Ho, Wo]`: the input's into `dx`
+    /// (when given) and the weight's into `dw` (when given), both overwritten.
+    func convolution2dBackward(_ x: Tensor, _ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, dx: Tensor?, dw: Tensor?)
+    /// 2-D max pooling into `out [N, C, Ho, Wo]`, with `indices` (int64, same shape) holding
+    /// each maximum's flat position `y·W + x` in its plane.
     func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor)
     /// Adds `grad [N, C, Ho, Wo]` at `indices` into the zero-filled `out [N, C, H, W]`.
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor)
-    /// Softmax (or log-softmax with `log`) over the last dimension of a contiguous tensor.
-    func softmax(_ x: Tensor, _ out: Tensor, log: Bool)
-    /// Per row of contiguous `logits [R, C]`: `lse[r] = log Σ exp(logits[r])` and
-    /// `loss[r] = lse[r] − logits[r, target[r]]` (0 where `target[r] == ignoreIndex`).
-    func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor)
-    /// Copies the whole of a contiguous tensor to host memory (done when it returns).
-    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer)
-    /// Copies host bytes into a contiguous tensor. The host bytes may be reused as soon as
-    /// this returns.
-    func writeBytes(_ t: Tensor, from: UnsafeRawPointer)
-    func convolution2d(_ x: Tensor, _ w: Tensor, _ g: WindowGeometry, _ out: Tensor) -> Bool
-    func convolution2dBackwardData(_ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dx: Tensor) -> Bool
-    func convolution2dBackwardFilter(_ x: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dw: Tensor) -> Bool
-    /// `readBytes` that may return before the copy is done when `into` is pinned memory and
-    /// `nonBlocking` is set (the data is there after the device synchronises).
-    func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool)
-    /// `writeBytes` that, from pinned memory with `nonBlocking`, may read the host bytes
-    /// after it returns (they must not change until the device has synchronised).
-    func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool)
-    /// One Adam/AdamW step of a parameter in a single pass (`FusedUpdate.adam`'s arithmetic):
-    /// all tensors contiguous, of one floating dtype, on this backend's device.
-    func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool
-    /// One SGD step of a parameter in a single pass (`FusedUpdate.sgd`'s arithmetic).
-    func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) -> Bool
-    /// `crossEntropyRows` with the targets checked by the backend itself (on its device,
-    /// without a round trip to the host) and `valid[r]` = 1 for a counted row, 0 for an
-    /// ignored one. False: the backend needs the targets checked on the host first.
-    func crossEntropyRowsChecked(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor,
-                                 _ valid: Tensor) -> Bool
-    /// The logits' gradient of `crossEntropyRows`: `out[r, j] = (exp(logits[r, j] − lse[r]) −
-    /// [j = target[r]]) · grad[r]`, 0 on ignored rows (`grad` may be a broadcast view).
-    /// False: not handled (the caller composes tensor ops).
+
+    // MARK: losses (+Losses)
+
+    /// Per row of contiguous `logits [R, C]` and int64 `target [R]`:
+    /// `lse[r] = log Σ exp(logits[r])`, `loss[r] = lse[r] − logits[r, target[r]]` and
+    /// `valid[r] = 1`, or 0 for all three rows' `loss`/`valid` where `target[r] == ignoreIndex`.
+    /// A target outside `0..<C` stops with "crossEntropy: target … is out of bounds".
+    func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor, _ valid: Tensor)
+    /// The logits' gradient: `out[r, j] = (exp(logits[r, j] − lse[r]) − [j = target[r]]) · grad[r]`,
+    /// 0 on ignored rows (`grad` may be a broadcast view).
     func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor,
-                                  _ out: Tensor) -> Bool
-    /// Whether the index kernels (indexSelect, indexAdd, gather, scatter) take int64 index
-    /// values as they are (negative ones counting from the end) and report bad ones
-    /// themselves; otherwise they are checked and made non-negative on the host first.
-    var checksIndices: Bool { get }
-}
+                                  _ out: Tensor)
 
-extension Backend {
-    /// A library convolution (cuDNN on a GPU): `out = conv2d(x, w)` for contiguous
-    /// `x [N, C, H, W]`, `w [O, C, kh, kw]`, `out [N, O, Ho, Wo]` with `g`'s geometry.
-    /// Returns false when the backend has none for these arguments (the caller then uses
-    /// im2col and matrix products).
-    public func convolution2d(_ x: Tensor, _ w: Tensor, _ g: WindowGeometry, _ out: Tensor) -> Bool { false }
-    /// The input gradient of `convolution2d`: `dx` from `dy` and `w` (false: not handled).
-    public func convolution2dBackwardData(_ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dx: Tensor) -> Bool { false }
-    /// The weight gradient of `convolution2d`: `dw` from `x` and `dy` (false: not handled).
-    public func convolution2dBackwardFilter(_ x: Tensor, _ dy: Tensor, _ g: WindowGeometry, _ dw: Tensor) -> Bool { false }
+    // MARK: optimizer steps (+Optim)
+    // All tensors contiguous, of one floating dtype (float32 or float64), updated in place.
 
-    /// False: the backend has no fused optimizer step (the caller composes tensor ops).
-    public func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients) -> Bool { false }
-    public func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients) -> Bool { false }
-    public var checksIndices: Bool { false }
-    public func crossEntropyRowsChecked(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor,
-                                        _ valid: Tensor) -> Bool { false }
-    public func crossEntropyRowsBackward(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ lse: Tensor, _ grad: Tensor,
-                                         _ out: Tensor) -> Bool { false }
-
-    public func readBytes(_ t: Tensor, into: UnsafeMutableRawPointer, nonBlocking: Bool) { readBytes(t, into: into) }
-    public func writeBytes(_ t: Tensor, from: UnsafeRawPointer, nonBlocking: Bool) { writeBytes(t, from: from) }
+    /// One Adam/AdamW step of a parameter in a single pass (PyTorch's single-tensor
+    /// algorithm; every backend rounds `k.derived` once to the parameter's dtype).
+    func adamStep(_ p: Tensor, _ g: Tensor, _ m: Tensor, _ v: Tensor, _ vmax: Tensor?, _ k: FusedUpdate.AdamCoefficients)
+    /// One SGD step of a parameter in a single pass.
+    func sgdStep(_ p: Tensor, _ g: Tensor, _ buf: Tensor?, _ k: FusedUpdate.SGDCoefficients)
 }

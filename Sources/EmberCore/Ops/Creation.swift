@@ -18,15 +18,10 @@ extension Tensor {
             try require(shape.reduce(1, *) == values.count,
                         "Tensor: shape \(fmt(shape)) is invalid for input of size \(values.count)")
         }
-        let host = Tensor(uninitialized: shape, dtype: d, device: .cpu)
-        let base = host.storage.data
-        for (i, v) in values.enumerated() { v.store(to: base, at: i, as: d) }
-        if device == .cpu {
-            self.init(storage: host.storage, layout: host.layout, dtype: d)
-        } else {
-            let t = host.to(device)
-            self.init(storage: t.storage, layout: t.layout, dtype: d)
+        let t = Tensor.fromHost(shape, dtype: d, device: device) { base in
+            for (i, v) in values.enumerated() { v.store(to: base, at: i, as: d) }
         }
+        self.init(storage: t.storage, layout: t.layout, dtype: d)
         if requiresGrad { self.requiresGrad = true }
     }
 
@@ -58,29 +53,33 @@ extension Tensor {
 
     /// A Swift number taking part in an op: a 0-dim tensor that ranks lowest in promotion.
     /// A Swift number as a 0-dimensional operand on `t`'s device, marked as a wrapped
-    /// number (it takes part in type promotion like a Python scalar). On another device it
-    /// is written by a fill there: no host-to-device copy, no synchronisation.
-    /// On another device it is filled directly in the type a floating-point `t` computes in
-    /// (the op would round it to that type anyway), which saves a conversion kernel.
+    /// number (it takes part in type promotion like a Python scalar). On the CPU it is
+    /// stored as float64; on another device it is written by a fill there (no host-to-device
+    /// copy, no synchronisation), in the type a floating-point `t` computes in (the op would
+    /// round it to that type anyway), which saves a conversion kernel.
     static func wrapped(_ v: Double, like t: Tensor) -> Tensor {
         let type: DType = t.device != .cpu && t.dtype.isFloatingPoint ? t.dtype.computeType : .float64
         let s = Tensor(uninitialized: [], dtype: type, device: t.device)
-        if t.device == .cpu { s.storage.data.storeBytes(of: v, as: Double.self) } else { t.device.backend.fill(s, v) }
+        if type == .float64 && s.storage.isHostAccessible {
+            s.hostAddress.storeBytes(of: v, as: Double.self)
+        } else {
+            t.device.backend.fill(s, v)
+        }
         s.isWrappedNumber = true
         return s
     }
 
     static func wrapped(_ v: Int, like t: Tensor) -> Tensor {
-        if t.device == .cpu || Swift.abs(v) <= 1 << 53 {
-            let s = Tensor(uninitialized: [], dtype: .int64, device: t.device)
-            if t.device == .cpu { s.storage.data.storeBytes(of: Int64(v), as: Int64.self) } else { t.device.backend.fill(s, Double(v)) }
-            s.isWrappedNumber = true
-            return s
+        let s = Tensor(uninitialized: [], dtype: .int64, device: t.device)
+        if s.storage.isHostAccessible {
+            s.hostAddress.storeBytes(of: Int64(v), as: Int64.self)
+        } else if Swift.abs(v) <= 1 << 53 {
+            t.device.backend.fill(s, Double(v))
+        } else {
+            // Beyond 2^53 a fill's double would round: copy the exact value.
+            var exact = Int64(v)
+            t.device.backend.writeBytes(s, from: &exact, nonBlocking: false)
         }
-        // Beyond 2^53 a fill's double would round: copy the exact value.
-        let h = Tensor(uninitialized: [], dtype: .int64, device: .cpu)
-        h.storage.data.storeBytes(of: Int64(v), as: Int64.self)
-        let s = h.to(t.device)
         s.isWrappedNumber = true
         return s
     }
@@ -129,13 +128,13 @@ extension Tensor {
         let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
         let isInt = start == start.rounded() && end == end.rounded() && step == step.rounded()
         let d = dtype ?? (isInt ? .int64 : .defaultFloat)
-        let t = Tensor(uninitialized: [n], dtype: d, device: .cpu)
-        for i in 0..<n {
-            if d == .int64 { storeInt64(Int64(start) + Int64(i) * Int64(step), t.storage.data, i, d) } else {
-                storeDouble(start + Double(i) * step, t.storage.data, i, d)
+        return fromHost([n], dtype: d, device: device) { base in
+            for i in 0..<n {
+                if d == .int64 { storeInt64(Int64(start) + Int64(i) * Int64(step), base, i, d) } else {
+                    storeDouble(start + Double(i) * step, base, i, d)
+                }
             }
         }
-        return device == .cpu ? t : t.to(device)
     }
 
     /// `arange(0, end)`.
@@ -147,23 +146,24 @@ extension Tensor {
     public static func linspace(_ start: Double, _ end: Double, steps: Int, dtype: DType = .defaultFloat,
                                 device: Device = .cpu) -> Tensor {
         checked { try require(steps >= 0, "linspace: number of steps must be non-negative") }
-        let t = Tensor(uninitialized: [steps], dtype: dtype, device: .cpu)
         let step = steps > 1 ? (end - start) / Double(steps - 1) : 0
         let half = steps / 2
-        for i in 0..<steps {
-            // Symmetric evaluation as PyTorch does: from the start for the first half, from the end after.
-            let v = steps == 1 ? start : (i < half ? start + step * Double(i) : end - step * Double(steps - 1 - i))
-            storeDouble(v, t.storage.data, i, dtype)
+        return fromHost([steps], dtype: dtype, device: device) { base in
+            for i in 0..<steps {
+                // Symmetric evaluation as PyTorch does: from the start for the first half, from the end after.
+                let v = steps == 1 ? start : (i < half ? start + step * Double(i) : end - step * Double(steps - 1 - i))
+                storeDouble(v, base, i, dtype)
+            }
         }
-        return device == .cpu ? t : t.to(device)
     }
 
     /// The identity matrix `n × m` (`torch.eye`).
     public static func eye(_ n: Int, _ m: Int? = nil, dtype: DType = .defaultFloat, device: Device = .cpu) -> Tensor {
         let m = m ?? n
-        let t = zeros([n, m], dtype: dtype, device: .cpu)
-        for i in 0..<Swift.min(n, m) { storeDouble(1, t.storage.data, i * m + i, dtype) }
-        return device == .cpu ? t : t.to(device)
+        return fromHost([n, m], dtype: dtype, device: device) { base in
+            base.initializeMemory(as: UInt8.self, repeating: 0, count: n * m * dtype.itemSize)
+            for i in 0..<Swift.min(n, m) { storeDouble(1, base, i * m + i, dtype) }
+        }
     }
 }
 
@@ -172,9 +172,7 @@ extension Tensor {
 extension Tensor {
     /// Host copy of the elements in row-major order, converted to `T`.
     public func toArray<T: TensorScalar>(_: T.Type = Float.self) -> [T] {
-        let c = (device == .cpu ? self : self.to(.cpu)).contiguous()
-        let base = UnsafeRawPointer(c.storage.data + c.layout.offset * c.dtype.itemSize)
-        return (0..<c.count).map { T.load(from: base, at: $0, as: c.dtype) }
+        withHostElements { base in (0..<count).map { T.load(from: base, at: $0, as: dtype) } }
     }
 
     /// The elements as `Float` (`tolist()` for float tensors).
@@ -221,7 +219,7 @@ extension Tensor {
     /// tensors only; views of it keep the old data.
     public func moveData(to device: Device) {
         if device == self.device { return }
-        precondition(gradFn == nil, "moveData(to:): tensor of shape \(fmt(shape)) is not a leaf; use to(_:) for tensors in a graph")
+        checked { try require(gradFn == nil, "moveData(to:): tensor of shape \(fmt(shape)) is not a leaf; use to(_:) for tensors in a graph") }
         let moved = withNoGrad { contiguous().to(device) }
         storage = moved.storage
         layout = moved.layout
@@ -234,9 +232,11 @@ extension Tensor {
     /// does), so an optimizer made before keeps working with the converted tensor.
     public func convertData(to dtype: DType) {
         if dtype == self.dtype { return }
-        precondition(gradFn == nil, "convertData(to:): tensor of shape \(fmt(shape)) is not a leaf; use to(_:) for tensors in a graph")
-        precondition(!requiresGrad || dtype.isFloatingPoint,
-                     "convertData(to:): a tensor that requires gradients must stay floating point (got \(dtype))")
+        checked { try require(gradFn == nil, "convertData(to:): tensor of shape \(fmt(shape)) is not a leaf; use to(_:) for tensors in a graph") }
+        checked {
+            try require(!requiresGrad || dtype.isFloatingPoint,
+                        "convertData(to:): a tensor that requires gradients must stay floating point (got \(dtype))")
+        }
         let converted = withNoGrad { contiguous().cast(dtype) }
         storage = converted.storage
         layout = converted.layout
@@ -261,10 +261,10 @@ extension Tensor {
         if device == .cpu {
             out = nonBlocking ? HostMemory.withPinnedAllocations { Tensor(uninitialized: shape, dtype: dtype, device: .cpu) }
                               : Tensor(uninitialized: shape, dtype: dtype, device: .cpu)
-            src.device.backend.readBytes(src, into: out.storage.data, nonBlocking: nonBlocking)
+            src.device.backend.readBytes(src, into: out.hostAddress, nonBlocking: nonBlocking)
         } else if src.device == .cpu {
             out = Tensor(uninitialized: shape, dtype: dtype, device: device)
-            device.backend.writeBytes(out, from: src.storage.data + src.layout.offset * dtype.itemSize, nonBlocking: nonBlocking)
+            device.backend.writeBytes(out, from: src.hostAddress, nonBlocking: nonBlocking)
         } else {
             return src.to(.cpu).to(device)
         }

@@ -4,29 +4,14 @@ extension Tensor {
                     "\(op): expected index to be an integer tensor (int64), but got \(index.dtype)")
     }
 
-    /// Checks every index value lies in `0..<size` (negative values count from the end).
-    private func boundedIndex(_ index: Tensor, size: Int, _ op: String) -> Tensor {
-        // A backend that checks index values in its kernels (a GPU) takes them as they are;
-        // otherwise they are checked on the host (a device index is read back first).
-        if index.device != .cpu {
-            if index.device == device && device.backend.checksIndices { return index.cast(.int64).contiguous() }
-            return boundedIndex(index.to(.cpu), size: size, op).to(index.device)
+    /// The index as the backends take it: contiguous int64 on `self`'s device (the backend
+    /// checks the values, counting negative ones from the end).
+    private func indexOperand(_ index: Tensor, _ op: String) -> Tensor {
+        checked {
+            try require(index.device == device,
+                        "\(op): expected index on the same device as self (\(device)), but found it on \(index.device)")
         }
-        let idx = index.cast(.int64).contiguous()
-        let p = idx.ptr(Int64.self)
-        var fixed: Tensor? = nil
-        for i in 0..<idx.count {
-            let v = p[i]
-            checked {
-                try require(v >= -Int64(size) && v < Int64(size),
-                            "\(op): index \(v) is out of bounds for dimension with size \(size)")
-            }
-            if v < 0 {
-                if fixed == nil { fixed = idx.clone() }
-                fixed!.ptr(Int64.self)[i] = v + Int64(size)
-            }
-        }
-        return fixed ?? idx
+        return index.cast(.int64).contiguous()
     }
 
     /// Values along `dim` at positions `index` (`torch.gather`); `index` has the output's
@@ -42,7 +27,7 @@ extension Tensor {
             }
             return d
         }
-        let idx = boundedIndex(index, size: shape[d], "gather")
+        let idx = indexOperand(index, "gather")
         let out = Tensor(uninitialized: idx.shape, dtype: dtype, device: device)
         device.backend.gather(self, dim: d, idx, out)
         if anyNeedsGrad(self) {
@@ -74,7 +59,7 @@ extension Tensor {
     /// A copy of `self` with `src` values written at `index` along `dim` (`scatter`).
     public func scatter(_ dim: Int, _ index: Tensor, _ src: Tensor) -> Tensor {
         let d = scatterCheck(dim, index, src, "scatter")
-        let idx = boundedIndex(index, size: shape[d], "scatter")
+        let idx = indexOperand(index, "scatter")
         let out = withNoGrad { clone() }
         device.backend.scatter(out, dim: d, idx, src.cast(dtype), accumulate: false)
         if anyNeedsGrad(self, src) {
@@ -94,7 +79,7 @@ extension Tensor {
     /// A copy of `self` with `src` added at `index` along `dim` (`scatter_add`).
     public func scatterAdd(_ dim: Int, _ index: Tensor, _ src: Tensor) -> Tensor {
         let d = scatterCheck(dim, index, src, "scatterAdd")
-        let idx = boundedIndex(index, size: shape[d], "scatterAdd")
+        let idx = indexOperand(index, "scatterAdd")
         // Half types add in float32 and round once, on every device (the CPU kernels take no
         // 16-bit floats; the GPU would otherwise round after every add).
         let acc = dtype.computeType
@@ -118,7 +103,7 @@ extension Tensor {
             try require(index.rank <= 1, "indexSelect: index must be 1-D, got shape \(fmt(index.shape))")
             return try normalizeDim(dim, Swift.max(rank, 1), op: "indexSelect")
         }
-        let idx = boundedIndex(index.reshape([-1]), size: shape[d], "indexSelect")
+        let idx = indexOperand(index.reshape([-1]), "indexSelect")
         var outShape = shape
         outShape[d] = idx.count
         let out = Tensor(uninitialized: outShape, dtype: dtype, device: device)
@@ -135,7 +120,7 @@ extension Tensor {
     /// A copy of `self` with slices of `src` added at `index` along `dim` (`index_add`).
     public func indexAdd(_ dim: Int, _ index: Tensor, _ src: Tensor) -> Tensor {
         let d = checked { try normalizeDim(dim, rank, op: "indexAdd") }
-        let idx = boundedIndex(index.reshape([-1]), size: shape[d], "indexAdd")
+        let idx = indexOperand(index.reshape([-1]), "indexAdd")
         checked {
             var expected = shape
             expected[d] = idx.count

@@ -89,3 +89,37 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
     let y = x.matmul(weight.t())
     return bias.map { y + $0 } ?? y
 }
+
+extension Tensor {
+    /// `x·Wᵀ + b`, optionally followed by ReLU, as one op (the backend's `linear`: on the CPU
+    /// the bias fills the output, the product accumulates onto it, and ReLU runs in place).
+    /// Backward saves only the output (the ReLU mask) and the operands. Applies to 2-D
+    /// float32/float64 operands on one device; anything else takes the composed ops.
+    public static func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, relu: Bool) -> Tensor {
+        let d = x.dtype, device = x.device
+        let fusable = x.rank == 2 && weight.rank == 2 && (d == .float32 || d == .float64) && weight.dtype == d
+            && weight.device == device && x.shape[1] == weight.shape[1]
+            && (bias.map { $0.dtype == d && $0.rank == 1 && $0.device == device && $0.count == weight.shape[0] } ?? true)
+        guard fusable else {
+            let y = x.matmul(weight.t())
+            let z = bias.map { y + $0 } ?? y
+            return relu ? z.relu() : z
+        }
+        let out = Tensor(uninitialized: [x.shape[0], weight.shape[0]], dtype: d, device: device)
+        if out.count > 0 {
+            device.backend.linear(x.contiguous(), weight.contiguous(), bias?.contiguous(), relu: relu, out)
+        }
+        let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+        if anyNeedsGrad(inputs) {
+            record(out, relu ? "LinearReluBackward" : "AddmmBackward", inputs, save: [x, weight], saveOutput: relu) { c in
+                var g = c.grad
+                if relu, let y = c.output { g = c.createGraph ? g * y.gt(0).to(g.dtype) : Tensor.binaryKernel(.reluBackward, g, y, "relu backward") }
+                let gx = c.needsGrad(0) ? g.matmul(weight) : nil
+                let gw = c.needsGrad(1) ? g.t().matmul(x) : nil
+                let gb = bias != nil && c.needsGrad(2) ? g.sum(dim: 0) : nil
+                return [gx, gw] + (bias != nil ? [gb] : [])
+            }
+        }
+        return out
+    }
+}

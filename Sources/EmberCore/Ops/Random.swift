@@ -60,39 +60,17 @@ struct RandomStream {
 
 @inline(__always) func unitDouble(_ x: UInt64) -> Double { Double(x >> 11) * 0x1.0p-53 }
 
-/// Library-wide settings and the default generator (`torch.manual_seed`).
-public enum Ember {
-    /// The generator random ops use when none is given.
-    public static let defaultGenerator = Generator()
-
-    /// Seeds the default generator.
-    public static func manualSeed(_ seed: UInt64) { defaultGenerator.manualSeed(seed) }
-
-    /// Threads CPU kernels may use (defaults to the number of cores, or `EMBER_NUM_THREADS`).
-    public static var numThreads: Int {
-        get { CPUThreads.count }
-        set { CPUThreads.count = newValue }
-    }
-
-    /// The CPU caching allocator's counters.
-    public static var cpuMemoryStats: CPUAllocator.Stats { CPUAllocator.shared.statistics }
-
-    /// Returns the CPU allocator's cached blocks to the OS.
-    public static func emptyCPUCache() { CPUAllocator.shared.emptyCache() }
-
-    /// Sets the number of threads CPU kernels use (`torch.set_num_threads`).
-    public static func setNumThreads(_ n: Int) { CPUThreads.count = n }
-}
-
 extension Tensor {
-    private static func host(_ shape: [Int], _ dtype: DType, _ gen: Generator?,
+    /// Values drawn on the host (so that a seed gives the same numbers on every device),
+    /// written to a new tensor on `device`.
+    private static func host(_ shape: [Int], _ dtype: DType, _ device: Device, _ gen: Generator?,
                              _ f: (inout RandomStream, Int) -> Double) -> Tensor {
-        let t = Tensor(uninitialized: shape, dtype: dtype, device: .cpu)
-        let n = t.count
-        (gen ?? Ember.defaultGenerator).generate { st in
-            for i in 0..<n { storeDouble(f(&st, i), t.storage.data, i, dtype) }
+        let n = shape.reduce(1, *)
+        return fromHost(shape, dtype: dtype, device: device) { base in
+            (gen ?? Ember.defaultGenerator).generate { st in
+                for i in 0..<n { storeDouble(f(&st, i), base, i, dtype) }
+            }
         }
-        return t
     }
 
     /// Uniform samples in `[0, 1)` (`torch.rand`).
@@ -104,12 +82,11 @@ extension Tensor {
     /// Uniform samples in `[low, high)`.
     public static func uniform(_ shape: [Int], low: Double, high: Double, dtype: DType = .defaultFloat,
                                device: Device = .cpu, generator: Generator? = nil, requiresGrad: Bool = false) -> Tensor {
-        let t = host(shape, dtype, generator) { st, _ in
+        let r = host(shape, dtype, device, generator) { st, _ in
             var v = low + (high - low) * st.unit()
             if v >= high { v = low }  // rounding into a lower precision never reaches `high`
             return v
         }
-        let r = t.to(device)
         if requiresGrad { r.requiresGrad = true }
         return r
     }
@@ -118,7 +95,7 @@ extension Tensor {
     public static func randn(_ shape: [Int], mean: Double = 0, std: Double = 1, dtype: DType = .defaultFloat,
                              device: Device = .cpu, generator: Generator? = nil, requiresGrad: Bool = false) -> Tensor {
         var spare: Double? = nil
-        let t = host(shape, dtype, generator) { st, _ in
+        let r = host(shape, dtype, device, generator) { st, _ in
             if let s = spare { spare = nil; return mean + std * s }
             var u1 = st.unit()
             while u1 <= 0 { u1 = st.unit() }
@@ -127,7 +104,6 @@ extension Tensor {
             spare = r * Foundation.sin(2 * .pi * u2)
             return mean + std * r * Foundation.cos(2 * .pi * u2)
         }
-        let r = t.to(device)
         if requiresGrad { r.requiresGrad = true }
         return r
     }
@@ -137,18 +113,18 @@ extension Tensor {
                                generator: Generator? = nil) -> Tensor {
         checked { try require(high > low, "randint: expected low < high, but got low=\(low), high=\(high)") }
         let span = UInt64(high - low)
-        let t = Tensor(uninitialized: shape, dtype: dtype, device: .cpu)
-        let n = t.count
-        (generator ?? Ember.defaultGenerator).generate { st in
-            for i in 0..<n {
-                // Rejection sampling: no modulo bias.
-                let limit = UInt64.max - UInt64.max % span
-                var x = st.next()
-                while x >= limit { x = st.next() }
-                storeInt64(Int64(low) + Int64(x % span), t.storage.data, i, dtype)
+        let n = shape.reduce(1, *)
+        return fromHost(shape, dtype: dtype, device: device) { base in
+            (generator ?? Ember.defaultGenerator).generate { st in
+                for i in 0..<n {
+                    // Rejection sampling: no modulo bias.
+                    let limit = UInt64.max - UInt64.max % span
+                    var x = st.next()
+                    while x >= limit { x = st.next() }
+                    storeInt64(Int64(low) + Int64(x % span), base, i, dtype)
+                }
             }
         }
-        return t.to(device)
     }
 
     /// A random permutation of `0..<n` (`torch.randperm`), int64.
@@ -169,18 +145,15 @@ extension Tensor {
     public func bernoulli(generator: Generator? = nil) -> Tensor {
         let p = toArray(Double.self)
         var i = -1
-        let t = Tensor.host(shape, dtype.isFloatingPoint ? dtype : .defaultFloat, generator) { st, _ in
+        return Tensor.host(shape, dtype.isFloatingPoint ? dtype : .defaultFloat, device, generator) { st, _ in
             i += 1
             return st.unit() < p[i] ? 1 : 0
         }
-        return t.to(device)
     }
 
     /// Samples 1 with probability `p` for every element of a tensor of `shape`.
     public static func bernoulli(_ shape: [Int], p: Double, dtype: DType = .defaultFloat, device: Device = .cpu,
                                  generator: Generator? = nil) -> Tensor {
-        host(shape, dtype, generator) { st, _ in st.unit() < p ? 1 : 0 }.to(device)
+        host(shape, dtype, device, generator) { st, _ in st.unit() < p ? 1 : 0 }
     }
 }
-
-import EmberCPU

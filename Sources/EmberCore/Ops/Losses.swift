@@ -1,4 +1,52 @@
-import EmberCore
+/// Loss functions (`torch.nn.functional`'s losses), and cross-entropy's fused rows op: one
+/// pass per row forward (log-sum-exp and the target's logit together) and one backward.
+
+extension Tensor {
+    /// Cross-entropy of logits `[N, C]` against class indices `[N]` in one pass per row.
+    /// Returns the per-sample losses (0 at `ignoreIndex`) and the number of counted samples,
+    /// as a 0-dimensional tensor on the logits' device that takes part in type promotion
+    /// like a Swift number. The gradient is `softmax(logits) − onehot(target)` on counted
+    /// rows, scaled by the upstream gradient. The backend checks the targets: the CPU before
+    /// the pass, a GPU in the kernel (reported at its next synchronisation, with no round
+    /// trip to the host).
+    public func crossEntropyPerSample(_ target: Tensor, ignoreIndex: Int) -> (losses: Tensor, counted: Tensor) {
+        checked {
+            try require(rank == 2 && target.rank == 1 && target.count == shape[0],
+                        "crossEntropy: logits \(fmt(shape)) and targets \(fmt(target.shape)) do not match")
+            try require(target.dtype == .int64, "crossEntropy: expected int64 class indices, got \(target.dtype)")
+            try require(target.device == device,
+                        "crossEntropy: expected all tensors to be on the same device, but found \(device) and \(target.device)")
+        }
+        let x = cast(dtype.floatResult.computeType).contiguous()
+        let losses = Tensor(uninitialized: [shape[0]], dtype: x.dtype, device: device)
+        let lse = Tensor(uninitialized: [shape[0]], dtype: x.dtype, device: device)
+        let valid = Tensor(uninitialized: [shape[0]], dtype: x.dtype, device: device)
+        let t = target.contiguous()
+        if shape[0] > 0 { device.backend.crossEntropyRows(x, t, ignoreIndex: ignoreIndex, losses, lse, valid) }
+        let counted = valid.sum()
+        counted.isWrappedNumber = true
+        let out = losses.cast(dtype.floatResult)
+        if anyNeedsGrad(self) {
+            let logits = self
+            record(out, "NllLossBackward", [self], save: [self]) { c in
+                if !c.createGraph && logits.dtype == x.dtype && logits.isContiguous && c.grad.rank == 1 && c.grad.dtype == x.dtype {
+                    let dx = Tensor(uninitialized: logits.shape, dtype: x.dtype, device: logits.device)
+                    if dx.count > 0 {
+                        logits.device.backend.crossEntropyRowsBackward(logits, t, ignoreIndex: ignoreIndex, lse, c.grad, dx)
+                    }
+                    return [dx]
+                }
+                let valid = t.ne(Double(ignoreIndex))
+                let safe = Tensor.where(valid, t, Tensor.zerosLike(t)).unsqueeze(1)
+                let scale = (c.grad * valid.to(c.grad.dtype)).unsqueeze(1)
+                let p = c.createGraph ? logits.softmax(dim: 1) : (logits - lse.cast(logits.dtype).unsqueeze(1)).exp()
+                return [(p - Tensor.zerosLike(p).scatter(1, safe, 1.0)) * scale]
+            }
+        }
+        return (out, counted)
+    }
+}
+
 
 /// How a loss combines per-element values.
 public enum Reduction: String, Sendable {
@@ -29,10 +77,12 @@ private func classesLast(_ x: Tensor) -> Tensor {
 /// of the counted targets.
 public func nllLoss(_ logProbs: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                     reduction: Reduction = .mean) -> Tensor {
-    precondition(target.dtype == .int64 || target.dtype == .int32,
-                 "nllLoss: expected class indices of dtype int64, got \(target.dtype)")
-    precondition(logProbs.rank >= 1 && (logProbs.rank == 1 ? target.rank == 0 : target.count * logProbs.shape[1] == logProbs.count),
-                 "nllLoss: input shape \(logProbs.shape) and target shape \(target.shape) do not match")
+    checked {
+        try require(target.dtype == .int64 || target.dtype == .int32,
+                    "nllLoss: expected class indices of dtype int64, got \(target.dtype)")
+        try require(logProbs.rank >= 1 && (logProbs.rank == 1 ? target.rank == 0 : target.count * logProbs.shape[1] == logProbs.count),
+                    "nllLoss: input shape \(fmt(logProbs.shape)) and target shape \(fmt(target.shape)) do not match")
+    }
     let lp = logProbs.rank == 1 ? logProbs.unsqueeze(0) : classesLast(logProbs)
     let t = target.reshape([-1]).to(.int64)
     let valid = t.ne(Double(ignoreIndex))
@@ -53,9 +103,12 @@ public func nllLoss(_ logProbs: Tensor, _ target: Tensor, weight: Tensor? = nil,
 /// label smoothing, computed through a stable log-softmax.
 public func crossEntropy(_ logits: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                          reduction: Reduction = .mean, labelSmoothing: Double = 0) -> Tensor {
-    precondition(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
+    checked {
+        try require(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
+        try require(logits.rank >= 1, "crossEntropy: expected logits of at least 1 dimension, got shape \(fmt(logits.shape))")
+    }
     if logits.rank == 2 && target.rank == 1 && target.dtype == .int64 && weight == nil && labelSmoothing == 0
-        && (logits.device == .cpu || target.device == logits.device)
+        && target.device == logits.device
         && (reduction == .mean || reduction == .sum || reduction == .none) {
         // One pass per row; the common case of training.
         let (losses, counted) = logits.crossEntropyPerSample(target, ignoreIndex: ignoreIndex)
@@ -70,7 +123,10 @@ public func crossEntropy(_ logits: Tensor, _ target: Tensor, weight: Tensor? = n
     let logp = logits.logSoftmax(dim: classDim)
     if target.dtype.isFloatingPoint {
         // Class probabilities.
-        precondition(target.shape == logits.shape, "crossEntropy: probability target shape \(target.shape) must equal input shape \(logits.shape)")
+        checked {
+            try require(target.shape == logits.shape,
+                        "crossEntropy: probability target shape \(fmt(target.shape)) must equal input shape \(fmt(logits.shape))")
+        }
         var t = target
         if labelSmoothing > 0 { t = t * (1 - labelSmoothing) + labelSmoothing / Double(c) }
         var prod = logp * t

@@ -1,0 +1,209 @@
+import EmberCore
+
+// Reductions and softmax on the GPU: sum, prod, max, min, argmax, argmin over any set of
+// dimensions (a block per output with a shared-memory tree, or a thread per output when
+// there are many outputs of few elements each), and softmax / log-softmax rows.
+
+extension KernelSource {
+    /// Reductions of one dtype: sum, prod, max, min, argmax, argmin over the reduced
+    /// dimensions of each output element, one block per output with a shared-memory tree.
+    /// `gk` maps an output index to the input's base offset; `gr` walks the reduced elements.
+    public static func reduceModule(_ d: DType) -> String {
+        let t = compute(d), st = storage(d)
+        let acc = d.isFloatingPoint ? (d == .float64 ? "double" : "float") : "long long"
+        var s = prelude + "\n"
+        let float = d.isFloatingPoint
+        /// (identity, combine(a, b)) of a value reduction; arg reductions compare with `better`.
+        func reduction(_ op: ReduceOp) -> (identity: String, combine: String)? {
+            switch op {
+            case .sum: ("0", "a + b")
+            case .prod: ("1", "a * b")
+            case .max: (float ? "-EMBER_INF" : "(-9223372036854775807LL - 1)", float ? "(a != a || a > b ? a : b)" : "(a > b ? a : b)")
+            case .min: (float ? "EMBER_INF" : "9223372036854775807LL", float ? "(a != a || a < b ? a : b)" : "(a < b ? a : b)")
+            case .argmax, .argmin: nil
+            }
+        }
+        func better(_ op: ReduceOp) -> String? {
+            switch op {
+            case .argmax: ">"
+            case .argmin: "<"
+            case .sum, .prod, .max, .min: nil
+            }
+        }
+        let ops = ReduceOp.allCases.compactMap { op in reduction(op).map { (op.name, $0.identity, $0.combine) } }
+        let argOps = ReduceOp.allCases.compactMap { op in better(op).map { (op.name, $0) } }
+        for (n, identity, combine) in ops {
+            let outStore = store(d, "r")
+            s += """
+            extern "C" __global__ void \(name(ReductionKernel.tree.rawValue, n, d.description))(Geo gk, Geo gr, \(st)* out, const \(st)* in) {
+                __shared__ \(acc) part[256];
+                long long k = blockIdx.x;
+                if (k >= gk.n) return;
+                long long base[4]; ember_offsets(gk, k, base);
+                \(acc) r = \(identity);
+                for (long long j = threadIdx.x; j < gr.n; j += blockDim.x) {
+                    long long o[4]; ember_offsets(gr, j, o);
+                    \(acc) a = r, b = (\(acc))\(load(d, "in[base[1] + o[1]]"));
+                    r = \(combine);
+                }
+                part[threadIdx.x] = r;
+                __syncthreads();
+                for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+                    if (threadIdx.x < w) { \(acc) a = part[threadIdx.x], b = part[threadIdx.x + w]; part[threadIdx.x] = \(combine); }
+                    __syncthreads();
+                }
+                if (threadIdx.x == 0) { r = part[0]; out[base[0]] = \(outStore); }
+            }
+
+            """
+        }
+        // One thread per output, the reduced elements in a serial loop: for many outputs over
+        // few elements each (column sums such as bias gradients), where neighbouring threads
+        // read neighbouring addresses.
+        for (n, identity, combine) in ops {
+            s += """
+            extern "C" __global__ void \(name(ReductionKernel.perOutput.rawValue, n, d.description))(Geo gk, Geo gr, \(st)* out, const \(st)* in) {
+                for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < gk.n; k += (long long)gridDim.x * blockDim.x) {
+                    long long base[4]; ember_offsets(gk, k, base);
+                    \(acc) r = \(identity);
+                    for (long long j = 0; j < gr.n; j++) {
+                        long long o[4]; ember_offsets(gr, j, o);
+                        \(acc) a = r, b = (\(acc))\(load(d, "in[base[1] + o[1]]"));
+                        r = \(combine);
+                    }
+                    out[base[0]] = \(store(d, "r"));
+                }
+            }
+
+            """
+        }
+        for (n, better) in argOps {
+            let nanFirst = d.isFloatingPoint ? "(b != b && a == a) || " : ""
+            s += """
+            extern "C" __global__ void \(name(ReductionKernel.perOutput.rawValue, n, d.description))(Geo gk, Geo gr, long long* out, const \(st)* in) {
+                for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < gk.n; k += (long long)gridDim.x * blockDim.x) {
+                    long long base[4]; ember_offsets(gk, k, base);
+                    \(t) best = 0; long long at = -1;
+                    for (long long j = 0; j < gr.n; j++) {
+                        long long o[4]; ember_offsets(gr, j, o);
+                        \(t) a = best, b = \(load(d, "in[base[1] + o[1]]"));
+                        if (at < 0 || \(nanFirst)(a == a && b \(better) a)) { best = b; at = j; }
+                    }
+                    out[base[0]] = at;
+                }
+            }
+
+            """
+        }
+        for (n, better) in argOps {
+            let nanFirst = d.isFloatingPoint ? "(b != b && a == a) || " : ""
+            s += """
+            extern "C" __global__ void \(name(ReductionKernel.tree.rawValue, n, d.description))(Geo gk, Geo gr, long long* out, const \(st)* in) {
+                __shared__ \(t) val[256];
+                __shared__ long long idx[256];
+                long long k = blockIdx.x;
+                if (k >= gk.n) return;
+                long long base[4]; ember_offsets(gk, k, base);
+                \(t) best = 0; long long at = -1;
+                for (long long j = threadIdx.x; j < gr.n; j += blockDim.x) {
+                    long long o[4]; ember_offsets(gr, j, o);
+                    \(t) a = best, b = \(load(d, "in[base[1] + o[1]]"));
+                    if (at < 0 || \(nanFirst)(a == a && b \(better) a)) { best = b; at = j; }
+                }
+                val[threadIdx.x] = best; idx[threadIdx.x] = at;
+                __syncthreads();
+                for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+                    if (threadIdx.x < w) {
+                        \(t) a = val[threadIdx.x], b = val[threadIdx.x + w];
+                        long long ia = idx[threadIdx.x], ib = idx[threadIdx.x + w];
+                        bool take = ib >= 0 && (ia < 0 || \(nanFirst)(a == a && (b \(better) a || (b == a && ib < ia))));
+                        if (take) { val[threadIdx.x] = b; idx[threadIdx.x] = ib; }
+                    }
+                    __syncthreads();
+                }
+                if (threadIdx.x == 0) out[base[0]] = idx[0];
+            }
+
+            """
+        }
+        if d.isFloatingPoint {
+            s += rowStats(d) + """
+            // One block per row: softmax (or log-softmax) over n contiguous values.
+            extern "C" __global__ void \(name("softmax", d.description))(long long rows, long long n, int logMode, \(st)* out, const \(st)* x) {
+                __shared__ \(t) red[256];
+                long long row = blockIdx.x; if (row >= rows) return;
+                const \(st)* xr = x + row * n; \(st)* orow = out + row * n;
+                \(t) m, sum;
+                \(name("rowStats", d.description))(xr, n, red, &m, &sum);
+                for (long long j = threadIdx.x; j < n; j += blockDim.x) {
+                    \(t) v = \(load(d, "xr[j]")) - m;
+                    orow[j] = \(store(d, "logMode ? v - ember_log(sum) : ember_exp(v) / sum"));
+                }
+            }
+
+            """
+        }
+        return s
+    }
+
+    /// A row's maximum m (0 when the row is all -inf) and Σ exp(x − m), by the whole block
+    /// (softmax here, cross-entropy's log-sum-exp in `Losses`).
+    static func rowStats(_ d: DType) -> String {
+        let t = compute(d), st = storage(d)
+        return """
+        __device__ void \(name("rowStats", d.description))(const \(st)* xr, long long n, \(t)* red, \(t)* mOut, \(t)* sumOut) {
+            \(t) m = -EMBER_INF;
+            for (long long j = threadIdx.x; j < n; j += blockDim.x) { \(t) v = \(load(d, "xr[j]")); m = v > m || v != v ? v : m; }
+            red[threadIdx.x] = m; __syncthreads();
+            for (int w = blockDim.x / 2; w > 0; w >>= 1) { if (threadIdx.x < w) { \(t) a = red[threadIdx.x], b = red[threadIdx.x + w]; red[threadIdx.x] = b > a || b != b ? b : a; } __syncthreads(); }
+            m = red[0]; if (m == -EMBER_INF) m = 0; __syncthreads();
+            \(t) sum = 0;
+            for (long long j = threadIdx.x; j < n; j += blockDim.x) sum += ember_exp(\(load(d, "xr[j]")) - m);
+            red[threadIdx.x] = sum; __syncthreads();
+            for (int w = blockDim.x / 2; w > 0; w >>= 1) { if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w]; __syncthreads(); }
+            *mOut = m; *sumOut = red[0];
+        }
+
+        """
+    }
+}
+
+/// How a reduction runs: a block per output (a shared-memory tree, `reduce_*`), or a
+/// thread per output with the reduced elements in a serial loop (`reduceEach_*`).
+enum ReductionKernel: String {
+    case tree = "reduce", perOutput = "reduceEach"
+
+    /// One thread per output when there are many outputs of few elements (column sums such
+    /// as bias gradients, where neighbouring threads read neighbouring addresses), else one
+    /// block per output with as many threads as the elements use.
+    static func plan(outputs: Int, reduced: Int) -> (kernel: ReductionKernel, grid: Int, block: Int) {
+        if reduced <= 16 || (reduced <= 1024 && outputs >= 1024) {
+            let block = 256
+            return (.perOutput, max(1, min((outputs + block - 1) / block, 65535 * 8)), block)
+        }
+        var block = 32
+        while block < 256 && block < reduced { block *= 2 }
+        return (.tree, max(1, outputs), block)
+    }
+}
+
+extension CUDABackend {
+    func reduce(_ op: ReduceOp, _ x: Tensor, dims: [Int], _ out: Tensor) {
+        let d = x.dtype
+        let kept = (0..<x.rank).filter { !dims.contains($0) }
+        // gk: output index → (out offset, input base offset); gr: reduced index → input offset.
+        let outStrides = kept.map { out.strides[$0] }, inKept = kept.map { x.strides[$0] }
+        let gk = geo(kept.map { x.shape[$0] }, [(outStrides, 0), (inKept, 0)])
+        let gr = geo(dims.map { x.shape[$0] }, [([], 0), (dims.map { x.strides[$0] }, 0)])
+        let args = KernelArgs.forThisThread().addWords(gk).addWords(gr).add(address(out)).add(address(x))
+        let (kernel, grid, block) = ReductionKernel.plan(outputs: out.count, reduced: dims.map { x.shape[$0] }.reduce(1, *))
+        dev.launch(self.kernel(.reduce, d, KernelSource.name(kernel.rawValue, op.name, d.description)), grid: grid, block: block, args)
+    }
+
+    func softmax(_ x: Tensor, _ out: Tensor, log: Bool) {
+        let n = x.shape.last ?? 1, rows = x.count / max(n, 1)
+        if rows == 0 { return }
+        let args = KernelArgs.forThisThread().add(Int64(rows)).add(Int64(n)).add(Int32(log ? 1 : 0)).add(address(out)).add(address(x))
+        dev.launch(kernel(.reduce, x.dtype, KernelSource.name("softmax", x.dtype.description)), grid: rows, block: 256, args)
+    }
+}
