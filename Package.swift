@@ -3,6 +3,8 @@ import PackageDescription
 
 // Ember builds with nothing but the Swift toolchain: no system library, no C toolkit,
 // no environment variables. Optional native libraries are found at run time.
+let numerics = Target.Dependency.product(name: "RealModule", package: "swift-numerics")
+
 let package = Package(
     name: "Ember",
     products: [
@@ -17,53 +19,54 @@ let package = Package(
     targets: [
         // Instruction-set-specific micro-kernels (AVX2+FMA, AVX-512), chosen at run time.
         .target(name: "CEmberKernels", exclude: ["vector_kernels.inc"]),
+        // The intra-op thread pool (and a process-wide counter of pinned-allocation scopes).
+        .target(name: "CEmberThreads"),
+        // The one NCCL call that takes a struct by value.
+        .target(name: "CEmberNCCL"),
+        // Native libraries opened at run time (dlopen / LoadLibrary), with every path tried.
+        .target(name: "EmberLoader"),
         // CPU kernels on raw buffers and strides: no tensor type, no autograd.
-        .target(
-            name: "EmberCPU",
-            dependencies: ["CEmberKernels", .product(name: "RealModule", package: "swift-numerics")]),
-        // Tensor, dtypes, layouts, storage, devices, the op table, autograd, the backend protocol.
-        .target(
-            name: "EmberCore",
-            dependencies: ["EmberCPU", "CEmberKernels", .product(name: "RealModule", package: "swift-numerics")]),
-        // Module, layers, losses, initialisation.
+        .target(name: "EmberCPU", dependencies: ["CEmberKernels", "CEmberThreads", "EmberLoader", numerics]),
+        // Tensor, dtypes, layouts, storage, devices, the op table and its CPU backend, the ops,
+        // autograd, state dicts and safetensors files.
+        .target(name: "EmberCore", dependencies: ["EmberCPU", "CEmberKernels", "CEmberThreads", numerics]),
+        // Module, layers, initialisation.
         .target(name: "EmberNN", dependencies: ["EmberCore"]),
-        // Optimizers, learning-rate schedulers, gradient clipping.
-        .target(name: "EmberOptim", dependencies: ["EmberCore", "EmberNN"]),
-        // Datasets, IDX/gzip readers, batching; safetensors checkpoints.
-        .target(name: "EmberData", dependencies: ["EmberCore", "EmberNN", "EmberOptim"]),
-        // NVIDIA GPUs: driver, NVRTC and cuBLAS opened at run time; kernels compiled by NVRTC.
-        .target(name: "EmberCUDA", dependencies: ["EmberCore", "EmberCPU"]),
+        // Optimizers, learning-rate schedulers, gradient clipping, training checkpoints.
+        .target(name: "EmberOptim", dependencies: ["EmberCore"]),
+        // Datasets, IDX/gzip readers, transforms, samplers, the DataLoader.
+        .target(name: "EmberData", dependencies: ["EmberCore"]),
+        // NVIDIA GPUs: driver, NVRTC, cuBLAS and cuDNN opened at run time; kernels compiled by NVRTC.
+        .target(name: "EmberCUDA", dependencies: ["EmberCore", "EmberLoader"]),
         // Process groups on MPI and NCCL (both loaded at run time), data-parallel training.
-        .target(name: "EmberDistributed", dependencies: ["EmberCore", "EmberCPU", "EmberNN", "EmberCUDA", "CEmberKernels"]),
+        .target(name: "EmberDistributed", dependencies: ["EmberCore", "EmberNN", "EmberCUDA", "EmberLoader", "CEmberNCCL"]),
         // The umbrella module users import.
         .target(name: "Ember", dependencies: ["EmberCore", "EmberNN", "EmberOptim", "EmberData", "EmberDistributed"]),
+        // The PyTorch op fixtures as a library: cases, the op table, tolerances, a runner per
+        // device (the tests and ember-gpu-check share it).
+        .target(name: "EmberReference", dependencies: ["EmberCore"]),
         // The command-line tool.
         .executableTarget(
             name: "ember",
             dependencies: ["Ember", "EmberCPU", "EmberCUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // GPU verification: the op fixtures, layers and training on a GPU against the CPU and
         // PyTorch (built with --static-swift-stdlib and run where a GPU is lent).
-        .executableTarget(
-            name: "ember-gpu-check",
-            dependencies: ["Ember", "EmberCUDA", "EmberOpFixtures", "EmberTestSupport"]),
-        // Helpers shared by the test targets (fixture loading, tolerances).
-        .target(name: "EmberTestSupport", dependencies: ["EmberCore"], path: "Tests/EmberTestSupport"),
-        // The PyTorch op fixtures as a library: cases, the op table, and a runner per device.
-        .target(name: "EmberOpFixtures", dependencies: ["EmberCore", "EmberTestSupport"], path: "Tests/EmberOpFixtures"),
-        .testTarget(
-            name: "EmberNNTests",
-            dependencies: ["Ember", "EmberCPU", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"],
-            resources: [.copy("Fixtures")]),
-        .testTarget(
-            name: "EmberCUDATests",
-            dependencies: ["EmberCUDA", "EmberCore", "EmberNN", "EmberOptim", "EmberData", "EmberTestSupport"]),
-        .testTarget(
-            name: "EmberDistributedTests",
-            dependencies: ["Ember", "EmberDistributed", "EmberTestSupport"]),
-        .testTarget(
-            name: "EmberCoreTests",
-            dependencies: ["Ember", "EmberCore", "EmberCPU", "EmberTestSupport", "EmberOpFixtures"],
-            resources: [.copy("Fixtures")]),
+        .executableTarget(name: "ember-gpu-check", dependencies: ["Ember", "EmberCUDA", "EmberReference"]),
+
+        // Tests: one target per module, one test class per file.
+        // Helpers shared by the test targets (the committed fixtures, assertions, child processes).
+        .target(name: "EmberTestSupport", dependencies: ["EmberCore", "EmberReference"], path: "Tests/EmberTestSupport",
+                resources: [.copy("Fixtures")]),
+        .testTarget(name: "EmberLoaderTests", dependencies: ["EmberLoader"]),
+        .testTarget(name: "EmberCPUTests", dependencies: ["EmberCPU", "EmberCore", "EmberTestSupport"]),
+        .testTarget(name: "EmberCoreTests", dependencies: ["EmberCore", "EmberCPU", "EmberTestSupport", "EmberReference"]),
+        .testTarget(name: "EmberNNTests", dependencies: ["Ember", "EmberCPU", "EmberTestSupport"]),
+        .testTarget(name: "EmberOptimTests", dependencies: ["Ember", "EmberTestSupport"]),
+        .testTarget(name: "EmberDataTests", dependencies: ["Ember", "EmberData", "EmberTestSupport"]),
+        .testTarget(name: "EmberCUDATests", dependencies: ["EmberCUDA", "Ember", "EmberTestSupport"]),
+        .testTarget(name: "EmberDistributedTests", dependencies: ["Ember", "EmberDistributed", "EmberTestSupport"]),
+        // The umbrella: the README's tour and end-to-end training against PyTorch.
+        .testTarget(name: "EmberTests", dependencies: ["Ember", "EmberTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

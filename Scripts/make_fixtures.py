@@ -12,13 +12,14 @@ upstream gradient, and the gradient of every input leaf.
 import json
 import math
 import os
+import subprocess
 import sys
 
 import torch
 import torch.nn.functional as F
 
 torch.manual_seed(0)
-OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "EmberCoreTests", "Fixtures", "ops.json")
+OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "EmberTestSupport", "Fixtures", "ops.json")
 DT = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
       "int64": torch.int64, "int32": torch.int32, "uint8": torch.uint8, "bool": torch.bool}
 NAME = {v: k for k, v in DT.items()}
@@ -495,3 +496,5 @@ with open(tmp, "w") as f:
                         "halfs": halfs}), f, separators=(",", ":"), allow_nan=False)
 os.replace(tmp, OUT)
 print(f"wrote {len(cases)} op cases, {len(promo)} promotion cases to {os.path.relpath(OUT)}")
+# One XCTest method per op (Tests/EmberCoreTests/OpFixtureTests+Ops.swift).
+subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "make_fixture_tests.py")], check=True)

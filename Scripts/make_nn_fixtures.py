@@ -3,7 +3,7 @@
 
     pip install torch safetensors && python3 Scripts/make_nn_fixtures.py
 
-Writes Tests/EmberNNTests/Fixtures/nn.json (layers, losses, optimizers, schedulers,
+Writes Tests/EmberTestSupport/Fixtures/nn.json (layers, losses, optimizers, schedulers,
 clipping), training.safetensors (10-step MLP/CNN runs: initial weights, batches, losses,
 parameters after steps 1 and 10, per-step checksums) and python.safetensors (a file
 written by the safetensors package, which Ember must read and reproduce byte for byte).
@@ -19,7 +19,7 @@ from safetensors.torch import save_file, load_file
 
 torch.manual_seed(0)
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "Tests", "EmberNNTests", "Fixtures")
+OUT = os.path.join(HERE, "..", "Tests", "EmberTestSupport", "Fixtures")
 os.makedirs(OUT, exist_ok=True)
 
 

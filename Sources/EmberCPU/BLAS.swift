@@ -1,4 +1,4 @@
-import CEmberKernels
+import EmberLoader
 import Foundation
 
 /// A system BLAS (OpenBLAS, MKL, BLIS, Accelerate) loaded at run time, used for the GEMM

@@ -1,3 +1,6 @@
+import CEmberKernels
+import RealModule
+
 /// A vectorized single-precision exponential (Cephes' expf: range reduction by ln 2, a
 /// degree-5 polynomial, scaling by 2ⁿ through the exponent bits). Relative error below
 /// 2·10⁻⁷ over the whole range; over/underflows to ∞/0 like `expf`. Plain multiply-adds,
@@ -125,6 +128,3 @@ public func softmaxRows(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<F
         }
     }
 }
-
-import CEmberKernels
-import RealModule

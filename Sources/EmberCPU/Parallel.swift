@@ -1,4 +1,4 @@
-import CEmberKernels
+import CEmberThreads
 import Dispatch
 import Foundation
 

@@ -1,4 +1,4 @@
-import EmberCPU
+import EmberLoader
 import EmberCore
 import Foundation
 

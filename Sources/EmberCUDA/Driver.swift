@@ -1,4 +1,4 @@
-import EmberCPU
+import EmberLoader
 import Foundation
 
 /// The CUDA driver API (`libcuda.so.1` / `nvcuda.dll`), opened at run time. Only the

@@ -1,4 +1,4 @@
-import EmberCPU
+import EmberLoader
 import Foundation
 
 /// Where the NVIDIA libraries are looked for at run time: nothing of CUDA is needed to

@@ -1,4 +1,4 @@
-import EmberCPU
+import EmberLoader
 import Foundation
 
 /// NVRTC, the CUDA run-time compiler, opened with dlopen: Ember's kernels are CUDA C

@@ -19,6 +19,22 @@ public enum EmberError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Errors reading or writing files and data: the file could not be read or written (`io`),
+/// its bytes are damaged (`corrupt`), or it is not in the expected format (`format`).
+public enum DataError: Error, Equatable, CustomStringConvertible {
+    case io(String)
+    case corrupt(String)
+    case format(String)
+
+    public var description: String {
+        switch self {
+        case .io(let m): "I/O error: \(m)"
+        case .corrupt(let m): "corrupt data: \(m)"
+        case .format(let m): "format error: \(m)"
+        }
+    }
+}
+
 /// Stops the program with the message of a misused math op, like Swift's own array
 /// bounds checks. Ops validate through throwing functions and come here on failure.
 @inline(never)

@@ -1,4 +1,4 @@
-import CEmberKernels
+import CEmberThreads
 import Foundation
 
 /// Page-locked ("pinned") host memory, which a GPU reads and writes by DMA while the host

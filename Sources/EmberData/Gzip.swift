@@ -1,17 +1,4 @@
-/// Errors reading data files: missing files, corrupt or truncated contents, bad formats.
-public enum DataError: Error, Equatable, CustomStringConvertible {
-    case io(String)
-    case corrupt(String)
-    case format(String)
-
-    public var description: String {
-        switch self {
-        case .io(let m): "I/O error: \(m)"
-        case .corrupt(let m): "corrupt data: \(m)"
-        case .format(let m): "format error: \(m)"
-        }
-    }
-}
+import EmberCore
 
 /// A gzip (RFC 1952) / DEFLATE (RFC 1951) decoder in Swift, so that reading `.gz` data
 /// sets needs no zlib at build or run time. Checks each member's CRC-32 and length.

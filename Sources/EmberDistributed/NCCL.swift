@@ -1,5 +1,5 @@
-import CEmberKernels
-import EmberCPU
+import CEmberNCCL
+import EmberLoader
 import EmberCUDA
 import EmberCore
 import Foundation

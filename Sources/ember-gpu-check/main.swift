@@ -1,7 +1,8 @@
 // ember-gpu-check: everything that needs a GPU, in one self-contained program.
 //
 //   swift build -c release --static-swift-stdlib --product ember-gpu-check
-//   .build/release/ember-gpu-check [--fixtures Tests/EmberCoreTests/Fixtures/ops.json] [--no-bench] [--python python3]
+//   .build/release/ember-gpu-check [--fixtures Tests/EmberTestSupport/Fixtures/ops.json] [--no-bench] [--python python3]
+//                                   [--twin Scripts/gpu_check_twin.py]
 //
 // 1. the environment report (driver, NVRTC, cuBLAS, devices);
 // 2. every PyTorch op fixture of the core run on cuda:0 (forward, gradients, second order);
@@ -12,14 +13,15 @@
 // Exit status: 0 when every check passed, 1 when one failed, 2 when no GPU is usable.
 import Ember
 import EmberCUDA
-import EmberOpFixtures
+import EmberReference
 import Foundation
 
 setvbuf(stdout, nil, _IOLBF, 0)
 let args = CommandLine.arguments
 func option(_ name: String) -> String? { args.firstIndex(of: name).flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil } }
-let fixturesPath = option("--fixtures") ?? "Tests/EmberCoreTests/Fixtures/ops.json"
+let fixturesPath = option("--fixtures") ?? "Tests/EmberTestSupport/Fixtures/ops.json"
 let python = option("--python") ?? "python3"
+let twinScript = option("--twin") ?? "Scripts/gpu_check_twin.py"
 let runBench = !args.contains("--no-bench")
 var failed = 0
 
@@ -36,12 +38,12 @@ guard Ember.CUDA.isAvailable || dryRun else {
 }
 let gpu: Device = dryRun ? .cpu : .cuda(0)
 
-/// The numbers a PyTorch script prints on stdout (nil when Python or PyTorch is missing or
-/// the script fails).
-func pythonNumbers(_ script: String, _ arguments: [String] = []) -> [Double]? {
+/// The numbers `Scripts/gpu_check_twin.py ARGUMENTS` (the PyTorch twins) prints on stdout
+/// (nil when Python, PyTorch or the script is missing, or the script fails).
+func pythonNumbers(_ arguments: [String]) -> [Double]? {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = [python, "-c", script] + arguments
+    p.arguments = [python, twinScript] + arguments
     let pipe = Pipe()
     p.standardOutput = pipe
     p.standardError = FileHandle.nullDevice
@@ -256,47 +258,10 @@ func speed() -> Int {
         Ember.CUDA.synchronize()
         return Date().timeIntervalSince(t0)
     }
-    let torchScript = """
-    import sys, time, torch, torch.nn as nn
-    model = sys.argv[1]
-    torch.manual_seed(0)
-    dev = torch.device('cuda')
-    if model == 'mlp':
-        net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)).to(dev)
-        x = torch.randn(60000, 784, device=dev)
-    else:
-        net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-                            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10)).to(dev)
-        x = torch.randn(60000, 1, 28, 28, device=dev)
-    y = torch.randint(0, 10, (60000,), device=dev)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    lossf = nn.CrossEntropyLoss()
-    def step(i):
-        lo = i * 64
-        loss = lossf(net(x[lo:lo + 64]), y[lo:lo + 64])
-        opt.zero_grad(); loss.backward(); opt.step()
-    for i in range(5): step(i)
-    torch.cuda.synchronize(); t0 = time.perf_counter()
-    for i in range(938): step(i)
-    torch.cuda.synchronize(); print(time.perf_counter() - t0)
-    """
-    func torchEpoch(_ model: String) -> Double? { pythonNumbers(torchScript, [model])?.first }
+    func torchEpoch(_ model: String) -> Double? { pythonNumbers(["epoch", model])?.first }
     // The MLP fed from host memory through the DataLoader (pinned, non-blocking), both sides.
-    let fedScript = """
-    import time, torch, torch.nn as nn
-    torch.manual_seed(0); dev = torch.device('cuda')
-    net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)).to(dev)
-    ds = torch.utils.data.TensorDataset(torch.randn(60032, 784), torch.randint(0, 10, (60032,)))
-    dl = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=2, pin_memory=True)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3); lossf = nn.CrossEntropyLoss()
-    for i, (x, y) in enumerate(dl):
-        if i == 5: torch.cuda.synchronize(); t0 = time.perf_counter()
-        loss = lossf(net(x.to(dev, non_blocking=True)), y.to(dev, non_blocking=True))
-        opt.zero_grad(); loss.backward(); opt.step()
-    torch.cuda.synchronize(); print((time.perf_counter() - t0) * 938 / 933)
-    """
     let fedEmber = try? fedEpoch(steps: 938)
-    let fedTorch = pythonNumbers(fedScript)?.first
+    let fedTorch = pythonNumbers(["fed"])?.first
     print(String(format: "  mlp epoch fed by a DataLoader (2 workers, pinned, non-blocking copies): Ember %@, PyTorch %@: ratio %@",
                  fedEmber.map { String(format: "%.2f s", $0) } ?? "failed", fedTorch.map { String(format: "%.2f s", $0) } ?? "unavailable",
                  fedEmber.flatMap { e in fedTorch.map { String(format: "%.2f", e / $0) } } ?? "-"))
@@ -363,20 +328,7 @@ func overhead(torch: Bool) -> Int {
     let chainUs = Date().timeIntervalSince(t0) / Double(n / 10) * 1e6
     print(String(format: "  add: %.2f µs per op (%.2f µs to queue); forward+backward of (x*a+b).sum(): %.1f µs", addUs, queued / Double(n) * 1e6, chainUs))
     guard torch else { return 0 }
-    let script = """
-    import time, torch
-    d = torch.device('cuda'); a = torch.randn(4, device=d); b = torch.randn(4, device=d); x = torch.randn(4, device=d, requires_grad=True)
-    for _ in range(500): a + b
-    for _ in range(50):
-        y = (x * a + b).sum(); y.backward(); x.grad = None
-    torch.cuda.synchronize(); n = 20000; t0 = time.perf_counter()
-    for _ in range(n): a + b
-    torch.cuda.synchronize(); add = (time.perf_counter() - t0) / n * 1e6; t0 = time.perf_counter()
-    for _ in range(n // 10):
-        y = (x * a + b).sum(); y.backward(); x.grad = None
-    torch.cuda.synchronize(); print(add, (time.perf_counter() - t0) / (n // 10) * 1e6)
-    """
-    guard let v = pythonNumbers(script), v.count == 2 else { print("  PyTorch: unavailable"); return 0 }
+    guard let v = pythonNumbers(["overhead"]), v.count == 2 else { print("  PyTorch: unavailable"); return 0 }
     print(String(format: "  PyTorch CUDA: add %.2f µs, forward+backward %.1f µs; ratio Ember/PyTorch: add %.2f, forward+backward %.2f",
                  v[0], v[1], addUs / v[0], chainUs / v[1]))
     return 0
@@ -404,7 +356,7 @@ if let section = option("--section") {
 func child(_ extra: [String], timeout: Double) -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? args[0])
-    p.arguments = ["--fixtures", fixturesPath, "--python", python] + (dryRun ? ["--device", "cpu"] : []) + extra
+    p.arguments = ["--fixtures", fixturesPath, "--python", python, "--twin", twinScript] + (dryRun ? ["--device", "cpu"] : []) + extra
     let pipe = Pipe()
     p.standardOutput = pipe
     p.standardError = pipe

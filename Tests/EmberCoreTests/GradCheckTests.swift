@@ -1,13 +1,12 @@
 import XCTest
 @testable import EmberCore
-import EmberOpFixtures
 import EmberTestSupport
 
 /// Float64 central finite differences against Ember's analytic gradients, for every
 /// differentiable op in the fixture table (the same op closures PyTorch is compared with).
 final class GradCheckTests: XCTestCase {
     func testFiniteDifferencesForEveryDifferentiableOp() throws {
-        let cases = Fixtures.shared.cases.filter { c in
+        let cases = TestFixtures.ops.cases.filter { c in
             c.grads != nil && c.inputs.contains { $0.dtype == .float64 && !$0.raw }
                 && !c.name.contains("ties")  // a kink shared by three or more ties has no derivative
                 && !c.name.hasPrefix("embedding_pad")  // the padding row's gradient is zero by definition
@@ -54,7 +53,7 @@ final class GradCheckTests: XCTestCase {
             checkedOps.insert(c.op)
         }
         XCTAssertEqual(failures, 0)
-        let differentiable = Set(Fixtures.shared.cases.filter { $0.grads != nil }.map(\.op))
+        let differentiable = Set(TestFixtures.ops.cases.filter { $0.grads != nil }.map(\.op))
         // A dtype cast's derivative is a cast back; float64 cannot finite-difference a rounding to
         // float32, so casts are covered by the PyTorch fixtures alone.
         XCTAssertEqual(differentiable.subtracting(checkedOps), ["toDType"], "ops without a float64 finite-difference check")

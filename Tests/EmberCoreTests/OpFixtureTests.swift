@@ -1,47 +1,45 @@
 import XCTest
 @testable import EmberCore
-import EmberOpFixtures
 import EmberTestSupport
-
-extension Fixtures {
-    static let shared: Fixtures = {
-        guard let url = Bundle.module.url(forResource: "ops", withExtension: "json", subdirectory: "Fixtures"),
-              let f = try? Fixtures(url: url) else { fatalError("cannot load Fixtures/ops.json") }
-        return f
-    }()
-}
 
 /// Every op against PyTorch: forward values and dtypes, the gradient of every input under
 /// a random upstream gradient, and (elementwise ops, matmul) second-order gradients.
+/// One method per op (`OpFixtureTests+Ops.swift`, generated from the fixtures), so that one
+/// op runs alone: `swift test --filter EmberCoreTests.OpFixtureTests/test_softmax`.
 final class OpFixtureTests: XCTestCase {
-    func testEveryOpMatchesPyTorch() {
-        let cases = Fixtures.shared.cases
-        XCTAssertGreaterThan(cases.count, 600)
-        var failed = 0
+    /// The cases of each op.
+    static let casesByOp = Dictionary(grouping: TestFixtures.ops.cases, by: \.op)
+
+    /// Runs every case of `op` against PyTorch's values.
+    func check(_ op: String) {
+        let cases = OpFixtureTests.casesByOp[op] ?? []
+        XCTAssertFalse(cases.isEmpty, "no fixture cases for \(op)")
         for c in cases {
             let f = runOpCase(c)
-            if !f.isEmpty {
-                failed += 1
-                XCTFail("\(c.name): " + f.joined(separator: "; "))
-            }
+            if !f.isEmpty { XCTFail("\(c.name): " + f.joined(separator: "; ")) }
         }
-        XCTAssertEqual(failed, 0)
+    }
+
+    func testEveryFixtureOpHasAMethod() {
+        XCTAssertGreaterThan(TestFixtures.ops.cases.count, 1000)
+        XCTAssertEqual(Set(OpFixtureTests.casesByOp.keys), Set(OpFixtureTests.ops),
+                       "ops.json and OpFixtureTests+Ops.swift disagree: run python3 Scripts/make_fixture_tests.py")
     }
 
     func testFixturesCoverEveryOpInTheTable() {
-        let used = Set(Fixtures.shared.cases.map(\.op))
+        let used = Set(TestFixtures.ops.cases.map(\.op))
         XCTAssertEqual(used, Set(opTable.keys), "op table and fixtures disagree")
     }
 
     func testSecondOrderGradientsAreChecked() {
-        let withDouble = Fixtures.shared.cases.filter { $0.doubleGrads != nil }.map(\.op)
+        let withDouble = TestFixtures.ops.cases.filter { $0.doubleGrads != nil }.map(\.op)
         for op in ["exp", "tanh", "sigmoid", "mul", "div", "matmul", "linear", "gelu", "pow"] {
             XCTAssertTrue(withDouble.contains(op), "no second-order fixture for \(op)")
         }
     }
 
     func testTypePromotionMatchesPyTorch() {
-        for p in Fixtures.shared.promotion {
+        for p in TestFixtures.ops.promotion {
             let a = dtypeNamed(p["a"] as! String)
             let want = dtypeNamed(p["result"] as! String)
             let ta = Tensor.ones([2], dtype: a)
@@ -65,7 +63,7 @@ final class OpFixtureTests: XCTestCase {
     }
 
     func testCreationMatchesPyTorch() {
-        let c = Fixtures.shared.creation
+        let c = TestFixtures.ops.creation
         assertClose(Tensor.arange(5), numbers(c["arange_5"]), shape: [5])
         XCTAssertEqual(Tensor.arange(5).dtype, .int64)
         assertClose(Tensor.arange(1, 4, step: 0.5), numbers(c["arange_1_4_05"]))
@@ -79,7 +77,7 @@ final class OpFixtureTests: XCTestCase {
     }
 
     func testHalfConversionsMatchPyTorch() {
-        let h = Fixtures.shared.halfs
+        let h = TestFixtures.ops.halfs
         let values = numbers(h["values"])
         let src = Tensor(values, dtype: .float32)
         // Compared as Float bit patterns (every expected value is exactly representable).

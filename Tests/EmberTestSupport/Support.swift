@@ -1,62 +1,69 @@
+@_exported import EmberReference
 import EmberCore
 import Foundation
 #if canImport(XCTest)
 import XCTest
 #endif
 
-/// A JSON number, or "inf"/"-inf"/"nan".
-public func number(_ v: Any) -> Double {
-    if let s = v as? String { return s == "nan" ? .nan : (s == "inf" ? .infinity : -.infinity) }
-    if let b = v as? Bool { return b ? 1 : 0 }
-    return (v as! NSNumber).doubleValue
-}
-public func numbers(_ v: Any?) -> [Double] { (v as! [Any]).map(number) }
-
-public func dtypeNamed(_ s: String) -> DType { DType.allCases.first { $0.description == s }! }
-
-/// A tensor from a fixture's `{"shape", "dtype", "data"}`.
-public func fixtureTensor(_ v: Any?) -> Tensor {
-    let d = v as! [String: Any]
-    let shape = (d["shape"] as! [Any]).map { Int(number($0)) }
-    return Tensor(numbers(d["data"]), shape: shape, dtype: dtypeNamed(d["dtype"] as! String))
-}
-
-/// Loads a JSON fixture from a test bundle.
-public func loadJSON(_ bundle: Bundle, _ name: String) -> [String: Any] {
-    guard let url = bundle.url(forResource: name, withExtension: "json", subdirectory: "Fixtures"),
-          let data = try? Data(contentsOf: url),
-          let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-        fatalError("cannot load Fixtures/\(name).json")
-    }
-    return obj
-}
-
-/// Tolerances by dtype (relative, absolute).
-public func tolerance(_ d: DType) -> (Double, Double) {
-    switch d {
-    case .float64: (1e-9, 1e-10)
-    case .float32: (2e-4, 2e-5)
-    case .float16: (2e-3, 1e-3)
-    case .bfloat16: (1.6e-2, 1e-2)
-    default: (0, 0)
-    }
-}
-
-/// Compares values; returns a description of the first mismatch, or nil.
-public func mismatch(_ got: [Double], _ want: [Double], _ d: DType, scale: Double = 1) -> String? {
-    if got.count != want.count { return "count \(got.count) != \(want.count)" }
-    let (rtol, atol) = tolerance(d)
-    for i in 0..<got.count {
-        let g = got[i], w = want[i]
-        if g.isNaN && w.isNaN { continue }
-        if g == w { continue }
-        if Swift.abs(g - w) > atol * scale + rtol * Swift.abs(w) {
-            return "element \(i): got \(g), expected \(w) (got \(Array(got.prefix(6))), expected \(Array(want.prefix(6))))"
+/// The committed fixtures (`Tests/EmberTestSupport/Fixtures`), shared by every test target:
+/// PyTorch's values (`ops.json` from `Scripts/make_fixtures.py`, `nn.json` and
+/// `training.safetensors` from `Scripts/make_nn_fixtures.py`) and data files.
+public enum TestFixtures {
+    /// The path of fixture file `name` (`"python.safetensors"`).
+    public static func path(_ name: String) -> String {
+        guard let dot = name.firstIndex(of: ".") else { fatalError("fixture \(name) has no extension") }
+        let base = String(name[..<dot]), ext = String(name[name.index(after: dot)...])
+        guard let url = Bundle.module.url(forResource: base, withExtension: ext, subdirectory: "Fixtures") else {
+            fatalError("no fixture \(name)")
         }
+        return url.path
     }
-    return nil
+
+    /// A JSON fixture (`"nn"` for `nn.json`).
+    public static func json(_ name: String) -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path(name + ".json")),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            fatalError("cannot load Fixtures/\(name).json")
+        }
+        return obj
+    }
+
+    /// The fixtures' directory in the source tree (where a regenerated fixture is written).
+    public static var sourceDirectory: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    }
+
+    /// PyTorch's op cases (`ops.json`).
+    public static let ops: Fixtures = {
+        guard let f = try? Fixtures(url: URL(fileURLWithPath: path("ops.json"))) else { fatalError("cannot load Fixtures/ops.json") }
+        return f
+    }()
+
+    /// PyTorch's layers, losses, optimizers and schedulers (`nn.json`).
+    public static let nn: [String: Any] = json("nn")
 }
+
+/// The path of fixture file `name` (`TestFixtures.path`).
+public func fixturePath(_ name: String) -> String { TestFixtures.path(name) }
+
+/// PyTorch's layers, losses, optimizers and schedulers (`nn.json`).
+public var nnFixtures: [String: Any] { TestFixtures.nn }
+
+/// The bytes of the file at `path`.
+public func bytes(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path)!) }
+
+/// This process's resident memory in bytes.
+public func residentBytes() -> Int { Ember.residentMemoryBytes() }
+
 #if canImport(XCTest)
+
+/// A fresh temporary directory, removed after the test.
+public func temporaryDirectory(_ test: XCTestCase) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ember-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+    return dir
+}
 
 /// Asserts a tensor's values (and optionally shape) match.
 public func assertClose(_ t: Tensor, _ want: [Double], shape: [Int]? = nil, scale: Double = 1, _ message: String = "",

@@ -74,27 +74,6 @@ void ember_dots_f32(const float *a, long lda, const float *b, long ldb, float *c
 void ember_dots_f32_avx2(const float *a, long lda, const float *b, long ldb, float *c, long ldc, long m, long n, long k, int accumulate);
 void ember_dots_f32_avx512(const float *a, long lda, const float *b, long ldb, float *c, long ldc, long m, long n, long k, int accumulate);
 
-/// A chunk of a parallel job: fn(ctx, chunkIndex).
-typedef void (*ember_pool_fn)(void *ctx, long chunk);
-/// Starts the intra-op pool with `workers` threads (first call wins); returns how many run.
-int ember_pool_start(int workers);
-/// Runs chunks 0..<chunks on the pool and the calling thread; returns 0 when done, -1 when
-/// the pool is busy or absent, -2 when called from inside a pool job (run it inline).
-int ember_pool_run(ember_pool_fn fn, void *ctx, long chunks);
-/// Sends spinning workers to sleep now (before handing the cores to another library's threads).
-void ember_pool_park(void);
-/// Whether this thread is running a pool job.
-int ember_pool_in_job(void);
-
-/// A process-wide counter with relaxed atomics (the number of threads inside a pinned
-/// allocation scope: the CPU allocator's fast path reads it).
-void ember_pin_scopes_add(long delta);
-long ember_pin_scopes_load(void);
-
-/// Calls NCCL's `ncclCommInitRank(comm, nranks, id, rank)` through `fn` (from dlsym): the
-/// 128-byte id is passed by value, which only C can spell.
-int ember_nccl_comm_init_rank(void *fn, void **comm, int nranks, const void *id128, int rank);
-
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,3 @@
-import EmberCore
-import EmberNN
 import Foundation
 
 /// The safetensors format, compatible both ways with Python's `safetensors` package:

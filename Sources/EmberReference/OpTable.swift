@@ -1,5 +1,4 @@
 import EmberCore
-import EmberTestSupport
 
 /// Every op the fixtures name, in Ember's API: the bridge between PyTorch's names and Ember's.
 public let opTable: [String: ([Tensor], Params) -> [Tensor]] = [

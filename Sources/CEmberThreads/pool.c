@@ -5,7 +5,7 @@
 // each job (the next kernel of a training step usually follows within microseconds), then
 // sleep on a condition variable. One job runs at a time; a caller that finds the pool busy,
 // or that is itself inside a pool job, is told so and runs the work another way.
-#include "CEmberKernels.h"
+#include "CEmberThreads.h"
 
 #if !defined(_WIN32)
 #include <pthread.h>
@@ -183,17 +183,6 @@ int ember_pool_run(ember_pool_fn fn, void *ctx, long chunks) { (void)fn; (void)c
 int ember_pool_in_job(void) { return 0; }
 void ember_pool_park(void) {}
 #endif
-
-// NCCL's unique id is a struct passed by value; Swift cannot declare such a C function type.
-typedef struct { char internal[128]; } ember_nccl_unique_id;
-typedef int (*ember_nccl_init_fn)(void **comm, int nranks, ember_nccl_unique_id id, int rank);
-
-int ember_nccl_comm_init_rank(void *fn, void **comm, int nranks, const void *id128, int rank) {
-    ember_nccl_unique_id id;
-    const char *src = (const char *)id128;
-    for (int i = 0; i < 128; i++) id.internal[i] = src[i];
-    return ((ember_nccl_init_fn)fn)(comm, nranks, id, rank);
-}
 
 static _Atomic long ember_pin_scopes;
 void ember_pin_scopes_add(long delta) { atomic_fetch_add_explicit(&ember_pin_scopes, delta, memory_order_relaxed); }

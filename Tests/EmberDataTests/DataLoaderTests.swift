@@ -4,38 +4,6 @@ import XCTest
 @testable import EmberData
 @testable import Ember
 
-struct Boom: Error, Equatable {}
-
-/// Images with an augmentation that draws from the per-sample random stream.
-struct Augmented: Dataset {
-    let images = Tensor.randn([40, 1, 8, 8], generator: Generator(seed: 3))
-    var count: Int { 40 }
-    let transform = Transforms.compose([Transforms.randomCrop(size: 8, padding: 2), Transforms.randomHorizontalFlip(),
-                                        Transforms.normalize(mean: [0.1], std: [0.9])])
-    func element(at i: Int) throws -> [Tensor] { [transform(images[i]), Tensor(scalar: i)] }
-}
-
-/// Throws at `failAt`; records which worker loaded what.
-final class Probe: Dataset, @unchecked Sendable {
-    let n: Int, failAt: Int?, delay: UInt32
-    let lock = NSLock()
-    var workers: [Int: UInt64] = [:]
-    /// Which worker loaded each sample.
-    var loadedBy: [Int: Int] = [:]
-    init(_ n: Int, failAt: Int? = nil, delay: UInt32 = 0) {
-        self.n = n
-        self.failAt = failAt
-        self.delay = delay
-    }
-    var count: Int { n }
-    func element(at i: Int) throws -> [Tensor] {
-        if delay > 0 { usleep(delay) }
-        if i == failAt { throw Boom() }
-        if let w = WorkerInfo.current { lock.lock(); workers[w.id] = w.seed; loadedBy[i] = w.id; lock.unlock() }
-        return [Tensor.full([16], Double(i))]
-    }
-}
-
 final class DataLoaderTests: XCTestCase {
     override func tearDown() {
         XCTAssertEqual(DataLoaderStats.liveWorkers, 0, "worker threads left alive")
@@ -230,28 +198,5 @@ final class DataLoaderTests: XCTestCase {
         XCTAssertEqual(csv.count, 2)
         XCTAssertEqual(try csv.element(at: 1).map(\.scalars), [[2, 3], [1]])
         XCTAssertThrowsError(try CSVDataset(path: dir.appendingPathComponent("none.csv").path))
-    }
-}
-
-func residentBytes() -> Int { Ember.residentMemoryBytes() }
-
-final class DataLoaderPinningTests: XCTestCase {
-    /// Without a GPU, pinMemory changes nothing; with one (or the emulator), every tensor of
-    /// every batch, whatever the batch type, is page-locked.
-    func testPinMemoryGivesTheSameBatches() throws {
-        let x = Tensor.arange(0, 40, dtype: .float32).reshape([20, 2]), y = Tensor.arange(20)
-        func loader(_ pin: Bool, workers: Int) -> DataLoader<Never, (Tensor, Tensor)> {
-            DataLoader(count: 20, batchSize: 6, shuffle: true, numWorkers: workers, seed: 3, pinMemory: pin) { idx in
-                let i = Tensor(idx)
-                return (x.indexSelect(0, i) * 2, y.indexSelect(0, i))
-            }
-        }
-        for workers in [0, 2] {
-            var plain: [[Float]] = [], pinned: [[Float]] = []
-            try loader(false, workers: workers).forEach { plain.append($0.0.toArray(Float.self)) }
-            try loader(true, workers: workers).forEach { pinned.append($0.0.toArray(Float.self)) }
-            XCTAssertEqual(plain, pinned)
-            XCTAssertTrue(loader(true, workers: workers).pinMemory)
-        }
     }
 }

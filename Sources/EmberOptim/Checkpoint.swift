@@ -1,6 +1,4 @@
 import EmberCore
-import EmberNN
-import EmberOptim
 import Foundation
 
 /// A training checkpoint in one safetensors file: the model's state dict under `model.`,

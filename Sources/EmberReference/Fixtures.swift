@@ -1,5 +1,4 @@
 import EmberCore
-import EmberTestSupport
 import Foundation
 
 /// PyTorch reference fixtures written by `Scripts/make_fixtures.py` (`ops.json`), shared by

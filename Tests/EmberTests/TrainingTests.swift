@@ -32,7 +32,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testTenStepsMatchPyTorch() throws {
-        let url = Bundle.module.url(forResource: "training", withExtension: "safetensors", subdirectory: "Fixtures")!
+        let url = URL(fileURLWithPath: fixturePath("training.safetensors"))
         let (ref, _) = try SafeTensors.load(url.path)
         let xs = ref["batches.x"]!, ys = ref["batches.y"]!
         for model in ["mlp", "cnn"] {

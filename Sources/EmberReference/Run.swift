@@ -1,5 +1,4 @@
 import EmberCore
-import EmberTestSupport
 
 /// Runs one case on `device` against PyTorch's values; returns failure messages.
 public func runOpCase(_ c: OpCase, device: Device = .cpu) -> [String] {
