@@ -65,7 +65,10 @@ let package = Package(
         .testTarget(name: "EmberDataTests", dependencies: ["Ember", "EmberData", "EmberTestSupport"]),
         .testTarget(name: "EmberCUDATests", dependencies: ["EmberCUDA", "Ember", "EmberTestSupport"]),
         .testTarget(name: "EmberDistributedTests", dependencies: ["Ember", "EmberDistributed", "EmberTestSupport"]),
-        // The umbrella: the README's tour and end-to-end training against PyTorch.
+        // Misuse of ops, layers, losses, optimizers and data, one scenario per run: the
+        // messages EmberTests.MisuseScenarioTests expects, checked in debug and (CI) release.
+        .executableTarget(name: "EmberMisuseScenarios", dependencies: ["Ember"], path: "Tests/EmberMisuseScenarios"),
+        // The umbrella: the README's tour, end-to-end training against PyTorch, misuse messages.
         .testTarget(name: "EmberTests", dependencies: ["Ember", "EmberTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -9,6 +9,8 @@ public func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, att
 
 func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, attnMask: Tensor?, isCausal: Bool, scale: Double?)
     -> (output: Tensor, weights: Tensor) {
+    Ember.check(q.rank >= 2 && k.rank >= 2 && v.rank >= 2 && q.shape.last == k.shape.last && k.shape[k.rank - 2] == v.shape[v.rank - 2],
+                "scaledDotProductAttention: query \(q.shape), key \(k.shape) and value \(v.shape) do not fit (expected [..., L, E], [..., S, E], [..., S, Ev])")
     let (l, s) = (q.shape[q.rank - 2], k.shape[k.rank - 2])
     let sc = scale ?? 1 / Double(q.shape[q.rank - 1]).squareRoot()
     var scores = q.matmul(k.mT) * sc
@@ -48,6 +50,10 @@ public final class MultiheadAttention: Module {
     /// `needWeights`, the attention weights `[N, L, S]` averaged over heads.
     public func forward(_ query: Tensor, _ key: Tensor, _ value: Tensor, keyPaddingMask: Tensor? = nil,
                         attnMask: Tensor? = nil, needWeights: Bool = true, isCausal: Bool = false) -> (output: Tensor, weights: Tensor?) {
+        Ember.check(query.rank == 3 && key.rank == 3 && value.rank == 3 && query.shape[2] == embedDim && key.shape[2] == embedDim
+                        && value.shape[2] == embedDim && key.shape == value.shape
+                        && query.shape[batchFirst ? 0 : 1] == key.shape[batchFirst ? 0 : 1],
+                    "MultiheadAttention: query \(query.shape), key \(key.shape) and value \(value.shape) do not fit embed_dim \(embedDim) (expected \(batchFirst ? "[N, L, E], [N, S, E]" : "[L, N, E], [S, N, E]"), batchFirst: \(batchFirst))")
         var (q, k, v) = batchFirst ? (query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)) : (query, key, value)
         let (l, n, e) = (q.shape[0], q.shape[1], q.shape[2]), s = k.shape[0]
         let h = numHeads, d = e / h

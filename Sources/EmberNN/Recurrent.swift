@@ -5,7 +5,17 @@ import EmberCore
 /// (LSTM: i, f, g, o; GRU: r, z, n) and initialisation (uniform ±1/√hidden).
 /// Input `[T, N, in]`, or `[N, T, in]` with `batchFirst`.
 public final class Recurrent: Module {
-    public enum Kind: Sendable { case rnnTanh, rnnRelu, lstm, gru }
+    public enum Kind: Sendable {
+        case rnnTanh, rnnRelu, lstm, gru
+        /// The layer's name in messages (`LSTM`).
+        public var layerName: String {
+            switch self {
+            case .rnnTanh, .rnnRelu: "RNN"
+            case .lstm: "LSTM"
+            case .gru: "GRU"
+            }
+        }
+    }
     public let kind: Kind, inputSize: Int, hiddenSize: Int, numLayers: Int, batchFirst: Bool, hasBias: Bool
     /// Per layer: weight_ih, weight_hh, bias_ih, bias_hh.
     public private(set) var weightsIH: [Tensor] = [], weightsHH: [Tensor] = [], biasesIH: [Tensor] = [], biasesHH: [Tensor] = []
@@ -48,7 +58,7 @@ public final class Recurrent: Module {
     /// Returns the last layer's outputs for every step, and the final hidden (and cell) state.
     public func forward(_ input: Tensor, h0: Tensor? = nil, c0: Tensor? = nil) -> (output: Tensor, h: Tensor, c: Tensor?) {
         Ember.check(input.rank == 3 && input.shape[2] == inputSize,
-                     "\(kind): expected input [T, N, \(inputSize)] (batchFirst: \(batchFirst)), got shape \(input.shape)")
+                    "\(kind.layerName): expected input \(batchFirst ? "[N, T, \(inputSize)]" : "[T, N, \(inputSize)]") (batchFirst: \(batchFirst)), got shape \(input.shape)")
         let x = batchFirst ? input.transpose(0, 1) : input
         let (steps, n) = (x.shape[0], x.shape[1])
         var layerInput = (0..<steps).map { x[$0] }

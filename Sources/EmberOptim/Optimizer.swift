@@ -47,9 +47,26 @@ open class Optimizer {
         }
         var seen = Set<ObjectIdentifier>()
         for g in paramGroups {
+            Optimizer.checkOptions(g.options, "\(type(of: self))")
             for p in g.params {
                 Ember.check(seen.insert(ObjectIdentifier(p)).inserted, "\(type(of: self)): some parameters appear in more than one parameter group")
             }
+        }
+    }
+
+    /// PyTorch's checks of the hyper-parameters (`Invalid learning rate: -1.0`), by their names.
+    static func checkOptions(_ o: [String: Double], _ name: String) {
+        func atLeast0(_ key: String, _ what: String) {
+            if let v = o[key] { Ember.check(v >= 0, "\(name): invalid \(what): \(v) (\(key) must be at least 0)") }
+        }
+        atLeast0("lr", "learning rate")
+        atLeast0("eps", "epsilon value")
+        atLeast0("weight_decay", "weight_decay value")
+        atLeast0("momentum", "momentum value")
+        atLeast0("alpha", "alpha value")
+        atLeast0("lr_decay", "lr_decay value")
+        for (i, key) in ["beta1", "beta2"].enumerated() {
+            if let v = o[key] { Ember.check(v >= 0 && v < 1, "\(name): invalid beta parameter at index \(i): \(v) (must be in [0, 1))") }
         }
     }
 

@@ -15,8 +15,21 @@ final class GEMMTests: XCTestCase {
                     let a = Tensor.randn(transA ? [k, m] : [m, k]), b = Tensor.randn([k, n])
                     let av = transA ? a.t() : a
                     let ref = av.to(.float64).toArray(Double.self), rb = b.to(.float64).toArray(Double.self)
+                    // The float64 triple loop on raw buffers (array accesses are slow in debug
+                    // builds, and slower still under CI's CPU emulator).
                     var want = [Double](repeating: 0, count: m * n)
-                    for i in 0..<m { for p in 0..<k { let x = ref[i * k + p]; for j in 0..<n { want[i * n + j] += x * rb[p * n + j] } } }
+                    want.withUnsafeMutableBufferPointer { w in
+                        ref.withUnsafeBufferPointer { a in
+                            rb.withUnsafeBufferPointer { b in
+                                for i in 0..<m {
+                                    for p in 0..<k {
+                                        let x = a[i * k + p], row = w.baseAddress! + i * n, brow = b.baseAddress! + p * n
+                                        for j in 0..<n { row[j] += x * brow[j] }
+                                    }
+                                }
+                            }
+                        }
+                    }
                     let saved = Ember.numThreads
                     Ember.numThreads = threads
                     let got = av.matmul(b)

@@ -20,17 +20,23 @@ final class KernelCompileTests: XCTestCase {
         // CUBIN for a recent data-center GPU, and PTX for the oldest architecture NVRTC does
         // not call deprecated (Ember needs compute capability 6.0+ for float64 atomics).
         let targets: [NVRTC.Target] = [nv.target(forArchitecture: 90), .ptx(75)]
-        var failures: [String] = []
-        for (name, source) in KernelSource.allModules() {
-            for target in targets {
-                do {
-                    let binary = try nv.compile(source, name: name + ".cu", target: target)
-                    if binary.count < 100 { failures.append("\(name) \(target): \(binary.count) bytes") }
-                } catch {
-                    failures.append("\(name) \(target): \(error)".prefix(3000).description)
-                }
+        // Every (module, target) pair on all cores: NVRTC compiles programs concurrently.
+        let jobs = KernelSource.allModules().flatMap { m in targets.map { (m.0, m.1, $0) } }
+        var results = [String?](repeating: nil, count: jobs.count)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
+            let (name, source, target) = jobs[i]
+            var failure: String? = nil
+            do {
+                let binary = try nv.compile(source, name: name + ".cu", target: target)
+                if binary.count < 100 { failure = "\(name) \(target): \(binary.count) bytes" }
+            } catch {
+                failure = "\(name) \(target): \(error)".prefix(3000).description
             }
+            lock.lock(); results[i] = failure; lock.unlock()
         }
+        let failures = results.compactMap { $0 }
+        XCTAssertGreaterThan(jobs.count, 60)
         XCTAssertEqual(failures, [], failures.joined(separator: "\n\n"))
     }
 

@@ -159,17 +159,30 @@ public func crossEntropy(_ logits: Tensor, _ target: Tensor, weight: Tensor? = n
     return nll * (1 - labelSmoothing) + smoothReduced * (labelSmoothing / Double(c))
 }
 
+/// Checks that a loss's input and target broadcast together (PyTorch broadcasts them too),
+/// naming the loss and both shapes when they do not.
+private func checkShapes(_ input: Tensor, _ target: Tensor, _ loss: String) {
+    checked {
+        do { _ = try broadcastShapes(input.shape, target.shape, op: loss) } catch {
+            throw EmberError.invalidArgument("\(loss): input \(fmt(input.shape)) and target \(fmt(target.shape)) cannot be broadcast together")
+        }
+    }
+}
+
 public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    checkShapes(input, target, "mseLoss")
     let d = input - target
     return reduce(d * d, reduction)
 }
 
 public func l1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
-    reduce((input - target).abs(), reduction)
+    checkShapes(input, target, "l1Loss")
+    return reduce((input - target).abs(), reduction)
 }
 
 /// Quadratic below `beta`, linear above (`smooth_l1_loss`).
 public func smoothL1Loss(_ input: Tensor, _ target: Tensor, beta: Double = 1, reduction: Reduction = .mean) -> Tensor {
+    checkShapes(input, target, "smoothL1Loss")
     let d = (input - target).abs()
     if beta == 0 { return reduce(d, reduction) }
     return reduce(Tensor.where(d.lt(beta), d * d * (0.5 / beta), d - 0.5 * beta), reduction)
@@ -177,12 +190,14 @@ public func smoothL1Loss(_ input: Tensor, _ target: Tensor, beta: Double = 1, re
 
 /// `huber_loss`: `smoothL1Loss · delta`.
 public func huberLoss(_ input: Tensor, _ target: Tensor, delta: Double = 1, reduction: Reduction = .mean) -> Tensor {
+    checkShapes(input, target, "huberLoss")
     let d = (input - target).abs()
     return reduce(Tensor.where(d.lt(delta), d * d * 0.5, (d - 0.5 * delta) * delta), reduction)
 }
 
 /// Binary cross-entropy on probabilities; logs are clamped at -100 as in PyTorch.
 public func binaryCrossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, reduction: Reduction = .mean) -> Tensor {
+    checkShapes(input, target, "binaryCrossEntropy")
     var l = -(target * input.log().clamp(min: -100) + (1 - target) * (1 - input).log().clamp(min: -100))
     if let weight { l = l * weight }
     return reduce(l, reduction)
@@ -191,6 +206,7 @@ public func binaryCrossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor
 /// Binary cross-entropy on logits, computed stably; `posWeight` scales the positive term.
 public func binaryCrossEntropyWithLogits(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, posWeight: Tensor? = nil,
                                          reduction: Reduction = .mean) -> Tensor {
+    checkShapes(input, target, "binaryCrossEntropyWithLogits")
     // log(1 + exp(-|x|)) + max(-x, 0) = -log σ(x)
     let logSigNeg = (-input.abs()).exp().log1p() + (-input).clamp(min: 0)
     var l: Tensor
@@ -206,6 +222,7 @@ public func binaryCrossEntropyWithLogits(_ input: Tensor, _ target: Tensor, weig
 
 /// Kullback–Leibler divergence with `input` as log-probabilities (`kl_div`).
 public func klDiv(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean, logTarget: Bool = false) -> Tensor {
+    checkShapes(input, target, "klDiv")
     let l: Tensor
     if logTarget {
         l = target.exp() * (target - input)
