@@ -83,16 +83,13 @@ public func assertClose(_ t: Tensor, fixture: Any?, scale: Double = 1, _ message
 }
 #endif
 
-/// Runs one test of this test binary again in a child process, with `environment` added to
-/// this one's and crash backtraces off, and returns its exit status and its output (standard
-/// output and error together). For checks that the program stops with a message. Nil when
-/// not running from an `.xctest` binary.
-public func runTestInChild(_ test: String, environment: [String: String]) throws -> (status: Int32, output: String)? {
-    let exe = URL(fileURLWithPath: CommandLine.arguments[0])
-    guard exe.lastPathComponent.hasSuffix(".xctest") else { return nil }
+/// Runs `executable` with `arguments`, `environment` added to this process's and crash
+/// backtraces off, and returns its exit status and its output (standard output and error
+/// together). For checks that a program stops with a message.
+public func runChild(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let p = Process()
-    p.executableURL = exe
-    p.arguments = [test]
+    p.executableURL = executable
+    p.arguments = arguments
     p.environment = ProcessInfo.processInfo.environment.merging(environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { a, _ in a }) { _, b in b }
     let out = Pipe()
     p.standardError = out
@@ -101,6 +98,14 @@ public func runTestInChild(_ test: String, environment: [String: String]) throws
     let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
     return (p.terminationStatus, text)
+}
+
+/// Runs one test of this test binary again in a child process (`runChild`). Nil when not
+/// running from an `.xctest` binary.
+public func runTestInChild(_ test: String, environment: [String: String]) throws -> (status: Int32, output: String)? {
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0])
+    guard exe.lastPathComponent.hasSuffix(".xctest") else { return nil }
+    return try runChild(exe, [test], environment: environment)
 }
 
 /// Points Ember's on-disk cache (compiled GPU kernels, `EMBER_CACHE_DIR`) at a directory this

@@ -1,3 +1,4 @@
+import EmberTestSupport
 import Foundation
 import XCTest
 
@@ -30,16 +31,6 @@ final class MisuseScenarioTests: XCTestCase {
     }
 
     private func run(_ exe: String, _ arguments: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = arguments
-        p.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { _, b in b }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        try runChild(URL(fileURLWithPath: exe), arguments)
     }
 }

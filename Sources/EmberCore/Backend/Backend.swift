@@ -84,41 +84,6 @@ public enum UnaryKind: Int, CaseIterable, Sendable {
              .reciprocal, .softplus, .leakyRelu, .powScalar: true
         }
     }
-
-    /// A representative op of this kind (parameters are kernel arguments, so any will do):
-    /// what kernel generators and compile checks iterate over.
-    public var representative: UnaryOp {
-        switch self {
-        case .neg: .neg
-        case .abs: .abs
-        case .sign: .sign
-        case .exp: .exp
-        case .log: .log
-        case .log1p: .log1p
-        case .expm1: .expm1
-        case .sqrt: .sqrt
-        case .rsqrt: .rsqrt
-        case .sin: .sin
-        case .cos: .cos
-        case .tanh: .tanh
-        case .sigmoid: .sigmoid
-        case .relu: .relu
-        case .gelu: .gelu
-        case .geluTanh: .geluTanh
-        case .silu: .silu
-        case .erf: .erf
-        case .reciprocal: .reciprocal
-        case .square: .square
-        case .floor: .floor
-        case .ceil: .ceil
-        case .round: .round
-        case .logicalNot: .logicalNot
-        case .softplus: .softplus(beta: 1, threshold: 20)
-        case .leakyRelu: .leakyRelu(slope: 0.01)
-        case .powScalar: .powScalar(2)
-        case .clamp: .clamp(min: 0, max: 1)
-        }
-    }
 }
 
 /// Elementwise functions of two tensors.
@@ -276,7 +241,7 @@ public protocol Backend: AnyObject {
 
     /// Per row of contiguous `logits [R, C]` and int64 `target [R]`:
     /// `lse[r] = log Σ exp(logits[r])`, `loss[r] = lse[r] − logits[r, target[r]]` and
-    /// `valid[r] = 1`, or 0 for all three rows' `loss`/`valid` where `target[r] == ignoreIndex`.
+    /// `valid[r] = 1`; `loss[r]` and `valid[r]` are 0 where `target[r] == ignoreIndex`.
     /// A target outside `0..<C` stops with "crossEntropy: target … is out of bounds".
     func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor, _ valid: Tensor)
     /// The logits' gradient: `out[r, j] = (exp(logits[r, j] − lse[r]) − [j = target[r]]) · grad[r]`,

@@ -157,7 +157,7 @@ extension CPUBackend {
     /// run near the kernel's peak. The bias is added while the product is copied out.
     public func convolution2d(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: WindowGeometry, _ out: Tensor) {
         let d = x.dtype
-        floatSwitch(d, "conv2d", {}, {})
+        guard d == .float32 || d == .float64 else { unsupported("conv2d", d) }
         let n = x.shape[0], o = w.shape[0], ck = g.columnRows, l = g.outHeight * g.outWidth
         let item = d.itemSize
         let wp = UnsafeRawPointer(base(w)), yp = base(out)
@@ -205,7 +205,7 @@ extension CPUBackend {
     /// image) into a per-thread partial sum of the weight gradient.
     public func convolution2dBackward(_ x: Tensor, _ w: Tensor, _ dy: Tensor, _ g: WindowGeometry, dx: Tensor?, dw: Tensor?) {
         let d = dy.dtype
-        floatSwitch(d, "conv2d backward", {}, {})
+        guard d == .float32 || d == .float64 else { unsupported("conv2d backward", d) }
         let n = dy.shape[0], o = w.shape[0], ck = g.columnRows, l = g.outHeight * g.outWidth
         let item = d.itemSize
         let wp = UnsafeRawPointer(base(w)), gp = UnsafeRawPointer(base(dy))
