@@ -22,6 +22,7 @@ public struct Fixtures {
 
 public struct Params {
     public let d: [String: Any]
+    public init(d: [String: Any]) { self.d = d }
     public func double(_ k: String) -> Double? { d[k].map(number) }
     public func int(_ k: String) -> Int? { d[k].map { Int(number($0)) } }
     public func ints(_ k: String) -> [Int]? { (d[k] as? [Any]).map { $0.map { Int(number($0)) } } }
@@ -31,6 +32,15 @@ public struct Params {
 }
 
 public struct FixtureInput {
+    public init(data: [Double], baseShape: [Int], shape: [Int], dtype: DType, recipe: String, raw: Bool) {
+        self.data = data
+        self.baseShape = baseShape
+        self.shape = shape
+        self.dtype = dtype
+        self.recipe = recipe
+        self.raw = raw
+    }
+
     public let data: [Double]
     public let baseShape: [Int]
     public let shape: [Int]
@@ -56,8 +66,13 @@ public struct FixtureInput {
 }
 
 public struct OpCase {
+    /// Which op table a case's `op` names: Ember's own fixture ops (`opTable`) or PyTorch's
+    /// OpInfo names (`opInfoTable`).
+    public enum Table: Sendable { case core, opInfo }
+
     public let name: String
     public let op: String
+    public let table: Table
     public let params: Params
     public let inputs: [FixtureInput]
     public let outputs: [(data: [Double], shape: [Int], dtype: DType)]
@@ -66,9 +81,25 @@ public struct OpCase {
     public let doubleV: [[Double]?]?
     public let doubleGrads: [[Double]]?
 
+    public init(name: String, op: String, table: Table, params: Params, inputs: [FixtureInput],
+                outputs: [(data: [Double], shape: [Int], dtype: DType)], upstream: [[Double]?]?, grads: [[Double]?]?,
+                doubleV: [[Double]?]?, doubleGrads: [[Double]]?) {
+        self.name = name
+        self.op = op
+        self.table = table
+        self.params = params
+        self.inputs = inputs
+        self.outputs = outputs
+        self.upstream = upstream
+        self.grads = grads
+        self.doubleV = doubleV
+        self.doubleGrads = doubleGrads
+    }
+
     public init(_ d: [String: Any]) {
         name = d["name"] as! String
         op = d["op"] as! String
+        table = .core
         params = Params(d: d["params"] as? [String: Any] ?? [:])
         inputs = (d["inputs"] as! [[String: Any]]).map {
             FixtureInput(data: numbers($0["data"]), baseShape: ($0["base_shape"] as! [Any]).map { Int(number($0)) },

@@ -3,9 +3,18 @@ import EmberCore
 /// Runs one case on `device` against PyTorch's values; returns failure messages.
 public func runOpCase(_ c: OpCase, device: Device = .cpu) -> [String] {
     var failures: [String] = []
-    guard let fn = opTable[c.op] else { return ["no Ember op for \(c.op)"] }
     let built = c.inputs.map { $0.build(device: device) }
-    let outs = fn(built.map(\.view), c.params)
+    let outs: [Tensor]
+    switch c.table {
+    case .core:
+        guard let fn = opTable[c.op] else { return ["no Ember op for \(c.op)"] }
+        outs = fn(built.map(\.view), c.params)
+    case .opInfo:
+        guard let fn = opInfoTable[c.op] else { return ["no Ember op for OpInfo's \(c.op)"] }
+        let call = OpCall(built.map(\.view), c.params)
+        outs = fn(call)
+        if !call.unread.isEmpty { return ["the adapter ignores " + call.unread.joined(separator: ", ")] }
+    }
     if outs.count != c.outputs.count { return ["\(outs.count) outputs, expected \(c.outputs.count)"] }
     for (i, (o, want)) in zip(outs, c.outputs).enumerated() {
         if o.shape != want.shape { failures.append("output \(i) shape \(o.shape) != \(want.shape)") }

@@ -57,11 +57,18 @@ func pythonNumbers(_ arguments: [String]) -> [Double]? {
 
 // MARK: 2. op fixtures
 /// The fixture cases of op `only` (all when nil) on the GPU; prints failures, returns their count.
+/// Every fixture case: Ember's own (`ops.json`) and PyTorch's OpInfo samples (`opinfo.json`
+/// beside it), each under its key (`softmax`, `opinfo:softmax`).
+func allCases() throws -> [(key: String, c: OpCase)] {
+    let core = try Fixtures(url: URL(fileURLWithPath: fixturesPath)).cases.map { (key: $0.op, c: $0) }
+    let opInfo = try OpInfoFixtures(besides: fixturesPath).cases.map { (key: "opinfo:" + $0.op, c: $0) }
+    return core + opInfo
+}
+
 func fixtures(only: String?) -> Int {
     var failed = 0
     do {
-        let fx = try Fixtures(url: URL(fileURLWithPath: fixturesPath))
-        let cases = fx.cases.filter { only == nil || $0.op == only }
+        let cases = try allCases().filter { only == nil || $0.key == only }.map(\.c)
         var bad: [String] = []
         for c in cases {
             let f = runOpCase(c, device: gpu)
@@ -384,15 +391,16 @@ func report(_ what: String, _ r: (status: Int32, output: String), echo: Bool = t
 }
 
 print("\n== op fixtures on \(gpu) (\(fixturesPath)), one child process per op")
-if let fx = try? Fixtures(url: URL(fileURLWithPath: fixturesPath)) {
+if let all = try? allCases() {
     var ops: [String] = []
-    for c in fx.cases where !ops.contains(c.op) { ops.append(c.op) }
+    var seen = Set<String>()
+    for (key, _) in all where seen.insert(key).inserted { ops.append(key) }
     var passed = 0, total = 0
     for op in ops {
         let r = child(["--section", "fixtures", "--op", op], timeout: 300)
         let counts = r.output.split(separator: "\n").first { $0.hasPrefix("FIXTURES ") }?.split(separator: " ").last?.split(separator: "/")
         if let counts, counts.count == 2, let a = Int(counts[0]), let b = Int(counts[1]) { passed += a; total += b }
-        else { total += fx.cases.filter { $0.op == op }.count }
+        else { total += all.filter { $0.key == op }.count }
         if r.status != 0 { report("fixtures of \(op)", r) }
     }
     print("op fixtures: \(passed) of \(total) cases pass on \(gpu)")

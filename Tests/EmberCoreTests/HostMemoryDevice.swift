@@ -36,6 +36,7 @@ final class HostMemoryDevice: Backend {
     func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) { cpu.maxPool2d(x, g, out, indices) }
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) { cpu.maxPool2dBackward(grad, indices, out) }
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool) { cpu.softmax(x, out, log: log) }
+    func scan(_ op: ScanOp, _ x: Tensor, dim: Int, _ out: Tensor) { cpu.scan(op, x, dim: dim, out) }
     func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor, _ valid: Tensor) {
         cpu.crossEntropyRows(logits, target, ignoreIndex: ignoreIndex, loss, lse, valid)
     }

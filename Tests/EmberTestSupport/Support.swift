@@ -39,6 +39,11 @@ public enum TestFixtures {
         return f
     }()
 
+    /// PyTorch's OpInfo samples (`opinfo.json` + `opinfo.safetensors`).
+    public static let opInfo: OpInfoFixtures = {
+        do { return try OpInfoFixtures(besides: path("opinfo.json")) } catch { fatalError("cannot load the OpInfo fixtures: \(error)") }
+    }()
+
     /// PyTorch's layers, losses, optimizers and schedulers (`nn.json`).
     public static let nn: [String: Any] = json("nn")
 }

@@ -21,9 +21,10 @@ extension KernelSource {
         case .ceil: return float ? "ember_ceil(x)" : "x"
         case .round: return float ? "ember_rint(x)" : "x"
         case .logicalNot: return "(x == 0)"
+        // min(max(x, lo), hi): a lower bound above the upper one gives the upper one.
         case .clamp: return float
-            ? "(x != x ? x : (x < (\(t))p0 ? (\(t))p0 : (x > (\(t))p1 ? (\(t))p1 : x)))"
-            : "(x < (\(t))p0 ? (\(t))p0 : (x > (\(t))p1 ? (\(t))p1 : x))"
+            ? "(x != x ? x : ((x < (\(t))p0 ? (\(t))p0 : x) > (\(t))p1 ? (\(t))p1 : (x < (\(t))p0 ? (\(t))p0 : x)))"
+            : "((x < (\(t))p0 ? (\(t))p0 : x) > (\(t))p1 ? (\(t))p1 : (x < (\(t))p0 ? (\(t))p0 : x))"
         case .exp: return float ? "ember_exp(x)" : nil
         case .log: return float ? "ember_log(x)" : nil
         case .log1p: return float ? "ember_log1p(x)" : nil
@@ -43,6 +44,9 @@ extension KernelSource {
         case .softplus: return float ? "(x * (\(t))p0 > (\(t))p1 ? x : ember_log1p(ember_exp(x * (\(t))p0)) / (\(t))p0)" : nil
         case .leakyRelu: return float ? "(x > 0 ? x : x * (\(t))p0)" : nil
         case .powScalar: return float ? "ember_pow(x, (\(t))p0)" : nil
+        case .trunc: return float ? "ember_trunc(x)" : "x"
+        case .tan, .asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh, .atanh, .erfc, .exp2, .log2, .log10:
+            return float ? "ember_\(op.name)(x)" : nil
         }
     }
 
@@ -66,6 +70,12 @@ extension KernelSource {
         case .logicalAnd: return "(a != 0 && b != 0)"
         case .logicalOr: return "(a != 0 || b != 0)"
         case .reluBackward: return "(b > 0 ? a : (\(t))0)"
+        case .atan2: return "ember_atan2(a, b)"
+        case .hypot: return "ember_hypot(a, b)"
+        case .copysign: return "ember_copysign(a, b)"
+        case .fmod: return float ? "ember_fmod(a, b)" : "(b == 0 ? 0 : a % b)"
+        case .remainder: return float ? "ember_remainder(a, b)" : "ember_iremainder(a, b)"
+        case .floorDivide: return float ? "ember_floordiv(a, b)" : "ember_ifloordiv(a, b)"
         }
     }
 
@@ -74,6 +84,7 @@ extension KernelSource {
     public static func elementwiseModule(_ d: DType) -> String {
         var s = prelude + "\n"
         let t = compute(d), st = storage(d)
+        let float = d.isFloatingPoint
         func strided(_ name: String, _ params: String, _ body: String) {
             s += """
             extern "C" __global__ void \(name)(Geo g, \(params), double p0, double p1) {
@@ -97,7 +108,7 @@ extension KernelSource {
             strided(ElementwiseKernel.unary(op, d).name, "\(storage(outD))* out, const \(st)* in",
                     "\(t) x = \(load(d, "in[o[1]]")); out[o[0]] = \(store(outD, e));")
         }
-        for op in BinaryOp.allCases {
+        for op in BinaryOp.allCases where float || !op.needsFloat {
             let outD: DType = op.isPredicate ? .bool : d
             strided(ElementwiseKernel.binary(op, d).name, "\(storage(outD))* out, const \(st)* A, const \(st)* B",
                     "\(t) a = \(load(d, "A[o[1]]")), b = \(load(d, "B[o[2]]")); out[o[0]] = \(store(outD, binaryExpression(op, t)));")

@@ -150,6 +150,69 @@ public enum KernelSource {
     __device__ __forceinline__ double ember_rint(double x) { return rint(x); }
     __device__ __forceinline__ float ember_pow(float a, float b) { return powf(a, b); }
     __device__ __forceinline__ double ember_pow(double a, double b) { return pow(a, b); }
+    __device__ __forceinline__ float ember_tan(float x) { return tanf(x); }
+    __device__ __forceinline__ double ember_tan(double x) { return tan(x); }
+    __device__ __forceinline__ float ember_asin(float x) { return asinf(x); }
+    __device__ __forceinline__ double ember_asin(double x) { return asin(x); }
+    __device__ __forceinline__ float ember_acos(float x) { return acosf(x); }
+    __device__ __forceinline__ double ember_acos(double x) { return acos(x); }
+    __device__ __forceinline__ float ember_atan(float x) { return atanf(x); }
+    __device__ __forceinline__ double ember_atan(double x) { return atan(x); }
+    __device__ __forceinline__ float ember_sinh(float x) { return sinhf(x); }
+    __device__ __forceinline__ double ember_sinh(double x) { return sinh(x); }
+    __device__ __forceinline__ float ember_cosh(float x) { return coshf(x); }
+    __device__ __forceinline__ double ember_cosh(double x) { return cosh(x); }
+    __device__ __forceinline__ float ember_asinh(float x) { return asinhf(x); }
+    __device__ __forceinline__ double ember_asinh(double x) { return asinh(x); }
+    __device__ __forceinline__ float ember_acosh(float x) { return acoshf(x); }
+    __device__ __forceinline__ double ember_acosh(double x) { return acosh(x); }
+    __device__ __forceinline__ float ember_atanh(float x) { return atanhf(x); }
+    __device__ __forceinline__ double ember_atanh(double x) { return atanh(x); }
+    __device__ __forceinline__ float ember_trunc(float x) { return truncf(x); }
+    __device__ __forceinline__ double ember_trunc(double x) { return trunc(x); }
+    __device__ __forceinline__ float ember_erfc(float x) { return erfcf(x); }
+    __device__ __forceinline__ double ember_erfc(double x) { return erfc(x); }
+    __device__ __forceinline__ float ember_exp2(float x) { return exp2f(x); }
+    __device__ __forceinline__ double ember_exp2(double x) { return exp2(x); }
+    __device__ __forceinline__ float ember_log2(float x) { return log2f(x); }
+    __device__ __forceinline__ double ember_log2(double x) { return log2(x); }
+    __device__ __forceinline__ float ember_log10(float x) { return log10f(x); }
+    __device__ __forceinline__ double ember_log10(double x) { return log10(x); }
+    __device__ __forceinline__ float ember_atan2(float a, float b) { return atan2f(a, b); }
+    __device__ __forceinline__ double ember_atan2(double a, double b) { return atan2(a, b); }
+    __device__ __forceinline__ float ember_hypot(float a, float b) { return hypotf(a, b); }
+    __device__ __forceinline__ double ember_hypot(double a, double b) { return hypot(a, b); }
+    __device__ __forceinline__ float ember_copysign(float a, float b) { return copysignf(a, b); }
+    __device__ __forceinline__ double ember_copysign(double a, double b) { return copysign(a, b); }
+    __device__ __forceinline__ float ember_fmod(float a, float b) { return fmodf(a, b); }
+    __device__ __forceinline__ double ember_fmod(double a, double b) { return fmod(a, b); }
+    // Python's % and // on floats, as PyTorch computes them (div_floor_floating).
+    template <typename T> __device__ __forceinline__ T ember_remainder(T a, T b) {
+        T m = ember_fmod(a, b);
+        if (m != 0 && ((b < 0) != (m < 0))) m += b;
+        return m;
+    }
+    template <typename T> __device__ __forceinline__ T ember_floordiv(T a, T b) {
+        if (b == 0) return a / b;
+        T m = ember_fmod(a, b), d = (a - m) / b;
+        if (m != 0 && ((b < 0) != (m < 0))) d -= 1;
+        if (d == 0) return ember_copysign((T)0, a / b);
+        T f = ember_floor(d);
+        if (d - f > (T)0.5) f += 1;
+        return f;
+    }
+    template <typename T> __device__ __forceinline__ T ember_iremainder(T a, T b) {
+        if (b == 0) return 0;
+        T m = a % b;
+        if (m != 0 && ((b < 0) != (m < 0))) m += b;
+        return m;
+    }
+    template <typename T> __device__ __forceinline__ T ember_ifloordiv(T a, T b) {
+        if (b == 0) return 0;
+        T q = a / b;
+        if (((a < 0) != (b < 0)) && a % b != 0) q -= 1;
+        return q;
+    }
     template <typename T> __device__ __forceinline__ T ember_ipow(T a, T b) {
         if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
         T r = 1; while (b) { if (b & 1) r *= a; a *= a; b >>= 1; } return r;

@@ -126,6 +126,7 @@ extension KernelSource {
 
             """
         }
+        s += scanKernels(d)
         if d.isFloatingPoint {
             s += rowStats(d) + """
             // One block per row: softmax (or log-softmax) over n contiguous values.
@@ -138,6 +139,60 @@ extension KernelSource {
                 for (long long j = threadIdx.x; j < n; j += blockDim.x) {
                     \(t) v = \(load(d, "xr[j]")) - m;
                     orow[j] = \(store(d, "logMode ? v - ember_log(sum) : ember_exp(v) / sum"));
+                }
+            }
+
+            """
+        }
+        return s
+    }
+
+    /// Inclusive scans (`ScanOp`) along one dimension: one block per line; each thread
+    /// scans a contiguous chunk, the chunk totals are scanned in shared memory, and a second
+    /// pass writes every element. float32 accumulates in double, as the CPU does.
+    static func scanKernels(_ d: DType) -> String {
+        let st = storage(d)
+        let acc = d.isFloatingPoint ? "double" : "long long"
+        var s = """
+        __device__ __forceinline__ double ember_lae(double a, double b) {
+            double hi = a > b ? a : b, lo = a > b ? b : a;
+            if (a != a || b != b) return a + b;
+            if (lo == -EMBER_INF || hi == EMBER_INF) return hi;
+            return hi + log1p(exp(lo - hi));
+        }
+
+        """
+        for op in ScanOp.allCases {
+            let (identity, combine): (String, String)
+            switch op {
+            case .sum: (identity, combine) = ("0", "a + b")
+            case .prod: (identity, combine) = ("1", "a * b")
+            case .logSumExp:
+                guard d.isFloatingPoint else { continue }
+                (identity, combine) = ("-EMBER_INF", "ember_lae(a, b)")
+            }
+            s += """
+            extern "C" __global__ void \(name("scan", op.name, d.description))(Geo gk, long long n, long long sx, long long so, \(st)* out, const \(st)* in) {
+                __shared__ \(acc) part[256];
+                long long line = blockIdx.x;
+                if (line >= gk.n) return;
+                long long base[4]; ember_offsets(gk, line, base);
+                long long chunk = (n + blockDim.x - 1) / blockDim.x;
+                long long lo = threadIdx.x * chunk, hi = lo + chunk < n ? lo + chunk : n;
+                \(acc) r = \(identity);
+                for (long long j = lo; j < hi; j++) { \(acc) a = r, b = (\(acc))\(load(d, "in[base[1] + j * sx]")); r = \(combine); }
+                part[threadIdx.x] = r;
+                __syncthreads();
+                if (threadIdx.x == 0) {
+                    \(acc) run = \(identity);
+                    for (int t = 0; t < blockDim.x; t++) { \(acc) a = run, b = part[t]; part[t] = run; run = \(combine); }
+                }
+                __syncthreads();
+                r = part[threadIdx.x];
+                for (long long j = lo; j < hi; j++) {
+                    \(acc) a = r, b = (\(acc))\(load(d, "in[base[1] + j * sx]"));
+                    r = \(combine);
+                    out[base[0] + j * so] = \(store(d, "r"));
                 }
             }
 
@@ -198,6 +253,19 @@ extension CUDABackend {
         let args = KernelArgs.forThisThread().addWords(gk).addWords(gr).add(address(out)).add(address(x))
         let (kernel, grid, block) = ReductionKernel.plan(outputs: out.count, reduced: dims.map { x.shape[$0] }.reduce(1, *))
         dev.launch(self.kernel(.reduce, d, KernelSource.name(kernel.rawValue, op.name, d.description)), grid: grid, block: block, args)
+    }
+
+    func scan(_ op: ScanOp, _ x: Tensor, dim: Int, _ out: Tensor) {
+        if x.count == 0 { return }
+        let others = (0..<x.rank).filter { $0 != dim }
+        let gk = geo(others.map { x.shape[$0] }, [(others.map { out.strides[$0] }, 0), (others.map { x.strides[$0] }, 0)])
+        let n = x.rank == 0 ? 1 : x.shape[dim]
+        let sx = x.rank == 0 ? 0 : x.strides[dim], so = x.rank == 0 ? 0 : out.strides[dim]
+        var block = 32
+        while block < 256 && block * 8 < n { block *= 2 }
+        let args = KernelArgs.forThisThread().addWords(gk).add(Int64(n)).add(Int64(sx)).add(Int64(so)).add(address(out)).add(address(x))
+        dev.launch(kernel(.reduce, x.dtype, KernelSource.name("scan", op.name, x.dtype.description)),
+                   grid: x.count / n, block: block, args)
     }
 
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool) {

@@ -11,6 +11,7 @@
 public enum UnaryOp: Equatable, Sendable {
     case neg, abs, sign, exp, log, log1p, expm1, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu
     case gelu, geluTanh, silu, erf, reciprocal, square, floor, ceil, round, logicalNot
+    case tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh, trunc, erfc, exp2, log2, log10
     case softplus(beta: Double, threshold: Double)
     case leakyRelu(slope: Double)
     case powScalar(Double)
@@ -42,6 +43,20 @@ public enum UnaryOp: Equatable, Sendable {
         case .ceil: .ceil
         case .round: .round
         case .logicalNot: .logicalNot
+        case .tan: .tan
+        case .asin: .asin
+        case .acos: .acos
+        case .atan: .atan
+        case .sinh: .sinh
+        case .cosh: .cosh
+        case .asinh: .asinh
+        case .acosh: .acosh
+        case .atanh: .atanh
+        case .trunc: .trunc
+        case .erfc: .erfc
+        case .exp2: .exp2
+        case .log2: .log2
+        case .log10: .log10
         case .softplus: .softplus
         case .leakyRelu: .leakyRelu
         case .powScalar: .powScalar
@@ -58,7 +73,8 @@ public enum UnaryOp: Equatable, Sendable {
         case .powScalar(let e): (e, 0)
         case .clamp(let lo, let hi): (lo ?? -.infinity, hi ?? .infinity)
         case .neg, .abs, .sign, .exp, .log, .log1p, .expm1, .sqrt, .rsqrt, .sin, .cos, .tanh, .sigmoid, .relu,
-             .gelu, .geluTanh, .silu, .erf, .reciprocal, .square, .floor, .ceil, .round, .logicalNot: (0, 0)
+             .gelu, .geluTanh, .silu, .erf, .reciprocal, .square, .floor, .ceil, .round, .logicalNot,
+             .tan, .asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh, .atanh, .trunc, .erfc, .exp2, .log2, .log10: (0, 0)
         }
     }
 
@@ -70,6 +86,7 @@ public enum UnaryOp: Equatable, Sendable {
 public enum UnaryKind: Int, CaseIterable, Sendable {
     case neg, abs, sign, exp, log, log1p, expm1, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu
     case gelu, geluTanh, silu, erf, reciprocal, square, floor, ceil, round, logicalNot
+    case tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh, trunc, erfc, exp2, log2, log10
     case softplus, leakyRelu, powScalar, clamp
 
     private static let names = allCases.map { String(describing: $0) }
@@ -79,9 +96,10 @@ public enum UnaryKind: Int, CaseIterable, Sendable {
     /// Ops that only exist for floating point (integer inputs are promoted first).
     public var needsFloat: Bool {
         switch self {
-        case .neg, .abs, .sign, .relu, .square, .floor, .ceil, .round, .logicalNot, .clamp: false
+        case .neg, .abs, .sign, .relu, .square, .floor, .ceil, .round, .logicalNot, .clamp, .trunc: false
         case .exp, .log, .log1p, .expm1, .sqrt, .rsqrt, .sin, .cos, .tanh, .sigmoid, .gelu, .geluTanh, .silu, .erf,
-             .reciprocal, .softplus, .leakyRelu, .powScalar: true
+             .reciprocal, .softplus, .leakyRelu, .powScalar, .tan, .asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh,
+             .atanh, .erfc, .exp2, .log2, .log10: true
         }
     }
 }
@@ -91,6 +109,10 @@ public enum BinaryOp: Int, CaseIterable, Sendable {
     case add, sub, mul, div, pow, maximum, minimum
     case eq, ne, lt, le, gt, ge
     case logicalAnd, logicalOr
+    /// C's `atan2`, `hypot`, `copysign`; `fmod` (the remainder with the dividend's sign),
+    /// `remainder` (the divisor's sign, Python's `%`), `floorDivide` (`⌊a / b⌋`, computed as
+    /// PyTorch does so that `a == b · floorDivide(a, b) + remainder(a, b)` holds in floats).
+    case atan2, hypot, copysign, fmod, remainder, floorDivide
     /// `b > 0 ? a : 0`: ReLU's backward from the gradient `a` and the output `b` (PyTorch's
     /// `threshold_backward`), one pass instead of a comparison, a conversion and a product.
     case reluBackward
@@ -103,9 +125,27 @@ public enum BinaryOp: Int, CaseIterable, Sendable {
     public var isPredicate: Bool {
         switch self {
         case .eq, .ne, .lt, .le, .gt, .ge, .logicalAnd, .logicalOr: true
-        case .add, .sub, .mul, .div, .pow, .maximum, .minimum, .reluBackward: false
+        case .add, .sub, .mul, .div, .pow, .maximum, .minimum, .reluBackward, .atan2, .hypot, .copysign, .fmod,
+             .remainder, .floorDivide: false
         }
     }
+
+    /// Ops that only exist for floating point (integer inputs are promoted first).
+    public var needsFloat: Bool {
+        switch self {
+        case .atan2, .hypot, .copysign: true
+        case .add, .sub, .mul, .div, .pow, .maximum, .minimum, .eq, .ne, .lt, .le, .gt, .ge, .logicalAnd, .logicalOr,
+             .reluBackward, .fmod, .remainder, .floorDivide: false
+        }
+    }
+}
+
+/// Inclusive scans along one dimension (`cumsum`, `cumprod`, `logcumsumexp`).
+public enum ScanOp: Int, CaseIterable, Sendable {
+    case sum, prod, logSumExp
+
+    private static let names = allCases.map { String(describing: $0) }
+    public var name: String { ScanOp.names[rawValue] }
 }
 
 /// Reductions over some dimensions.
@@ -187,6 +227,8 @@ public protocol Backend: AnyObject {
     func reduce(_ op: ReduceOp, _ x: Tensor, dims: [Int], _ out: Tensor)
     /// Softmax (or log-softmax with `log`) over the last dimension of a contiguous tensor.
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool)
+    /// Inclusive scan of `x` (any layout) along `dim` into contiguous `out` of `x`'s shape.
+    func scan(_ op: ScanOp, _ x: Tensor, dim: Int, _ out: Tensor)
 
     // MARK: linear algebra (+Linalg)
 

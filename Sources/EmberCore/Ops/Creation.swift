@@ -57,6 +57,18 @@ extension Tensor {
     /// stored as float64; on another device it is written by a fill there (no host-to-device
     /// copy, no synchronisation), in the type a floating-point `t` computes in (the op would
     /// round it to that type anyway), which saves a conversion kernel.
+    /// A Swift number as an operand of `t`'s ops: a 0-dim tensor on `t`'s device that ranks
+    /// lowest in type promotion, as PyTorch treats a Python number (`x + 2.5` keeps x's dtype).
+    public static func number(_ v: Double, like t: Tensor) -> Tensor { wrapped(v, like: t) }
+    /// An integer operand of `t`'s ops (`x + 2` keeps an int32 tensor int32).
+    public static func number(_ v: Int, like t: Tensor) -> Tensor { wrapped(v, like: t) }
+    /// A bool operand of `t`'s ops.
+    public static func number(_ v: Bool, like t: Tensor) -> Tensor {
+        let s = Tensor(scalar: v, device: t.device)
+        s.isWrappedNumber = true
+        return s
+    }
+
     static func wrapped(_ v: Double, like t: Tensor) -> Tensor {
         let type: DType = t.device != .cpu && t.dtype.isFloatingPoint ? t.dtype.computeType : .float64
         let s = Tensor(uninitialized: [], dtype: type, device: t.device)

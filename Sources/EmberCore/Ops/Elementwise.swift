@@ -21,7 +21,7 @@ extension Tensor {
                 "\(name()): expected all tensors to be on the same device, but found \(a.device) and \(b.device)"))
         }
         var common = ResultType.of2(a, b)
-        if op == .div || op == .pow && common == .bool { common = common.floatResult }
+        if op == .div || op.needsFloat || op == .pow && common == .bool { common = common.floatResult }
         if common == .bool && op == .sub {
             misuse(EmberError.invalidArgument("\(name()): subtraction with two bool tensors is not supported; use logicalXor or ne"))
         }
@@ -42,7 +42,7 @@ extension Tensor {
     }
 
     /// Records a unary op with its derivative (dispatch + graph in one place).
-    private func unary(_ op: UnaryOp, _ name: String, saveOutput: Bool = false,
+    func unary(_ op: UnaryOp, _ name: String, saveOutput: Bool = false,
                        _ derivative: @escaping (BackwardContext, Tensor) -> Tensor?) -> Tensor {
         let y = unaryKernel(op)
         if y.dtype.isFloatingPoint && anyNeedsGrad(self) {
@@ -164,10 +164,13 @@ extension Tensor {
     /// Limits values to `[min, max]` (either bound may be nil).
     public func clamp(min: Double? = nil, max: Double? = nil) -> Tensor {
         checked { try require(min != nil || max != nil, "clamp: at least one of 'min' or 'max' must not be nil") }
+        // min(max(x, min), max), as PyTorch: a lower bound above the upper one gives the upper
+        // one everywhere. The gradient passes strictly inside the bounds (PyTorch ≥ 2.x: 0 at
+        // x == min or x == max).
         return unary(.clamp(min: min, max: max), "ClampBackward") { c, x in
             var mask = Tensor.onesLike(x, dtype: .bool)
-            if let min { mask = mask.logicalAnd(x.ge(min)) }
-            if let max { mask = mask.logicalAnd(x.le(max)) }
+            if let min { mask = mask.logicalAnd(x.gt(min)) }
+            if let max { mask = mask.logicalAnd(x.lt(max)) }
             return c.grad * mask
         }
     }

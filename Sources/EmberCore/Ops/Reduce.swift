@@ -2,6 +2,11 @@ extension Tensor {
     /// Normalised, sorted, unique reduction dims (nil = all).
     func reductionDims(_ dims: [Int]?, op: String) -> [Int] {
         guard let dims, !dims.isEmpty else { return Array(0..<rank) }
+        if rank == 0 {
+            // A 0-dim tensor takes dim 0 or -1 and has nothing to reduce.
+            for d in dims { _ = checked { try normalizeDim(d, 0, op: op) } }
+            return []
+        }
         return checked {
             let d = try dims.map { try normalizeDim($0, rank, op: op) }
             try require(Set(d).count == d.count, "\(op): dim appears multiple times in the list of dims \(fmt(dims))")
@@ -152,6 +157,7 @@ extension Tensor {
     public func argmax(dim: Int? = nil, keepdim: Bool = false) -> Tensor {
         guard let dim else { return reshape([-1]).argmax(dim: 0) }
         let d = checked { try normalizeDim(dim, rank, op: "argmax") }
+        if rank == 0 { return Tensor.zeros([], dtype: .int64, device: device) }
         let r = reduceKernel(.argmax, [d])
         return keepdim ? r : dropDims(r, [d])
     }
@@ -160,6 +166,7 @@ extension Tensor {
     public func argmin(dim: Int? = nil, keepdim: Bool = false) -> Tensor {
         guard let dim else { return reshape([-1]).argmin(dim: 0) }
         let d = checked { try normalizeDim(dim, rank, op: "argmin") }
+        if rank == 0 { return Tensor.zeros([], dtype: .int64, device: device) }
         let r = reduceKernel(.argmin, [d])
         return keepdim ? r : dropDims(r, [d])
     }
@@ -232,7 +239,7 @@ extension Tensor {
 
     private func softmaxKernel(dim: Int, log: Bool) -> Tensor {
         let d = checked { try normalizeDim(dim, rank, op: log ? "logSoftmax" : "softmax") }
-        if rank == 0 { return log ? Tensor.zerosLike(self.to(dtype.floatResult)) : Tensor.onesLike(self.to(dtype.floatResult)) }
+        if rank == 0 { return reshape([1]).softmaxKernel(dim: 0, log: log).reshape([]) }
         let last = rank - 1
         // The kernel works on contiguous rows: move `dim` last, compute, move it back.
         let x = (d == last ? self : transpose(d, last)).cast(dtype.floatResult.computeType).contiguous()
@@ -243,6 +250,7 @@ extension Tensor {
         if anyNeedsGrad(self) {
             let input = self
             record(out, log ? "LogSoftmaxBackward" : "SoftmaxBackward", [self], saveOutput: true) { c in
+                if input.count == 0 { return [c.grad] }
                 if c.createGraph {
                     // Differentiable formulation for higher-order gradients.
                     let m = withNoGrad { input.max(dim: d, keepdim: true).values }

@@ -10,7 +10,7 @@ extension Tensor {
 
     /// A view that selects part of `self` (narrow, select, strided slices). Its gradient is
     /// the upstream gradient placed into zeros of the base's shape, itself differentiable.
-    private func partialView(_ layout: Layout, _ name: String, _ sameView: @escaping (Tensor) -> Tensor) -> Tensor {
+    func partialView(_ layout: Layout, _ name: String, _ sameView: @escaping (Tensor) -> Tensor) -> Tensor {
         let baseShape = shape
         return view(layout, name) { g in Tensor.embed(g, baseShape: baseShape, sameView, name) }
     }
@@ -254,6 +254,11 @@ extension Tensor {
     /// Concatenates tensors along `dim` (`torch.cat`).
     public static func cat(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
         checked { try require(!tensors.isEmpty, "cat: expected a non-empty list of Tensors") }
+        // PyTorch's legacy rule: 1-D empty tensors are skipped when other tensors are not.
+        let isLegacyEmpty = { (t: Tensor) in t.rank == 1 && t.shape[0] == 0 }
+        if tensors.contains(where: isLegacyEmpty) && !tensors.allSatisfy(isLegacyEmpty) {
+            return cat(tensors.filter { !isLegacyEmpty($0) }, dim: dim)
+        }
         let first = tensors[0]
         let d = checked { try normalizeDim(dim, first.rank, op: "cat") }
         let dtype = tensors.dropFirst().reduce(first.dtype) { DType.promote($0, $1.dtype) }

@@ -142,7 +142,7 @@ extension CPUBackend {
             case .sign: run { $0 > T.zero ? T.one : ($0 < T.zero ? T.sub(T.zero, T.one) : T.zero) }
             case .relu: run { $0 > T.zero ? $0 : T.zero }
             case .square: run { T.mul($0, $0) }
-            case .floor, .ceil, .round: run { $0 }
+            case .floor, .ceil, .round, .trunc: run { $0 }
             case .clamp(let lo, let hi):
                 // Compare in Int64 so that bounds outside the type's range never wrap.
                 let l = lo.map { Int64(Swift.max(Swift.min($0.rounded(.up), 9e18), -9e18)) }
@@ -150,11 +150,12 @@ extension CPUBackend {
                 run { v in
                     var r = v.asInt64
                     if let l, r < l { r = l }
-                    if let h, r > h { r = h }
+                    if let h, r > h { r = h }  // min > max gives max, as in PyTorch
                     return T(fromInt64: r)
                 }
             case .exp, .log, .log1p, .expm1, .sqrt, .rsqrt, .sin, .cos, .tanh, .sigmoid, .gelu, .geluTanh, .silu, .erf,
-                 .reciprocal, .softplus, .leakyRelu, .powScalar, .logicalNot:
+                 .reciprocal, .softplus, .leakyRelu, .powScalar, .logicalNot, .tan, .asin, .acos, .atan, .sinh, .cosh,
+                 .asinh, .acosh, .atanh, .erfc, .exp2, .log2, .log10:
                 // Promoted to floating point by the op (logicalNot has its own kernel above).
                 fatalError("\(op.kind.name): reached the integer kernel (please report this)")
             }
@@ -215,6 +216,20 @@ extension CPUBackend {
             case .floor: run { $0.rounded(.down) }
             case .ceil: run { $0.rounded(.up) }
             case .round: run { $0.rounded(.toNearestOrEven) }
+            case .trunc: run { $0.rounded(.towardZero) }
+            case .tan: run { T.tan($0) }
+            case .asin: run { T.asin($0) }
+            case .acos: run { T.acos($0) }
+            case .atan: run { T.atan($0) }
+            case .sinh: run { T.sinh($0) }
+            case .cosh: run { T.cosh($0) }
+            case .asinh: run { T.asinh($0) }
+            case .acosh: run { T.acosh($0) }
+            case .atanh: run { T.atanh($0) }
+            case .erfc: run { T.erfc($0) }
+            case .exp2: run { T.exp2($0) }
+            case .log2: run { T.log2($0) }
+            case .log10: run { T.log10($0) }
             case .softplus(let beta, let threshold):
                 let b = T(beta), th = T(threshold)
                 run { v in v * b > th ? v : T.log(onePlus: T.exp(v * b)) / b }
@@ -228,7 +243,8 @@ extension CPUBackend {
                 }
             case .clamp(let lo, let hi):
                 let l = lo.map { T($0) } ?? -T.infinity, h = hi.map { T($0) } ?? T.infinity
-                run { v in v.isNaN ? v : (v < l ? l : (v > h ? h : v)) }
+                // min(max(x, min), max): a lower bound above the upper one gives the upper one.
+                run { v in v.isNaN ? v : Swift.min(Swift.max(v, l), h) }
             case .logicalNot: fatalError("unreachable")
             }
         }
@@ -241,7 +257,8 @@ extension CPUBackend {
         case .sub: 1
         case .mul: 2
         case .div: 3
-        case .pow, .maximum, .minimum, .eq, .ne, .lt, .le, .gt, .ge, .logicalAnd, .logicalOr, .reluBackward: nil
+        case .pow, .maximum, .minimum, .eq, .ne, .lt, .le, .gt, .ge, .logicalAnd, .logicalOr, .reluBackward, .atan2,
+             .hypot, .copysign, .fmod, .remainder, .floorDivide: nil
         }
         if a.dtype == .float32 && CPUFeatures.active >= .avx2, let code, p.shape.count == 1, p.innerStride(0) == 1, p.innerStride(1) == 1, p.innerStride(2) <= 1 {
             // Contiguous float32 arithmetic (b contiguous or one broadcast value): the AVX2 loop
@@ -290,8 +307,36 @@ extension CPUBackend {
                 case .logicalAnd: apply(ob) { $0 != T.zero && $1 != T.zero }
                 case .logicalOr: apply(ob) { $0 != T.zero || $1 != T.zero }
                 case .reluBackward: apply(o) { $1 > T.zero ? $0 : T.zero }
+                case .fmod: apply(o) { T.fmod($0, $1) }
+                case .remainder: apply(o) { T.remainder($0, $1) }
+                case .floorDivide: apply(o) { T.floorDivide($0, $1) }
+                case .atan2, .hypot, .copysign: fatalError("\(op.name): reached the generic kernel (please report this)")
                 }
             }
+        }
+        if op.needsFloat {
+            /// The float-only ops (the op promotes integers first).
+            func real<T: BinaryFloatingPoint & Real & CPUNumber>(_: T.Type) {
+                let pa = UnsafePointer(a.ptr(T.self)), pb = UnsafePointer(b.ptr(T.self)), po = out.ptr(T.self)
+                forEachRun(p) { off, n in
+                    let x = pa + off[1], y = pb + off[2], r = po + off[0]
+                    @inline(__always) func apply(_ f: (T, T) -> T) { for i in 0..<n { r[i * so] = f(x[i * sa], y[i * sb]) } }
+                    switch op {
+                    case .atan2: apply { T.atan2(y: $0, x: $1) }
+                    case .hypot: apply { T.hypot($0, $1) }
+                    case .copysign: apply { T(signOf: $1, magnitudeOf: $0) }
+                    case .add, .sub, .mul, .div, .pow, .maximum, .minimum, .eq, .ne, .lt, .le, .gt, .ge, .logicalAnd,
+                         .logicalOr, .reluBackward, .fmod, .remainder, .floorDivide:
+                        fatalError("\(op.name): not a float-only op (please report this)")
+                    }
+                }
+            }
+            switch a.dtype {
+            case .float32: real(Float.self)
+            case .float64: real(Double.self)
+            default: unsupported(op.name, a.dtype)
+            }
+            return
         }
         numericSwitch(a.dtype, op.name, { typed(Float.self) }, { typed(Double.self) }, { typed(Int64.self) },
                       { typed(Int32.self) }, { typed(UInt8.self) }, { typed(Bool.self) })

@@ -1,3 +1,4 @@
+import RealModule
 import CEmberKernels
 import EmberCPU
 
@@ -202,5 +203,67 @@ extension CPUBackend {
                 }
             }
         }
+    }
+
+    public func scan(_ op: ScanOp, _ x: Tensor, dim: Int, _ out: Tensor) {
+        let shape = x.shape
+        if x.count == 0 { return }
+        let n = shape.isEmpty ? 1 : shape[dim]
+        let sx = shape.isEmpty ? 0 : x.strides[dim], so = shape.isEmpty ? 0 : out.strides[dim]
+        // The lines along `dim`: every position of the other dimensions.
+        let others = shape.indices.filter { $0 != dim }
+        let outerShape = others.map { shape[$0] }, xOuter = others.map { x.strides[$0] }, oOuter = others.map { out.strides[$0] }
+        let lines = outerShape.reduce(1, *)
+        /// Runs `line(xOffset, outOffset)` for every line in `range`.
+        func forLines(_ range: Range<Int>, _ line: (Int, Int) -> Void) {
+            for l in range {
+                var rest = l, ox = 0, oo = 0
+                for k in stride(from: outerShape.count - 1, through: 0, by: -1) {
+                    let i = rest % outerShape[k]
+                    rest /= outerShape[k]
+                    ox += i * xOuter[k]
+                    oo += i * oOuter[k]
+                }
+                line(ox, oo)
+            }
+        }
+        let grain = Swift.max(1, elementwiseGrain / Swift.max(n, 1))
+        func real<T: BinaryFloatingPoint & Real>(_: T.Type) {
+            let a = x.ptr(T.self), o = out.ptr(T.self)
+            parallelFor(lines, grain: grain) { range in
+                forLines(range) { ox, oo in
+                    // float32 accumulates in float64, as PyTorch's CPU scans do.
+                    var acc: Double = op == .sum ? 0 : (op == .prod ? 1 : -.infinity)
+                    for i in 0..<n {
+                        let v = Double(a[ox + i * sx])
+                        switch op {
+                        case .sum: acc += v
+                        case .prod: acc *= v
+                        case .logSumExp:
+                            let hi = Swift.max(acc, v), lo = Swift.min(acc, v)
+                            if hi.isNaN || lo.isNaN { acc = .nan } else if lo == -.infinity || hi == .infinity { acc = hi } else {
+                                acc = hi + Double.log(onePlus: Double.exp(lo - hi))
+                            }
+                        }
+                        o[oo + i * so] = T(acc)
+                    }
+                }
+            }
+        }
+        func integral<T: CPUNumber>(_: T.Type) {
+            let a = x.ptr(T.self), o = out.ptr(T.self)
+            parallelFor(lines, grain: grain) { range in
+                forLines(range) { ox, oo in
+                    var acc = op == .prod ? T.one : T.zero
+                    for i in 0..<n {
+                        acc = op == .prod ? T.mul(acc, a[ox + i * sx]) : T.add(acc, a[ox + i * sx])
+                        o[oo + i * so] = acc
+                    }
+                }
+            }
+        }
+        if op == .logSumExp && !x.dtype.isFloatingPoint { unsupported("logcumsumexp", x.dtype) }
+        numericSwitch(x.dtype, "cum" + op.name, { real(Float.self) }, { real(Double.self) }, { integral(Int64.self) },
+                      { integral(Int32.self) }, { integral(UInt8.self) }, { integral(Bool.self) })
     }
 }

@@ -22,6 +22,11 @@ protocol CPUNumber: CPUElement, Comparable {
     /// NaN-propagating maximum / minimum (PyTorch's `maximum`, `max`).
     static func maxP(_ a: Self, _ b: Self) -> Self
     static func minP(_ a: Self, _ b: Self) -> Self
+    /// C's `fmod` (the dividend's sign), Python's `%` (the divisor's sign) and `//`, as
+    /// PyTorch computes them (integer division by zero gives 0).
+    static func fmod(_ a: Self, _ b: Self) -> Self
+    static func remainder(_ a: Self, _ b: Self) -> Self
+    static func floorDivide(_ a: Self, _ b: Self) -> Self
     var isNaNValue: Bool { get }
 }
 
@@ -42,6 +47,23 @@ extension CPUNumber where Self: BinaryFloatingPoint & Real {
     }
     @inline(__always) static func maxP(_ a: Self, _ b: Self) -> Self { (a > b || a.isNaN) ? a : b }
     @inline(__always) static func minP(_ a: Self, _ b: Self) -> Self { (a < b || a.isNaN) ? a : b }
+    @inline(__always) static func fmod(_ a: Self, _ b: Self) -> Self { a.truncatingRemainder(dividingBy: b) }
+    @inline(__always) static func remainder(_ a: Self, _ b: Self) -> Self {
+        var m = a.truncatingRemainder(dividingBy: b)
+        if m != 0 && (b < 0) != (m < 0) { m += b }
+        return m
+    }
+    /// PyTorch's `div_floor_floating`.
+    @inline(__always) static func floorDivide(_ a: Self, _ b: Self) -> Self {
+        if b == 0 { return a / b }
+        let m = a.truncatingRemainder(dividingBy: b)
+        var d = (a - m) / b
+        if m != 0 && (b < 0) != (m < 0) { d -= 1 }
+        if d == 0 { return Self(signOf: a / b, magnitudeOf: 0) }
+        var f = d.rounded(.down)
+        if d - f > 0.5 { f += 1 }
+        return f
+    }
     var isNaNValue: Bool { isNaN }
     static var isIntegral: Bool { false }
 }
@@ -78,6 +100,19 @@ extension CPUNumber where Self: FixedWidthInteger {
     }
     @inline(__always) static func maxP(_ a: Self, _ b: Self) -> Self { Swift.max(a, b) }
     @inline(__always) static func minP(_ a: Self, _ b: Self) -> Self { Swift.min(a, b) }
+    @inline(__always) static func fmod(_ a: Self, _ b: Self) -> Self { b == 0 ? 0 : a.remainderReportingOverflow(dividingBy: b).partialValue }
+    @inline(__always) static func remainder(_ a: Self, _ b: Self) -> Self {
+        if b == 0 { return 0 }
+        var m = a.remainderReportingOverflow(dividingBy: b).partialValue
+        if m != 0 && (b < 0) != (m < 0) { m = m &+ b }
+        return m
+    }
+    @inline(__always) static func floorDivide(_ a: Self, _ b: Self) -> Self {
+        if b == 0 { return 0 }
+        let q = a.dividedReportingOverflow(by: b).partialValue
+        if (a < 0) != (b < 0) && a.remainderReportingOverflow(dividingBy: b).partialValue != 0 { return q &- 1 }
+        return q
+    }
     var isNaNValue: Bool { false }
     static var isIntegral: Bool { true }
     init(fromDouble v: Double) { self = v.isFinite ? Self(truncatingIfNeeded: Int64(v)) : 0 }
@@ -99,6 +134,9 @@ extension Bool: CPUNumber {
     static func power(_ a: Bool, _ b: Bool) -> Bool { a || !b }
     static func maxP(_ a: Bool, _ b: Bool) -> Bool { a || b }
     static func minP(_ a: Bool, _ b: Bool) -> Bool { a && b }
+    static func fmod(_ a: Bool, _ b: Bool) -> Bool { false }
+    static func remainder(_ a: Bool, _ b: Bool) -> Bool { false }
+    static func floorDivide(_ a: Bool, _ b: Bool) -> Bool { a && b }
     var isNaNValue: Bool { false }
     static var isIntegral: Bool { true }
     public static func < (a: Bool, b: Bool) -> Bool { !a && b }

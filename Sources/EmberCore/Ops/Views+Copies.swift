@@ -1,0 +1,217 @@
+// Shape ops with PyTorch's names that copy (flip, roll, rot90, repeat, tile, tril/triu,
+// stacking) or view (diagonal, movedim, atleast_nd): compositions of views, index_select,
+// cat and where, so they run and differentiate on every device.
+
+extension Tensor {
+    /// An int64 index tensor on this tensor's device.
+    func indexTensor(_ values: [Int]) -> Tensor {
+        let t = Tensor(values.map { Int64($0) }, shape: [values.count], dtype: .int64)
+        return device == .cpu ? t : t.to(device)
+    }
+
+    // MARK: triangles
+
+    /// The lower triangle of the last two dimensions: elements with `col − row ≤ diagonal`;
+    /// the rest 0.
+    public func tril(diagonal: Int = 0) -> Tensor { triangle(diagonal, lower: true) }
+    /// The upper triangle: elements with `col − row ≥ diagonal`; the rest 0.
+    public func triu(diagonal: Int = 0) -> Tensor { triangle(diagonal, lower: false) }
+
+    private func triangle(_ k: Int, lower: Bool) -> Tensor {
+        let name = lower ? "tril" : "triu"
+        checked { try require(rank >= 2, "\(name): input tensor must have at least 2 dimensions (shape \(fmt(shape)))") }
+        let m = shape[rank - 2], n = shape[rank - 1]
+        let rows = Tensor.arange(m, device: device).reshape([m, 1]), cols = Tensor.arange(n, device: device).reshape([1, n])
+        let offset = cols - rows
+        let keep = lower ? offset.le(Double(k)) : offset.ge(Double(k))
+        return Tensor.where(keep, self, Tensor.zeros([], dtype: dtype, device: device))
+    }
+
+    // MARK: flips and rotations
+
+    /// Reverses the order of elements along `dims`.
+    public func flip(_ dims: [Int]) -> Tensor {
+        let ds = checked { () throws -> [Int] in
+            let d = try dims.map { try normalizeDim($0, rank, op: "flip") }
+            try require(Set(d).count == d.count, "flip: dim appears multiple times in the list of dims \(fmt(dims))")
+            return d
+        }
+        if rank == 0 { return clone() }
+        var r = self
+        for d in ds where shape[d] > 1 {
+            r = r.indexSelect(d, indexTensor(Array((0..<shape[d]).reversed())))
+        }
+        return r === self ? clone() : r
+    }
+    public func flip(_ dims: Int...) -> Tensor { flip(dims) }
+    /// `flip([1])` (at least 2-D).
+    public func fliplr() -> Tensor {
+        checked { try require(rank >= 2, "fliplr: Input must be >= 2-d (shape \(fmt(shape)))") }
+        return flip([1])
+    }
+    /// `flip([0])` (at least 1-D).
+    public func flipud() -> Tensor {
+        checked { try require(rank >= 1, "flipud: Input must be >= 1-d (shape \(fmt(shape)))") }
+        return flip([0])
+    }
+
+    /// Rolls elements along `dims` by `shifts` (wrapping around); with no dims, the
+    /// flattened tensor rolls and is reshaped back.
+    public func roll(_ shifts: [Int], dims: [Int] = []) -> Tensor {
+        if dims.isEmpty {
+            checked { try require(shifts.count == 1, "roll: shifts (\(shifts)) must have one value when no dims are given") }
+            return flatten().roll(shifts, dims: [0]).reshape(shape)
+        }
+        checked {
+            try require(shifts.count == dims.count,
+                        "roll: shifts and dimensions must align. shifts: \(shifts.count), dims: \(dims.count)")
+        }
+        var r = self
+        for (s, dim) in zip(shifts, dims) {
+            let d = checked { try normalizeDim(dim, rank, op: "roll") }
+            let n = shape[d]
+            if n == 0 { continue }
+            let k = ((s % n) + n) % n
+            if k == 0 { continue }
+            r = Tensor.cat([r.narrow(d, start: n - k, length: k), r.narrow(d, start: 0, length: n - k)], dim: d)
+        }
+        return r === self ? clone() : r
+    }
+    public func roll(_ shift: Int, dim: Int) -> Tensor { roll([shift], dims: [dim]) }
+
+    /// Rotates by 90° `k` times in the plane of `dims`, from the first axis toward the second.
+    public func rot90(k: Int = 1, dims: [Int] = [0, 1]) -> Tensor {
+        checked {
+            try require(dims.count == 2, "rot90: expected total rotation dims == 2, but got dims = \(dims.count)")
+            try require(rank >= 2, "rot90: expected total dims >= 2, but got total dims = \(rank)")
+        }
+        let (d0, d1) = checked { (try normalizeDim(dims[0], rank, op: "rot90"), try normalizeDim(dims[1], rank, op: "rot90")) }
+        checked { try require(d0 != d1, "rot90: expected rotation dims to be different, but got dim0 = \(d0) and dim1 = \(d1)") }
+        switch ((k % 4) + 4) % 4 {
+        case 1: return flip([d1]).transpose(d0, d1)
+        case 2: return flip([d0, d1])
+        case 3: return flip([d0]).transpose(d0, d1)
+        default: return clone()
+        }
+    }
+
+    // MARK: repeats
+
+    /// Repeats the tensor `sizes[i]` times along each dimension (`sizes` may have more
+    /// entries than the rank: leading ones add dimensions).
+    public func repeated(_ sizes: [Int]) -> Tensor {
+        checked {
+            try require(sizes.count >= rank,
+                        "repeat: Number of dimensions of repeat dims (\(sizes.count)) can not be smaller than number of dimensions of tensor (\(rank))")
+            try require(sizes.allSatisfy { $0 >= 0 }, "repeat: repeats must be non-negative, got \(sizes)")
+        }
+        let padded = [Int](repeating: 1, count: sizes.count - rank) + shape
+        var interleaved: [Int] = [], expanded: [Int] = [], final: [Int] = []
+        for (r, s) in zip(sizes, padded) {
+            interleaved += [1, s]
+            expanded += [r, s]
+            final.append(r * s)
+        }
+        return reshape(interleaved).expand(expanded).contiguous().reshape(final)
+    }
+    /// `repeat` (PyTorch's `Tensor.repeat`).
+    public func `repeat`(_ sizes: [Int]) -> Tensor { repeated(sizes) }
+    public func `repeat`(_ sizes: Int...) -> Tensor { repeated(sizes) }
+    /// Like `repeat`, with ones prepended to `dims` when it is shorter than the rank.
+    public func tile(_ dims: [Int]) -> Tensor {
+        repeated([Int](repeating: 1, count: Swift.max(0, rank - dims.count)) + dims)
+    }
+
+    // MARK: views
+
+    /// Moves dimensions `source` to positions `destination`, the others keeping their order.
+    public func movedim(_ source: [Int], _ destination: [Int]) -> Tensor {
+        let (src, dst) = checked { () throws -> ([Int], [Int]) in
+            try require(source.count == destination.count,
+                        "movedim: Invalid source or destination dims: source (\(source) dims) should contain the same number of dims as destination (\(destination) dims)")
+            let s = try source.map { try normalizeDim($0, rank, op: "movedim") }
+            let d = try destination.map { try normalizeDim($0, rank, op: "movedim") }
+            try require(Set(s).count == s.count, "movedim: repeated dim in `source` (\(source))")
+            try require(Set(d).count == d.count, "movedim: repeated dim in `destination` (\(destination))")
+            return (s, d)
+        }
+        if rank == 0 { return self }
+        var order = [Int](repeating: -1, count: rank)
+        for (s, d) in zip(src, dst) { order[d] = s }
+        var rest = (0..<rank).filter { !src.contains($0) }.makeIterator()
+        for i in 0..<rank where order[i] < 0 { order[i] = rest.next()! }
+        return permute(order)
+    }
+    public func movedim(_ source: Int, _ destination: Int) -> Tensor { movedim([source], [destination]) }
+
+    /// The diagonal of the `dim1`/`dim2` planes shifted by `offset` (above the main one when
+    /// positive), as a view; its dimension comes last.
+    public func diagonal(offset: Int = 0, dim1: Int = 0, dim2: Int = 1) -> Tensor {
+        let (a, b) = checked { () throws -> (Int, Int) in
+            let a = try normalizeDim(dim1, rank, op: "diagonal"), b = try normalizeDim(dim2, rank, op: "diagonal")
+            try require(rank >= 2, "diagonal: expected a tensor of at least 2 dimensions, got shape \(fmt(shape))")
+            try require(a != b, "diagonal: diagonal dimensions cannot be identical \(dim1), \(dim2)")
+            return (a, b)
+        }
+        var l = layout
+        let len = offset >= 0 ? Swift.max(0, Swift.min(shape[a], shape[b] - offset)) : Swift.max(0, Swift.min(shape[a] + offset, shape[b]))
+        if len > 0 { l.offset += offset >= 0 ? offset * strides[b] : -offset * strides[a] }
+        let diagStride = strides[a] + strides[b]
+        for d in [a, b].sorted(by: >) {
+            l.shape.remove(at: d)
+            l.strides.remove(at: d)
+        }
+        l.shape.append(len)
+        l.strides.append(diagStride)
+        return partialView(l, "DiagonalBackward") { $0.diagonal(offset: offset, dim1: a, dim2: b) }
+    }
+
+    /// The sum of the main diagonal of a matrix.
+    public func trace() -> Tensor {
+        checked { try require(rank == 2, "trace: expected a matrix, but got tensor with dim \(rank)") }
+        return diagonal().sum()
+    }
+
+    /// The elements as one dimension (a view when possible).
+    public func ravel() -> Tensor { reshape([-1]) }
+    /// `reshape(other.shape)`.
+    public func reshape(as other: Tensor) -> Tensor { reshape(other.shape) }
+    /// `view(other.shape)`.
+    public func view(as other: Tensor) -> Tensor { view(other.shape) }
+
+    /// At least one dimension (a 0-dim tensor becomes `[1]`).
+    public func atleast1d() -> Tensor { rank >= 1 ? self : reshape([1]) }
+    /// At least two dimensions (`[n]` becomes `[1, n]`).
+    public func atleast2d() -> Tensor {
+        switch rank {
+        case 0: reshape([1, 1])
+        case 1: unsqueeze(0)
+        default: self
+        }
+    }
+    /// At least three dimensions (`[n]` becomes `[1, n, 1]`, `[m, n]` becomes `[m, n, 1]`).
+    public func atleast3d() -> Tensor {
+        switch rank {
+        case 0: reshape([1, 1, 1])
+        case 1: unsqueeze(0).unsqueeze(2)
+        case 2: unsqueeze(2)
+        default: self
+        }
+    }
+
+    // MARK: stacking
+
+    /// Concatenates along the first dimension after `atleast1d` (the second for 2-D and more).
+    public static func hstack(_ tensors: [Tensor]) -> Tensor {
+        let ts = tensors.map { $0.atleast1d() }
+        return cat(ts, dim: ts.first?.rank == 1 ? 0 : 1)
+    }
+    /// Concatenates along the first dimension after `atleast2d`.
+    public static func vstack(_ tensors: [Tensor]) -> Tensor { cat(tensors.map { $0.atleast2d() }, dim: 0) }
+    /// Concatenates along the third dimension after `atleast3d`.
+    public static func dstack(_ tensors: [Tensor]) -> Tensor { cat(tensors.map { $0.atleast3d() }, dim: 2) }
+    /// Stacks 0-D and 1-D tensors as columns, and concatenates 2-D ones along dimension 1.
+    public static func columnStack(_ tensors: [Tensor]) -> Tensor {
+        cat(tensors.map { $0.rank <= 1 ? $0.reshape([$0.count, 1]) : $0 }, dim: 1)
+    }
+}
