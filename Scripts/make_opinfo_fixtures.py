@@ -109,6 +109,10 @@ def record(case_name, op_name, info, s, dt, grad, tensors):
             if v not in NAME:
                 raise Unsupported(f"dtype {v}")
             return {"d": NAME[v]}
+        if isinstance(v, torch.memory_format):
+            return {"m": str(v).replace("torch.", "")}  # layout only: the values do not change
+        if isinstance(v, torch.device):
+            return {"s": str(v)}
         if isinstance(v, (list, tuple, torch.Size)):
             return {"l": [enc(x) for x in v]}
         raise Unsupported(f"argument of type {type(v).__name__}")
@@ -117,6 +121,8 @@ def record(case_name, op_name, info, s, dt, grad, tensors):
     kwargs = {k: enc(v) for k, v in s.kwargs.items()}
     out = info.op(s.input, *s.args, **s.kwargs)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    # Python numbers and bools (`equal`, `item`) as 0-dim tensors.
+    outs = [torch.tensor(o) if isinstance(o, (bool, int, float)) else o for o in outs]
     if not all(isinstance(o, torch.Tensor) for o in outs):
         raise Unsupported("an output that is not a tensor")
     if any(o.dtype not in NAME for o in outs):

@@ -9,6 +9,8 @@ import Foundation
 /// One argument of a PyTorch call, as the OpInfo fixtures record it.
 public indirect enum OpArg: CustomStringConvertible {
     case tensor(Int), int(Int), double(Double), bool(Bool), string(String), dtype(DType), list([OpArg]), none
+    /// A `torch.memory_format` (Ember has one layout per shape: it changes strides, not values).
+    case memoryFormat(String)
 
     init(json v: Any?) {
         guard let d = v as? [String: Any], let (k, x) = d.first else { self = .none; return }
@@ -19,6 +21,7 @@ public indirect enum OpArg: CustomStringConvertible {
         case "b": self = .bool(x as! Bool)
         case "s": self = .string(x as! String)
         case "d": self = .dtype(dtypeNamed(x as! String))
+        case "m": self = .memoryFormat(x as! String)
         case "l": self = .list((x as! [Any]).map { OpArg(json: $0 is NSNull ? nil : $0) })
         default: self = .none
         }
@@ -33,6 +36,7 @@ public indirect enum OpArg: CustomStringConvertible {
         case .string(let s): "'\(s)'"
         case .dtype(let d): "\(d)"
         case .list(let l): "[" + l.map(\.description).joined(separator: ", ") + "]"
+        case .memoryFormat(let f): "torch.\(f)"
         case .none: "None"
         }
     }
@@ -154,6 +158,13 @@ public final class OpCall {
         guard let a = arg(i, name) else { return nil }
         if case .string(let v) = a { return v }
         fatalError("argument \(name ?? "#\(i!)") is \(a), not a string")
+    }
+    /// Reads a `memory_format` argument: the values Ember computes are the same in every
+    /// layout, so it only needs to be a memory format.
+    public func memoryFormat(_ i: Int?, _ name: String? = nil) {
+        guard let a = arg(i, name) else { return }
+        if case .memoryFormat = a { return }
+        fatalError("argument \(name ?? "#\(i!)") is \(a), not a memory format")
     }
     public func dtype(_ i: Int?, _ name: String? = nil) -> DType? {
         guard let a = arg(i, name) else { return nil }

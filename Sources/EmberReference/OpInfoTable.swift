@@ -35,6 +35,37 @@ private func scaledProduct(_ f: @escaping (Tensor, Tensor, Tensor, Double, Doubl
     { c in [f(c.input, c.tensor(1)!, c.tensor(2)!, c.double(nil, "beta") ?? 1, c.double(nil, "alpha") ?? 1)] }
 }
 
+/// A loss's `reduction` keyword.
+private func reductionArg(_ c: OpCall) -> Reduction {
+    switch c.string(nil, "reduction") ?? "mean" {
+    case "sum": .sum
+    case "none": .none
+    case "batchmean": .batchMean
+    default: .mean
+    }
+}
+/// `var`/`std` arguments: `dim`, `correction` (or the older `unbiased`), `keepdim`.
+private func spread(_ c: OpCall) -> (dims: [Int]?, correction: Double, keepdim: Bool) {
+    var correction = 1.0
+    if let unbiased = c.bool(1, "unbiased") { correction = unbiased ? 1 : 0 }
+    if let k = c.double(nil, "correction") { correction = k }
+    return (c.ints(nil, "dim"), correction, c.bool(nil, "keepdim") ?? false)
+}
+/// A dtype conversion method (`x.float()`), with its memory_format keyword.
+private func convert(_ d: DType) -> (OpCall) -> [Tensor] {
+    { c in
+        c.memoryFormat(nil, "memory_format")
+        return [c.input.to(d)]
+    }
+}
+/// `new_*` factories: the shape, then dtype and device keywords (the input's by default).
+private func newTensor(_ f: @escaping (Tensor, [Int], DType) -> Tensor) -> (OpCall) -> [Tensor] {
+    { c in
+        _ = c.string(nil, "device")
+        return [f(c.input, c.ints(1, "size")!, c.dtype(nil, "dtype") ?? c.input.dtype)]
+    }
+}
+
 public let opInfoTable: [String: (OpCall) -> [Tensor]] = [
     // Elementwise, one tensor.
     "abs": unary { $0.abs() },
@@ -242,4 +273,154 @@ public let opInfoTable: [String: (OpCall) -> [Tensor]] = [
     "special.entr": unary { Special.entr($0) },
     "special.ndtr": unary { Special.ndtr($0) },
     "special.log_ndtr": unary { Special.logNdtr($0) },
+    // Ops Ember had before the OpInfo fixtures.
+    "matmul": { c in [c.input.matmul(c.tensor(1, "other")!)] },
+    "max": { c in
+        if case .tensor = c.arg(1, "other") { return [Tensor.maximum(c.input, c.tensor(1, "other")!)] }
+        guard let d = c.int(1, "dim") else { return [c.input.max()] }
+        let r = c.input.max(dim: d, keepdim: c.bool(2, "keepdim") ?? false)
+        return [r.values, r.indices]
+    },
+    "min": { c in
+        if case .tensor = c.arg(1, "other") { return [Tensor.minimum(c.input, c.tensor(1, "other")!)] }
+        guard let d = c.int(1, "dim") else { return [c.input.min()] }
+        let r = c.input.min(dim: d, keepdim: c.bool(2, "keepdim") ?? false)
+        return [r.values, r.indices]
+    },
+    "var": { c in let a = spread(c); return [c.input.variance(dims: a.dims, correction: a.correction, keepdim: a.keepdim)] },
+    "std": { c in let a = spread(c); return [c.input.std(dims: a.dims, correction: a.correction, keepdim: a.keepdim)] },
+    "var_mean": { c in
+        let a = spread(c)
+        let r = c.input.varMean(dims: a.dims, correction: a.correction, keepdim: a.keepdim)
+        return [r.variance, r.mean]
+    },
+    "std_mean": { c in
+        let a = spread(c)
+        let r = c.input.stdMean(dims: a.dims, correction: a.correction, keepdim: a.keepdim)
+        return [r.std, r.mean]
+    },
+    "squeeze": { c in
+        switch c.arg(1, "dim") {
+        case .list?: return [c.input.squeeze(dims: c.ints(1, "dim")!)]
+        case .int?: return [c.input.squeeze(c.int(1, "dim")!)]
+        default: return [c.input.squeeze()]
+        }
+    },
+    "squeeze_copy": { c in [(c.int(1, "dim").map { c.input.squeeze($0) } ?? c.input.squeeze()).contiguous()] },
+    "expand": { c in [c.input.expand(c.intsFrom(1, "size")!)] },
+    "expand_copy": { c in [c.input.expand(c.intsFrom(1, "size")!).contiguous()] },
+    "broadcast_to": { c in [c.input.broadcast(to: c.ints(1, "size")!)] },
+    "broadcast_tensors": { c in Tensor.broadcastTensors((0..<c.tensors.count).map { c.tensor($0)! }) },
+    "split": { c in
+        if case .list? = c.arg(1, "split_size_or_sections") {
+            return c.input.split(sizes: c.ints(1, "split_size_or_sections")!, dim: c.int(2, "dim") ?? 0)
+        }
+        return c.input.split(c.int(1, "split_size_or_sections")!, dim: c.int(2, "dim") ?? 0)
+    },
+    "split_with_sizes": { c in c.input.split(sizes: c.ints(1, "split_sizes")!, dim: c.int(2, "dim") ?? 0) },
+    "split_with_sizes_copy": { c in c.input.split(sizes: c.ints(1, "split_sizes")!, dim: c.int(2, "dim") ?? 0).map { $0.contiguous() } },
+    "unsafe_split": { c in c.input.split(c.int(1, "split_size")!, dim: c.int(2, "dim") ?? 0) },
+    "chunk": { c in c.input.chunk(c.int(1, "chunks")!, dim: c.int(2, "dim") ?? 0) },
+    "unsafe_chunk": { c in c.input.chunk(c.int(1, "chunks")!, dim: c.int(2, "dim") ?? 0) },
+    "unbind": { c in c.input.unbind(dim: c.int(1, "dim") ?? 0) },
+    "unbind_copy": { c in c.input.unbind(dim: c.int(1, "dim") ?? 0).map { $0.contiguous() } },
+    "reshape": { c in [c.input.reshape(c.intsFrom(1, "shape")!)] },
+    "view": { c in [c.input.view(c.intsFrom(1, "size")!)] },
+    "view_copy": { c in [c.input.view(c.intsFrom(1, "size")!).contiguous()] },
+    "gather": { c in [c.input.gather(c.int(1, "dim")!, c.tensor(2, "index")!)] },
+    "scatter": { c in
+        let x = c.input, d = c.int(1, "dim")!, index = c.tensor(2, "index")!
+        if case .tensor = c.arg(3, "src") { return [x.scatter(d, index, c.tensor(3, "src")!)] }
+        return [x.scatter(d, index, c.double(3, "value")!)]
+    },
+    "scatter_add": { c in [c.input.scatterAdd(c.int(1, "dim")!, c.tensor(2, "index")!, c.tensor(3, "src")!)] },
+    "index_select": { c in [c.input.indexSelect(c.int(1, "dim")!, c.tensor(2, "index")!)] },
+    "index_add": { c in
+        let alpha = c.double(nil, "alpha") ?? 1, source = c.tensor(3, "source")!
+        return [c.input.indexAdd(c.int(1, "dim")!, c.tensor(2, "index")!, alpha == 1 ? source : source * alpha)]
+    },
+    "masked_fill": { c in
+        let x = c.input, mask = c.tensor(1, "mask")!
+        if case .tensor = c.arg(2, "value") { return [x.maskedFill(mask, c.tensor(2, "value")!)] }
+        return [x.maskedFill(mask, c.double(2, "value")!)]
+    },
+    "masked_select": { c in [c.input.maskedSelect(c.tensor(1, "mask")!)] },
+    "take_along_dim": { c in [c.input.takeAlongDim(c.tensor(1, "indices")!, dim: c.int(2, "dim"))] },
+    "alias_copy": unary { $0.clone() },
+    "permute_copy": { c in [c.input.permute(c.intsFrom(1, "dims")!).contiguous()] },
+    "t_copy": unary { $0.t().contiguous() },
+    "transpose_copy": { c in [c.input.transpose(c.int(1, "dim0")!, c.int(2, "dim1")!).contiguous()] },
+    "unsqueeze_copy": { c in [c.input.unsqueeze(c.int(1, "dim")!).contiguous()] },
+    "diagonal_copy": { c in
+        [c.input.diagonal(offset: c.int(1, "offset") ?? 0, dim1: c.int(2, "dim1") ?? 0, dim2: c.int(3, "dim2") ?? 1).contiguous()]
+    },
+    "narrow_copy": { c in
+        [c.input.narrow(c.int(1, "dim")!, start: intOrItem(c, 2, "start"), length: c.int(3, "length")!).contiguous()]
+    },
+    "float": convert(.float32),
+    "double": convert(.float64),
+    "half": convert(.float16),
+    "bfloat16": convert(.bfloat16),
+    "bool": convert(.bool),
+    "byte": convert(.uint8),
+    "int": convert(.int32),
+    "long": convert(.int64),
+    // `x.to(device, dtype, non_blocking, copy)`, `x.to(dtype, ...)` or `x.to(other, ...)`; the
+    // device is the input's (the fixtures compare values on whichever device runs them).
+    "to": { c in
+        c.memoryFormat(nil, "memory_format")
+        var i = 1
+        if case .string? = c.arg(1) { _ = c.string(1); i = 2 }
+        let target: DType
+        if case .tensor? = c.arg(i) { target = c.tensor(i)!.dtype } else { target = c.dtype(i, "dtype")! }
+        _ = c.bool(i + 1, "non_blocking")
+        let copy = c.bool(i + 2, "copy") ?? false
+        let y = c.input.to(target)
+        return [copy && y === c.input ? y.clone() : y]
+    },
+    "full_like": { c in
+        _ = c.string(nil, "device")
+        return [Tensor.fullLike(c.input, c.double(1, "fill_value")!, dtype: c.dtype(nil, "dtype"))]
+    },
+    "new_zeros": newTensor { Tensor.zeros($1, dtype: $2, device: $0.device) },
+    "new_ones": newTensor { Tensor.ones($1, dtype: $2, device: $0.device) },
+    "new_full": { c in
+        _ = c.string(nil, "device")
+        let x = c.input
+        return [Tensor.full(c.ints(1, "size")!, c.double(2, "fill_value")!, dtype: c.dtype(nil, "dtype") ?? x.dtype, device: x.device)]
+    },
+    "fill": { c in [Tensor.fullLike(c.input, c.double(1, "value")!)] },
+    "zero_": unary { Tensor.zerosLike($0) },
+    "nn.functional.linear": { c in [linear(c.input, c.tensor(1, "weight")!, c.tensor(2, "bias"))] },
+    // OpInfo's embedding is `lambda weight, idx, **kwargs: F.embedding(idx, weight, **kwargs)`.
+    "nn.functional.embedding": { c in
+        [embedding(c.tensor(1, "idx")!, c.input, paddingIndex: c.int(nil, "padding_idx"))]
+    },
+    "nn.functional.one_hot": { c in [c.input.oneHot(numClasses: c.int(1, "num_classes") ?? -1)] },
+    "nn.functional.mse_loss": { c in [mseLoss(c.input, c.tensor(1, "target")!, reduction: reductionArg(c))] },
+    "nn.functional.l1_loss": { c in [l1Loss(c.input, c.tensor(1, "target")!, reduction: reductionArg(c))] },
+    "nn.functional.smooth_l1_loss": { c in
+        [smoothL1Loss(c.input, c.tensor(1, "target")!, beta: c.double(nil, "beta") ?? 1, reduction: reductionArg(c))]
+    },
+    "nn.functional.huber_loss": { c in
+        [huberLoss(c.input, c.tensor(1, "target")!, delta: c.double(nil, "delta") ?? 1, reduction: reductionArg(c))]
+    },
+    "nn.functional.binary_cross_entropy": { c in
+        [binaryCrossEntropy(c.input, c.tensor(1, "target")!, weight: c.tensor(nil, "weight"), reduction: reductionArg(c))]
+    },
+    "nn.functional.binary_cross_entropy_with_logits": { c in
+        [binaryCrossEntropyWithLogits(c.input, c.tensor(1, "target")!, weight: c.tensor(nil, "weight"),
+                                      posWeight: c.tensor(nil, "pos_weight"), reduction: reductionArg(c))]
+    },
+    "nn.functional.kl_div": { c in
+        [klDiv(c.input, c.tensor(1, "target")!, reduction: reductionArg(c), logTarget: c.bool(nil, "log_target") ?? false)]
+    },
+    "nn.functional.nll_loss": { c in
+        [nllLoss(c.input, c.tensor(1, "target")!, weight: c.tensor(nil, "weight"), ignoreIndex: c.int(nil, "ignore_index") ?? -100,
+                 reduction: reductionArg(c))]
+    },
+    "nn.functional.cross_entropy": { c in
+        [crossEntropy(c.input, c.tensor(1, "target")!, weight: c.tensor(nil, "weight"), ignoreIndex: c.int(nil, "ignore_index") ?? -100,
+                      reduction: reductionArg(c), labelSmoothing: c.double(nil, "label_smoothing") ?? 0)]
+    },
 ]

@@ -30,6 +30,14 @@ public func runOpCase(_ c: OpCase, device: Device = .cpu) -> [String] {
         loss = loss.map { $0 + term } ?? term
     }
     guard let loss else { return failures + ["no differentiable output"] }
+    if !loss.requiresGrad {
+        // No path from the inputs to the outputs (fill, zeros_like): every gradient is zero.
+        for (k, want) in grads.enumerated() {
+            guard let want else { continue }
+            if want.contains(where: { $0 != 0 }) { failures.append("grad of input \(k): zero in Ember but not in PyTorch") }
+        }
+        return failures
+    }
     let leaves = built.compactMap(\.leaf)
     let wantDouble = c.doubleGrads != nil
     do {

@@ -6,35 +6,46 @@ extension OpInfoTests {
     /// Every OpInfo name with fixture cases, as the methods below name them.
     static let ops = [
         "abs", "acos", "acosh", "add", "addbmm", "addcdiv",
-        "addcmul", "addmm", "addmv", "addr", "all", "amax",
-        "amin", "aminmax", "any", "argmax", "argmin", "asin",
-        "asinh", "atan", "atan2", "atanh", "atleast_1d", "atleast_2d",
-        "atleast_3d", "baddbmm", "bmm", "cat", "ceil", "clamp",
-        "clamp_max", "clamp_min", "clone", "column_stack", "contiguous", "copysign",
-        "cos", "cosh", "count_nonzero", "cumprod", "cumsum", "deg2rad",
-        "diagonal", "div", "dot", "dstack", "eq", "erf",
-        "erfc", "exp", "exp2", "expand_as", "expm1", "flatten",
-        "flip", "fliplr", "flipud", "float_power", "floor", "floor_divide",
-        "fmax", "fmin", "fmod", "frac", "ge", "gt",
-        "heaviside", "hstack", "hypot", "inner", "isfinite", "isinf",
-        "isnan", "isneginf", "isposinf", "isreal", "le", "lerp",
-        "log", "log10", "log1p", "log2", "log_softmax", "logaddexp",
-        "logaddexp2", "logcumsumexp", "logical_and", "logical_not", "logical_or", "logical_xor",
-        "logit", "logsumexp", "lt", "maximum", "mean", "minimum",
-        "mm", "movedim", "mul", "mv", "nan_to_num", "nanmean",
-        "nansum", "narrow", "ne", "neg", "nn.functional.celu", "nn.functional.elu",
-        "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh",
-        "nn.functional.leaky_relu", "nn.functional.logsigmoid", "nn.functional.mish", "nn.functional.relu", "nn.functional.relu6", "nn.functional.selu",
-        "nn.functional.silu", "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink",
-        "nn.functional.threshold", "ones_like", "outer", "permute", "positive", "pow",
+        "addcmul", "addmm", "addmv", "addr", "alias_copy", "all",
+        "amax", "amin", "aminmax", "any", "argmax", "argmin",
+        "asin", "asinh", "atan", "atan2", "atanh", "atleast_1d",
+        "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "bmm", "bool",
+        "broadcast_tensors", "broadcast_to", "byte", "cat", "ceil", "chunk",
+        "clamp", "clamp_max", "clamp_min", "clone", "column_stack", "contiguous",
+        "copysign", "cos", "cosh", "count_nonzero", "cumprod", "cumsum",
+        "deg2rad", "diagonal", "diagonal_copy", "div", "dot", "double",
+        "dstack", "eq", "erf", "erfc", "exp", "exp2",
+        "expand", "expand_as", "expand_copy", "expm1", "fill", "flatten",
+        "flip", "fliplr", "flipud", "float", "float_power", "floor",
+        "floor_divide", "fmax", "fmin", "fmod", "frac", "full_like",
+        "gather", "ge", "gt", "half", "heaviside", "hstack",
+        "hypot", "index_add", "index_select", "inner", "int", "isfinite",
+        "isinf", "isnan", "isneginf", "isposinf", "isreal", "le",
+        "lerp", "log", "log10", "log1p", "log2", "log_softmax",
+        "logaddexp", "logaddexp2", "logcumsumexp", "logical_and", "logical_not", "logical_or",
+        "logical_xor", "logit", "logsumexp", "long", "lt", "masked_fill",
+        "masked_select", "matmul", "max", "maximum", "mean", "min",
+        "minimum", "mm", "movedim", "mul", "mv", "nan_to_num",
+        "nanmean", "nansum", "narrow", "narrow_copy", "ne", "neg",
+        "new_full", "new_ones", "new_zeros", "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu",
+        "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding", "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink",
+        "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh", "nn.functional.huber_loss", "nn.functional.kl_div", "nn.functional.l1_loss",
+        "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.logsigmoid", "nn.functional.mish", "nn.functional.mse_loss", "nn.functional.nll_loss",
+        "nn.functional.one_hot", "nn.functional.relu", "nn.functional.relu6", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss",
+        "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold",
+        "ones_like", "outer", "permute", "permute_copy", "positive", "pow",
         "prod", "rad2deg", "ravel", "reciprocal", "remainder", "repeat",
-        "reshape_as", "roll", "rot90", "round", "rsqrt", "rsub",
-        "select", "sgn", "sigmoid", "sign", "signbit", "sin",
-        "sinc", "sinh", "softmax", "special.entr", "special.log_ndtr", "special.ndtr",
-        "special.xlog1py", "sqrt", "square", "stack", "sub", "sum",
-        "t", "tan", "tanh", "tile", "trace", "transpose",
-        "tril", "triu", "true_divide", "trunc", "unsqueeze", "vdot",
-        "view_as", "vstack", "where", "xlogy", "zeros_like",
+        "reshape", "reshape_as", "roll", "rot90", "round", "rsqrt",
+        "rsub", "scatter", "scatter_add", "select", "sgn", "sigmoid",
+        "sign", "signbit", "sin", "sinc", "sinh", "softmax",
+        "special.entr", "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes",
+        "split_with_sizes_copy", "sqrt", "square", "squeeze", "squeeze_copy", "stack",
+        "std", "std_mean", "sub", "sum", "t", "t_copy",
+        "take_along_dim", "tan", "tanh", "tile", "to", "trace",
+        "transpose", "transpose_copy", "tril", "triu", "true_divide", "trunc",
+        "unbind", "unbind_copy", "unsafe_chunk", "unsafe_split", "unsqueeze", "unsqueeze_copy",
+        "var", "var_mean", "vdot", "view", "view_as", "view_copy",
+        "vstack", "where", "xlogy", "zero_", "zeros_like",
     ]
 
     func test_abs() { check("abs") }  // 2 cases
@@ -47,6 +58,7 @@ extension OpInfoTests {
     func test_addmm() { check("addmm") }  // 24 cases
     func test_addmv() { check("addmv") }  // 12 cases
     func test_addr() { check("addr") }  // 8 cases
+    func test_alias_copy() { check("alias_copy") }  // 4 cases
     func test_all() { check("all") }  // 40 cases
     func test_amax() { check("amax") }  // 40 cases
     func test_amin() { check("amin") }  // 40 cases
@@ -63,9 +75,15 @@ extension OpInfoTests {
     func test_atleast_2d() { check("atleast_2d") }  // 12 cases
     func test_atleast_3d() { check("atleast_3d") }  // 12 cases
     func test_baddbmm() { check("baddbmm") }  // 16 cases
+    func test_bfloat16() { check("bfloat16") }  // 10 cases
     func test_bmm() { check("bmm") }  // 20 cases
+    func test_bool() { check("bool") }  // 10 cases
+    func test_broadcast_tensors() { check("broadcast_tensors") }  // 2 cases
+    func test_broadcast_to() { check("broadcast_to") }  // 14 cases
+    func test_byte() { check("byte") }  // 10 cases
     func test_cat() { check("cat") }  // 18 cases
     func test_ceil() { check("ceil") }  // 2 cases
+    func test_chunk() { check("chunk") }  // 6 cases
     func test_clamp() { check("clamp") }  // 14 cases
     func test_clamp_max() { check("clamp_max") }  // 18 cases
     func test_clamp_min() { check("clamp_min") }  // 18 cases
@@ -80,20 +98,26 @@ extension OpInfoTests {
     func test_cumsum() { check("cumsum") }  // 8 cases
     func test_deg2rad() { check("deg2rad") }  // 2 cases
     func test_diagonal() { check("diagonal") }  // 30 cases
+    func test_diagonal_copy() { check("diagonal_copy") }  // 30 cases
     func test_div() { check("div") }  // 54 cases
     func test_dot() { check("dot") }  // 2 cases
+    func test_double() { check("double") }  // 10 cases
     func test_dstack() { check("dstack") }  // 4 cases
     func test_eq() { check("eq") }  // 20 cases
     func test_erf() { check("erf") }  // 2 cases
     func test_erfc() { check("erfc") }  // 6 cases
     func test_exp() { check("exp") }  // 6 cases
     func test_exp2() { check("exp2") }  // 6 cases
+    func test_expand() { check("expand") }  // 18 cases
     func test_expand_as() { check("expand_as") }  // 6 cases
+    func test_expand_copy() { check("expand_copy") }  // 18 cases
     func test_expm1() { check("expm1") }  // 2 cases
+    func test_fill() { check("fill") }  // 6 cases
     func test_flatten() { check("flatten") }  // 12 cases
     func test_flip() { check("flip") }  // 20 cases
     func test_fliplr() { check("fliplr") }  // 4 cases
     func test_flipud() { check("flipud") }  // 4 cases
+    func test_float() { check("float") }  // 10 cases
     func test_float_power() { check("float_power") }  // 18 cases
     func test_floor() { check("floor") }  // 2 cases
     func test_floor_divide() { check("floor_divide") }  // 18 cases
@@ -101,12 +125,18 @@ extension OpInfoTests {
     func test_fmin() { check("fmin") }  // 18 cases
     func test_fmod() { check("fmod") }  // 18 cases
     func test_frac() { check("frac") }  // 2 cases
+    func test_full_like() { check("full_like") }  // 14 cases
+    func test_gather() { check("gather") }  // 14 cases
     func test_ge() { check("ge") }  // 18 cases
     func test_gt() { check("gt") }  // 18 cases
+    func test_half() { check("half") }  // 10 cases
     func test_heaviside() { check("heaviside") }  // 18 cases
     func test_hstack() { check("hstack") }  // 4 cases
     func test_hypot() { check("hypot") }  // 18 cases
+    func test_index_add() { check("index_add") }  // 18 cases
+    func test_index_select() { check("index_select") }  // 6 cases
     func test_inner() { check("inner") }  // 4 cases
+    func test_int() { check("int") }  // 10 cases
     func test_isfinite() { check("isfinite") }  // 6 cases
     func test_isinf() { check("isinf") }  // 2 cases
     func test_isnan() { check("isnan") }  // 2 cases
@@ -129,9 +159,15 @@ extension OpInfoTests {
     func test_logical_xor() { check("logical_xor") }  // 18 cases
     func test_logit() { check("logit") }  // 10 cases
     func test_logsumexp() { check("logsumexp") }  // 30 cases
+    func test_long() { check("long") }  // 10 cases
     func test_lt() { check("lt") }  // 18 cases
+    func test_masked_fill() { check("masked_fill") }  // 16 cases
+    func test_masked_select() { check("masked_select") }  // 14 cases
+    func test_matmul() { check("matmul") }  // 30 cases
+    func test_max() { check("max") }  // 30 cases
     func test_maximum() { check("maximum") }  // 18 cases
     func test_mean() { check("mean") }  // 40 cases
+    func test_min() { check("min") }  // 30 cases
     func test_minimum() { check("minimum") }  // 18 cases
     func test_mm() { check("mm") }  // 6 cases
     func test_movedim() { check("movedim") }  // 4 cases
@@ -141,23 +177,39 @@ extension OpInfoTests {
     func test_nanmean() { check("nanmean") }  // 70 cases
     func test_nansum() { check("nansum") }  // 70 cases
     func test_narrow() { check("narrow") }  // 20 cases
+    func test_narrow_copy() { check("narrow_copy") }  // 10 cases
     func test_ne() { check("ne") }  // 18 cases
     func test_neg() { check("neg") }  // 2 cases
+    func test_new_full() { check("new_full") }  // 14 cases
+    func test_new_ones() { check("new_ones") }  // 14 cases
+    func test_new_zeros() { check("new_zeros") }  // 14 cases
+    func test_nn_functional_binary_cross_entropy() { check("nn.functional.binary_cross_entropy") }  // 22 cases
+    func test_nn_functional_binary_cross_entropy_with_logits() { check("nn.functional.binary_cross_entropy_with_logits") }  // 52 cases
     func test_nn_functional_celu() { check("nn.functional.celu") }  // 6 cases
+    func test_nn_functional_cross_entropy() { check("nn.functional.cross_entropy") }  // 42 cases
     func test_nn_functional_elu() { check("nn.functional.elu") }  // 6 cases
+    func test_nn_functional_embedding() { check("nn.functional.embedding") }  // 6 cases
     func test_nn_functional_gelu() { check("nn.functional.gelu") }  // 16 cases
     func test_nn_functional_glu() { check("nn.functional.glu") }  // 92 cases
     func test_nn_functional_hardshrink() { check("nn.functional.hardshrink") }  // 12 cases
     func test_nn_functional_hardsigmoid() { check("nn.functional.hardsigmoid") }  // 6 cases
     func test_nn_functional_hardswish() { check("nn.functional.hardswish") }  // 8 cases
     func test_nn_functional_hardtanh() { check("nn.functional.hardtanh") }  // 10 cases
+    func test_nn_functional_huber_loss() { check("nn.functional.huber_loss") }  // 18 cases
+    func test_nn_functional_kl_div() { check("nn.functional.kl_div") }  // 32 cases
+    func test_nn_functional_l1_loss() { check("nn.functional.l1_loss") }  // 12 cases
     func test_nn_functional_leaky_relu() { check("nn.functional.leaky_relu") }  // 18 cases
+    func test_nn_functional_linear() { check("nn.functional.linear") }  // 50 cases
     func test_nn_functional_logsigmoid() { check("nn.functional.logsigmoid") }  // 6 cases
     func test_nn_functional_mish() { check("nn.functional.mish") }  // 6 cases
+    func test_nn_functional_mse_loss() { check("nn.functional.mse_loss") }  // 12 cases
+    func test_nn_functional_nll_loss() { check("nn.functional.nll_loss") }  // 124 cases
+    func test_nn_functional_one_hot() { check("nn.functional.one_hot") }  // 6 cases
     func test_nn_functional_relu() { check("nn.functional.relu") }  // 8 cases
     func test_nn_functional_relu6() { check("nn.functional.relu6") }  // 6 cases
     func test_nn_functional_selu() { check("nn.functional.selu") }  // 6 cases
     func test_nn_functional_silu() { check("nn.functional.silu") }  // 6 cases
+    func test_nn_functional_smooth_l1_loss() { check("nn.functional.smooth_l1_loss") }  // 16 cases
     func test_nn_functional_softmin() { check("nn.functional.softmin") }  // 28 cases
     func test_nn_functional_softplus() { check("nn.functional.softplus") }  // 6 cases
     func test_nn_functional_softshrink() { check("nn.functional.softshrink") }  // 10 cases
@@ -167,6 +219,7 @@ extension OpInfoTests {
     func test_ones_like() { check("ones_like") }  // 14 cases
     func test_outer() { check("outer") }  // 2 cases
     func test_permute() { check("permute") }  // 8 cases
+    func test_permute_copy() { check("permute_copy") }  // 8 cases
     func test_positive() { check("positive") }  // 2 cases
     func test_pow() { check("pow") }  // 18 cases
     func test_prod() { check("prod") }  // 78 cases
@@ -175,12 +228,15 @@ extension OpInfoTests {
     func test_reciprocal() { check("reciprocal") }  // 6 cases
     func test_remainder() { check("remainder") }  // 18 cases
     func test_repeat() { check("repeat") }  // 48 cases
+    func test_reshape() { check("reshape") }  // 14 cases
     func test_reshape_as() { check("reshape_as") }  // 8 cases
     func test_roll() { check("roll") }  // 34 cases
     func test_rot90() { check("rot90") }  // 68 cases
     func test_round() { check("round") }  // 20 cases
     func test_rsqrt() { check("rsqrt") }  // 6 cases
     func test_rsub() { check("rsub") }  // 22 cases
+    func test_scatter() { check("scatter") }  // 18 cases
+    func test_scatter_add() { check("scatter_add") }  // 14 cases
     func test_select() { check("select") }  // 12 cases
     func test_sgn() { check("sgn") }  // 2 cases
     func test_sigmoid() { check("sigmoid") }  // 6 cases
@@ -194,26 +250,47 @@ extension OpInfoTests {
     func test_special_log_ndtr() { check("special.log_ndtr") }  // 6 cases
     func test_special_ndtr() { check("special.ndtr") }  // 6 cases
     func test_special_xlog1py() { check("special.xlog1py") }  // 18 cases
+    func test_split() { check("split") }  // 10 cases
+    func test_split_with_sizes() { check("split_with_sizes") }  // 8 cases
+    func test_split_with_sizes_copy() { check("split_with_sizes_copy") }  // 8 cases
     func test_sqrt() { check("sqrt") }  // 2 cases
     func test_square() { check("square") }  // 6 cases
+    func test_squeeze() { check("squeeze") }  // 28 cases
+    func test_squeeze_copy() { check("squeeze_copy") }  // 16 cases
     func test_stack() { check("stack") }  // 18 cases
+    func test_std() { check("std") }  // 32 cases
+    func test_std_mean() { check("std_mean") }  // 32 cases
     func test_sub() { check("sub") }  // 22 cases
     func test_sum() { check("sum") }  // 40 cases
     func test_t() { check("t") }  // 6 cases
+    func test_t_copy() { check("t_copy") }  // 6 cases
+    func test_take_along_dim() { check("take_along_dim") }  // 10 cases
     func test_tan() { check("tan") }  // 2 cases
     func test_tanh() { check("tanh") }  // 2 cases
     func test_tile() { check("tile") }  // 56 cases
+    func test_to() { check("to") }  // 48 cases
     func test_trace() { check("trace") }  // 10 cases
     func test_transpose() { check("transpose") }  // 16 cases
+    func test_transpose_copy() { check("transpose_copy") }  // 16 cases
     func test_tril() { check("tril") }  // 16 cases
     func test_triu() { check("triu") }  // 16 cases
     func test_true_divide() { check("true_divide") }  // 18 cases
     func test_trunc() { check("trunc") }  // 2 cases
+    func test_unbind() { check("unbind") }  // 12 cases
+    func test_unbind_copy() { check("unbind_copy") }  // 12 cases
+    func test_unsafe_chunk() { check("unsafe_chunk") }  // 6 cases
+    func test_unsafe_split() { check("unsafe_split") }  // 4 cases
     func test_unsqueeze() { check("unsqueeze") }  // 18 cases
+    func test_unsqueeze_copy() { check("unsqueeze_copy") }  // 18 cases
+    func test_var() { check("var") }  // 32 cases
+    func test_var_mean() { check("var_mean") }  // 32 cases
     func test_vdot() { check("vdot") }  // 2 cases
+    func test_view() { check("view") }  // 14 cases
     func test_view_as() { check("view_as") }  // 8 cases
+    func test_view_copy() { check("view_copy") }  // 14 cases
     func test_vstack() { check("vstack") }  // 4 cases
     func test_where() { check("where") }  // 12 cases
     func test_xlogy() { check("xlogy") }  // 18 cases
+    func test_zero_() { check("zero_") }  // 6 cases
     func test_zeros_like() { check("zeros_like") }  // 14 cases
 }

@@ -56,6 +56,19 @@ final class SafeTensorsTests: XCTestCase {
         }
     }
 
+    /// Python's writer puts an empty tensor at the offset of the tensor after it: valid,
+    /// whatever order the header lists them in.
+    func testEmptyTensorsShareOffsets() throws {
+        for json in [#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}"#,
+                     #"{"b":{"dtype":"U8","shape":[0,3],"data_offsets":[0,0]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#] {
+            var n = UInt64(json.utf8.count).littleEndian
+            let file = withUnsafeBytes(of: &n) { Array($0) } + Array(json.utf8) + [7, 9]
+            let (sd, _) = try SafeTensors.deserialize(file)
+            XCTAssertEqual(sd["a"]?.toArray(UInt8.self), [7, 9])
+            XCTAssertEqual(sd["b"]?.count, 0)
+        }
+    }
+
     /// The crash test: a child process saves checkpoints in a loop and is killed with
     /// SIGKILL at random moments; the file on disk always loads completely (old or new).
     func testKilledSaveLeavesAValidFile() throws {

@@ -1,6 +1,7 @@
 extension Tensor {
     private func checkIndex(_ index: Tensor, _ op: String) throws {
-        try require(index.dtype == .int64 || index.dtype == .int32,
+        // An empty index of any integral type indexes nothing (PyTorch accepts it too).
+        try require(index.dtype == .int64 || index.dtype == .int32 || (index.count == 0 && !index.dtype.isFloatingPoint),
                     "\(op): expected index to be an integer tensor (int64), but got \(index.dtype)")
     }
 
@@ -17,6 +18,15 @@ extension Tensor {
     /// Values along `dim` at positions `index` (`torch.gather`); `index` has the output's
     /// shape and is no larger than `self` in the other dimensions.
     public func gather(_ dim: Int, _ index: Tensor) -> Tensor {
+        if rank == 0 {
+            // A 0-dim tensor gathers as one element of one dimension.
+            _ = checked { try normalizeDim(dim, 0, op: "gather") }
+            return reshape([1]).gather(0, index.rank == 0 ? index.reshape([1]) : index).reshape(index.shape)
+        }
+        if index.count == 0 {
+            checked { try checkIndex(index, "gather") }
+            return Tensor.zeros(index.shape, dtype: dtype, device: device)
+        }
         let d = checked { () throws -> Int in
             try checkIndex(index, "gather")
             let d = try normalizeDim(dim, rank, op: "gather")
@@ -58,6 +68,7 @@ extension Tensor {
 
     /// A copy of `self` with `src` values written at `index` along `dim` (`scatter`).
     public func scatter(_ dim: Int, _ index: Tensor, _ src: Tensor) -> Tensor {
+        if rank == 0 { return reshape([1]).scatter(dim, index.reshape([-1]), src.reshape([-1])).reshape([]) }
         let d = scatterCheck(dim, index, src, "scatter")
         let idx = indexOperand(index, "scatter")
         let out = withNoGrad { clone() }
@@ -78,6 +89,7 @@ extension Tensor {
 
     /// A copy of `self` with `src` added at `index` along `dim` (`scatter_add`).
     public func scatterAdd(_ dim: Int, _ index: Tensor, _ src: Tensor) -> Tensor {
+        if rank == 0 { return reshape([1]).scatterAdd(dim, index.reshape([-1]), src.reshape([-1])).reshape([]) }
         let d = scatterCheck(dim, index, src, "scatterAdd")
         let idx = indexOperand(index, "scatterAdd")
         // Half types add in float32 and round once, on every device (the CPU kernels take no
@@ -98,6 +110,11 @@ extension Tensor {
 
     /// Slices along `dim` picked by a 1-D integer `index` (`index_select`).
     public func indexSelect(_ dim: Int, _ index: Tensor) -> Tensor {
+        if rank == 0 {
+            checked { try require(index.count == 1, "indexSelect: index of a 0-dim tensor must have one element, got \(fmt(index.shape))") }
+            _ = checked { try normalizeDim(dim, 0, op: "indexSelect") }
+            return reshape([1]).indexSelect(0, index.reshape([1])).reshape([])
+        }
         let d = checked { () throws -> Int in
             try checkIndex(index, "indexSelect")
             try require(index.rank <= 1, "indexSelect: index must be 1-D, got shape \(fmt(index.shape))")
@@ -119,6 +136,7 @@ extension Tensor {
 
     /// A copy of `self` with slices of `src` added at `index` along `dim` (`index_add`).
     public func indexAdd(_ dim: Int, _ index: Tensor, _ src: Tensor) -> Tensor {
+        if rank == 0 { return reshape([1]).indexAdd(dim, index.reshape([-1]), src.reshape([-1])).reshape([]) }
         let d = checked { try normalizeDim(dim, rank, op: "indexAdd") }
         let idx = indexOperand(index.reshape([-1]), "indexAdd")
         checked {

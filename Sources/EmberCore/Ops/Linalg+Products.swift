@@ -34,7 +34,7 @@ extension Tensor {
                         "inner: inner() the last dimension must match on both input tensors but got shapes \(fmt(a.shape)) and \(fmt(b.shape))")
         }
         let outShape = Array(a.shape.dropLast()) + Array(b.shape.dropLast())
-        return a.reshape([-1, k]).mm(b.reshape([-1, k]).t()).reshape(outShape)
+        return a.reshape([a.shape.dropLast().reduce(1, *), k]).mm(b.reshape([b.shape.dropLast().reduce(1, *), k]).t()).reshape(outShape)
     }
     /// `u ⊗ v` of two 1-D tensors.
     public static func outer(_ u: Tensor, _ v: Tensor) -> Tensor {

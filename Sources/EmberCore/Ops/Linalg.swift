@@ -17,7 +17,7 @@ extension Tensor {
         if b.rank == 2 && a.rank > 2 {
             // Fold the batch into rows: one large GEMM instead of many small ones.
             let lead = Array(a.shape.dropLast())
-            return a.reshape([-1, a.shape[a.rank - 1]]).matmul(b).reshape(lead + [b.shape[1]])
+            return a.reshape([lead.reduce(1, *), a.shape[a.rank - 1]]).matmul(b).reshape(lead + [b.shape[1]])
         }
         return Tensor.batchedMatmul(a, b)
     }
@@ -82,11 +82,12 @@ extension Tensor {
 /// `x · wᵀ + b` (`torch.nn.functional.linear`).
 public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tensor {
     checked {
-        try require(weight.rank == 2, "linear: weight must be 2-D, got shape \(fmt(weight.shape))")
-        try require(x.shape.last == weight.shape[1],
-                    "linear: input shape \(fmt(x.shape)) and weight shape \(fmt(weight.shape)) cannot be multiplied (in_features \(x.shape.last ?? 0) vs \(weight.shape[1]))")
+        try require(weight.rank == 2 || weight.rank == 1, "linear: weight must be 1-D or 2-D, got shape \(fmt(weight.shape))")
+        try require(x.shape.last == weight.shape.last,
+                    "linear: input shape \(fmt(x.shape)) and weight shape \(fmt(weight.shape)) cannot be multiplied (in_features \(x.shape.last ?? 0) vs \(weight.shape.last ?? 0))")
     }
-    let y = x.matmul(weight.t())
+    // A 1-D weight is one output feature without its dimension, as in PyTorch.
+    let y = x.matmul(weight.rank == 1 ? weight : weight.t())
     return bias.map { y + $0 } ?? y
 }
 

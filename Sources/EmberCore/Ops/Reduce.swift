@@ -139,6 +139,10 @@ extension Tensor {
     private func extreme(dim: Int, keepdim: Bool, _ op: ReduceOp, _ argOp: ReduceOp, _ name: String)
         -> (values: Tensor, indices: Tensor) {
         let d = checked { try normalizeDim(dim, rank, op: "\(op)") }
+        if rank == 0 {
+            let r = reshape([1]).extreme(dim: 0, keepdim: false, op, argOp, name)
+            return (r.values, r.indices)
+        }
         let idx = reduceKernel(argOp, [d])
         let vals = withNoGrad { self.gather(d, idx) }
         let values = keepdim ? vals : dropDims(vals, [d])
@@ -174,15 +178,24 @@ extension Tensor {
     // MARK: statistics
 
     /// Variance over `dims` with Bessel's `correction` (1 = unbiased, as PyTorch's default).
-    public func variance(dims: [Int]? = nil, correction: Int = 1, keepdim: Bool = false) -> Tensor {
+    public func variance(dims: [Int]? = nil, correction: Double = 1, keepdim: Bool = false) -> Tensor {
         let d = reductionDims(dims, op: "var")
         let n = d.reduce(1) { $0 * shape[$1] }
         let diff = self - mean(dims: d, keepdim: true)
-        return (diff * diff).sum(dims: d, keepdim: keepdim) / Double(Swift.max(0, n - correction))
+        return (diff * diff).sum(dims: d, keepdim: keepdim) / Swift.max(0, Double(n) - correction)
+    }
+
+    /// `(variance, mean)` over `dims` in one call (`torch.var_mean`).
+    public func varMean(dims: [Int]? = nil, correction: Double = 1, keepdim: Bool = false) -> (variance: Tensor, mean: Tensor) {
+        (variance(dims: dims, correction: correction, keepdim: keepdim), mean(dims: reductionDims(dims, op: "var_mean"), keepdim: keepdim))
+    }
+    /// `(std, mean)` over `dims` in one call (`torch.std_mean`).
+    public func stdMean(dims: [Int]? = nil, correction: Double = 1, keepdim: Bool = false) -> (std: Tensor, mean: Tensor) {
+        (std(dims: dims, correction: correction, keepdim: keepdim), mean(dims: reductionDims(dims, op: "std_mean"), keepdim: keepdim))
     }
 
     /// Standard deviation over `dims` with Bessel's `correction`.
-    public func std(dims: [Int]? = nil, correction: Int = 1, keepdim: Bool = false) -> Tensor {
+    public func std(dims: [Int]? = nil, correction: Double = 1, keepdim: Bool = false) -> Tensor {
         variance(dims: dims, correction: correction, keepdim: keepdim).sqrt()
     }
 

@@ -214,4 +214,48 @@ extension Tensor {
     public static func columnStack(_ tensors: [Tensor]) -> Tensor {
         cat(tensors.map { $0.rank <= 1 ? $0.reshape([$0.count, 1]) : $0 }, dim: 1)
     }
+
+    // MARK: more views
+
+    /// Removes the size-1 dimensions among `dims` (others stay).
+    public func squeeze(dims: [Int]) -> Tensor {
+        let ds = checked { try Set(dims.map { try normalizeDim($0, rank, op: "squeeze") }) }
+        if rank == 0 { return self }
+        let keep = shape.indices.filter { !(ds.contains($0) && shape[$0] == 1) }
+        return reshape(keep.map { shape[$0] })
+    }
+    /// `expand(shape)` (`torch.broadcast_to`).
+    public func broadcast(to shape: [Int]) -> Tensor { expand(shape) }
+    /// The slices along `dim`, each without that dimension.
+    public func unbind(dim: Int = 0) -> [Tensor] {
+        let d = checked { try normalizeDim(dim, rank, op: "unbind") }
+        checked { try require(rank > 0, "unbind: dimension specified as 0 but tensor has no dimensions") }
+        return (0..<shape[d]).map { select(d, $0) }
+    }
+    /// Picks values along `dim` at `indices` (broadcast with self except along dim), or from
+    /// the flattened tensor when `dim` is nil (`torch.take_along_dim`).
+    public func takeAlongDim(_ indices: Tensor, dim: Int? = nil) -> Tensor {
+        guard let dim else { return flatten().gather(0, indices.flatten()) }
+        let d = checked { try normalizeDim(dim, rank, op: "take_along_dim") }
+        checked {
+            try require(indices.rank == rank,
+                        "take_along_dim: input and indices should have the same number of dimensions, but got \(rank) dimensions for input, and \(indices.rank) dimensions for indices")
+        }
+        var a = shape, b = indices.shape
+        a[d] = 1
+        b[d] = 1
+        let common = checked { try broadcastShapes(a, b, op: "take_along_dim") }
+        var xs = common, ys = common
+        xs[d] = shape[d]
+        ys[d] = indices.shape[d]
+        return expand(xs).gather(d, indices.expand(ys).contiguous())
+    }
+    /// Where `mask` is true, `value` (a 0-dim tensor, differentiable), else self.
+    public func maskedFill(_ mask: Tensor, _ value: Tensor) -> Tensor {
+        checked {
+            try require(value.rank == 0,
+                        "masked_fill_ only supports a 0-dimensional value tensor, but got tensor with \(value.rank) dimension(s).")
+        }
+        return Tensor.where(mask, value.to(dtype), self)
+    }
 }

@@ -141,6 +141,9 @@ public enum SafeTensors {
             }
             sd[name] = t
         }
+        // Empty tensors take no bytes: they overlap nothing (the reference writer gives them
+        // the offset of the next tensor).
+        spans = spans.filter { $0.0 < $0.1 }
         spans.sort { $0.0 < $1.0 }
         for i in spans.indices.dropFirst() where spans[i].0 < spans[i - 1].1 {
             throw DataError.corrupt("safetensors: tensors overlap in the data section")
