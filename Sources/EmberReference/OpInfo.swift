@@ -48,12 +48,15 @@ public indirect enum OpArg: CustomStringConvertible {
 /// option PyTorch applied.
 public final class OpCall {
     public let tensors: [Tensor]
+    /// The device the case runs on (factories have no input tensor to take it from).
+    public let device: Device
     let args: [OpArg]
     let kwargs: [String: OpArg]
     private var read = Set<String>()
 
-    init(_ tensors: [Tensor], _ params: Params) {
+    init(_ tensors: [Tensor], _ params: Params, device: Device) {
         self.tensors = tensors
+        self.device = device
         args = (params.d["args"] as? [Any] ?? []).map { OpArg(json: $0 is NSNull ? nil : $0) }
         kwargs = (params.d["kwargs"] as? [String: Any] ?? [:]).mapValues { OpArg(json: $0 is NSNull ? nil : $0) }
     }

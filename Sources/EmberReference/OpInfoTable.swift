@@ -66,6 +66,29 @@ private func newTensor(_ f: @escaping (Tensor, [Int], DType) -> Tensor) -> (OpCa
     }
 }
 
+/// A factory's `dtype` keyword (and its `device` and `requires_grad`, which do not change
+/// values; the tensor is made where the case runs).
+private func factoryOptions(_ c: OpCall) -> DType? {
+    _ = c.string(nil, "device")
+    _ = c.bool(nil, "requires_grad")
+    return c.dtype(nil, "dtype")
+}
+/// Sections (a number) or indices (a list, or a tensor: 0-dim sections, 1-D indices).
+private func splitArgument(_ c: OpCall, _ i: Int, _ name: String) -> (sections: Int?, indices: [Int]?) {
+    switch c.arg(i, name) {
+    case .list?: return (nil, c.ints(i, name))
+    case .tensor?:
+        let t = c.tensor(i, name)!
+        return t.rank == 0 ? (Int(t.item()), nil) : (nil, t.to(.cpu).toArray(Int64.self).map { Int($0) })
+    default: return (c.int(i, name), nil)
+    }
+}
+/// A number that PyTorch also takes as a 0-dim tensor (`linspace`'s start).
+private func numberOrItem(_ c: OpCall, _ i: Int, _ name: String) -> Double? {
+    if case .tensor? = c.arg(i, name) { return c.tensor(i, name)!.item() }
+    return c.double(i, name)
+}
+
 public let opInfoTable: [String: (OpCall) -> [Tensor]] = [
     // Elementwise, one tensor.
     "abs": unary { $0.abs() },
@@ -422,5 +445,172 @@ public let opInfoTable: [String: (OpCall) -> [Tensor]] = [
     "nn.functional.cross_entropy": { c in
         [crossEntropy(c.input, c.tensor(1, "target")!, weight: c.tensor(nil, "weight"), ignoreIndex: c.int(nil, "ignore_index") ?? -100,
                       reduction: reductionArg(c), labelSmoothing: c.double(nil, "label_smoothing") ?? 0)]
+    },
+    // Factories.
+    "zeros": { c in [Tensor.zeros(c.intsFrom(0)!, dtype: factoryOptions(c) ?? .defaultFloat, device: c.device)] },
+    "ones": { c in [Tensor.ones(c.intsFrom(0)!, dtype: factoryOptions(c) ?? .defaultFloat, device: c.device)] },
+    "full": { c in
+        let d = factoryOptions(c)
+        let v = c.double(1, "fill_value")!
+        let dtype = d ?? { if case .double? = c.arg(1, "fill_value") { return DType.defaultFloat }; if case .bool? = c.arg(1, "fill_value") { return DType.bool }; return DType.int64 }()
+        return [Tensor.full(c.ints(0, "size")!, v, dtype: dtype, device: c.device)]
+    },
+    "arange": { c in
+        let d = factoryOptions(c)
+        var numbers: [Double] = []
+        var integral = true
+        for i in 0..<3 {
+            guard let a = c.arg(i, [nil, "end", "step"][i]) else { continue }
+            if case .double = a { integral = false }
+            numbers.append(c.double(i, [nil, "end", "step"][i])!)
+        }
+        let (start, end, step) = numbers.count == 1 ? (0.0, numbers[0], 1.0) : (numbers[0], numbers[1], numbers.count > 2 ? numbers[2] : 1.0)
+        return [Tensor.arange(start, end, step: step, dtype: d ?? (integral ? .int64 : .defaultFloat), device: c.device)]
+    },
+    "linspace": { c in
+        let d = factoryOptions(c) ?? .defaultFloat
+        return [Tensor.linspace(numberOrItem(c, 0, "start")!, numberOrItem(c, 1, "end")!, steps: c.int(2, "steps")!, dtype: d, device: c.device)]
+    },
+    "logspace": { c in
+        let d = factoryOptions(c) ?? .defaultFloat
+        return [Tensor.logspace(numberOrItem(c, 0, "start")!, numberOrItem(c, 1, "end")!, steps: c.int(2, "steps")!,
+                                base: c.double(3, "base") ?? 10, dtype: d, device: c.device)]
+    },
+    "eye": { c in [Tensor.eye(c.int(0, "n")!, c.int(1, "m"), dtype: factoryOptions(c) ?? .defaultFloat, device: c.device)] },
+    "scalar_tensor": { c in [Tensor.full([], c.double(0, "s")!, dtype: factoryOptions(c) ?? .defaultFloat, device: c.device)] },
+    // Diagonals, scatters, splits.
+    "diag": { c in [c.input.diag(diagonal: c.int(1, "diagonal") ?? 0)] },
+    "diag_embed": { c in [c.input.diagEmbed(offset: c.int(1, "offset") ?? 0, dim1: c.int(2, "dim1") ?? -2, dim2: c.int(3, "dim2") ?? -1)] },
+    "diagflat": { c in [c.input.diagflat(offset: c.int(1, "offset") ?? 0)] },
+    "block_diag": { c in [Tensor.blockDiag((0..<c.tensors.count).map { c.tensor($0)! })] },
+    "diagonal_scatter": { c in
+        [c.input.diagonalScatter(c.tensor(1, "src")!, offset: c.int(2, "offset") ?? 0, dim1: c.int(3, "dim1") ?? 0, dim2: c.int(4, "dim2") ?? 1)]
+    },
+    "index_fill": { c in
+        let x = c.input, d = c.int(1, "dim")!, index = c.tensor(2, "index")!
+        if case .tensor? = c.arg(3, "value") { return [x.indexFill(d, index, c.tensor(3, "value")!)] }
+        return [x.indexFill(d, index, c.double(3, "value")!)]
+    },
+    "index_copy": { c in [c.input.indexCopy(c.int(1, "dim")!, c.tensor(2, "index")!, c.tensor(3, "source")!)] },
+    "select_scatter": { c in [c.input.selectScatter(c.tensor(1, "src")!, dim: c.int(2, "dim")!, index: c.int(3, "index")!)] },
+    "slice_scatter": { c in
+        [c.input.sliceScatter(c.tensor(1, "src")!, dim: c.int(2, "dim") ?? 0, start: c.int(3, "start"), end: c.int(4, "end"), step: c.int(5, "step") ?? 1)]
+    },
+    "masked_scatter": { c in [c.input.maskedScatter(c.tensor(1, "mask")!, c.tensor(2, "source")!)] },
+    "take": { c in [c.input.take(c.tensor(1, "index")!)] },
+    "nonzero": { c in c.bool(nil, "as_tuple") == true ? c.input.nonzeroTuple() : [c.input.nonzero()] },
+    "argwhere": unary { $0.argwhere() },
+    "tensor_split": { c in
+        let (sections, indices) = splitArgument(c, 1, "indices_or_sections")
+        let d = c.int(2, "dim") ?? 0
+        return sections.map { c.input.tensorSplit(sections: $0, dim: d) } ?? c.input.tensorSplit(indices: indices!, dim: d)
+    },
+    "hsplit": { c in let a = splitArgument(c, 1, "indices_or_sections"); return c.input.hsplit(sections: a.sections, indices: a.indices) },
+    "vsplit": { c in let a = splitArgument(c, 1, "indices_or_sections"); return c.input.vsplit(sections: a.sections, indices: a.indices) },
+    "dsplit": { c in let a = splitArgument(c, 1, "indices_or_sections"); return c.input.dsplit(sections: a.sections, indices: a.indices) },
+    "unflatten": { c in [c.input.unflatten(c.int(1, "dim")!, c.ints(2, "sizes")!)] },
+    "repeat_interleave": { c in
+        _ = c.int(nil, "output_size")
+        let d = c.int(2, "dim")
+        if case .tensor? = c.arg(1, "repeats") { return [c.input.repeatInterleave(c.tensor(1, "repeats")!, dim: d)] }
+        return [c.input.repeatInterleave(c.int(1, "repeats")!, dim: d)]
+    },
+    "diff": { c in
+        [c.input.diff(n: c.int(1, "n") ?? 1, dim: c.int(2, "dim") ?? -1, prepend: c.tensor(3, "prepend"), append: c.tensor(4, "append"))]
+    },
+    "meshgrid": { c in
+        let ts: [Tensor]
+        if case .list? = c.arg(0) { ts = c.tensorList(0) } else { ts = (0..<c.tensors.count).map { c.tensor($0)! } }
+        return Tensor.meshgrid(ts, indexing: c.string(nil, "indexing") ?? "ij")
+    },
+    "mT": unary { $0.mT },
+    "mH": unary { $0.mH },
+    "T": unary { $0.T },
+    "H": unary { $0.H },
+    "sum_to_size": { c in [c.input.sumTo(c.intsFrom(1, "size")!)] },
+    // `item()` gives a Swift number; PyTorch's fixture holds its Python number as a tensor of
+    // the default dtype of its kind.
+    "item": unary { Tensor.full([], $0.item(), dtype: $0.dtype.isFloatingPoint ? .defaultFloat : ($0.dtype == .bool ? .bool : .int64), device: $0.device) },
+    "resolve_conj": unary { $0 },
+    "resolve_neg": unary { $0 },
+    "conj": unary { $0 },
+    "conj_physical": unary { $0.clone() },
+    "real": unary { $0 },
+    // Products, norms, integration.
+    "kron": { c in [Tensor.kron(c.input, c.tensor(1, "other")!)] },
+    "cross": { c in [Tensor.cross(c.input, c.tensor(1, "other")!, dim: c.int(2, "dim"))] },
+    "linalg.cross": { c in [Linalg.cross(c.input, c.tensor(1, "other")!, dim: c.int(2, "dim") ?? -1)] },
+    "tensordot": { c in
+        let a = c.input, b = c.tensor(1, "b")!
+        if case .list(let l)? = c.arg(2, "dims") {
+            func ints(_ v: OpArg) -> [Int] {
+                switch v {
+                case .list(let xs): xs.map { if case .int(let i) = $0 { i } else { fatalError("tensordot dims \($0)") } }
+                case .int(let i): [i]
+                default: fatalError("tensordot dims \(v)")
+                }
+            }
+            return [Tensor.tensordot(a, b, dims: (ints(l[0]), ints(l[1])))]
+        }
+        return [Tensor.tensordot(a, b, dims: c.int(2, "dims") ?? 2)]
+    },
+    "dist": { c in [Tensor.dist(c.input, c.tensor(1, "other")!, p: c.double(2, "p") ?? 2)] },
+    "trapezoid": { c in [Tensor.trapezoid(c.input, x: c.tensor(1, "x"), dx: c.double(nil, "dx") ?? 1, dim: c.int(nil, "dim") ?? -1)] },
+    "trapz": { c in [Tensor.trapezoid(c.input, x: c.tensor(1, "x"), dx: c.double(nil, "dx") ?? 1, dim: c.int(nil, "dim") ?? -1)] },
+    "cumulative_trapezoid": { c in
+        [Tensor.cumulativeTrapezoid(c.input, x: c.tensor(1, "x"), dx: c.double(nil, "dx") ?? 1, dim: c.int(nil, "dim") ?? -1)]
+    },
+    "linalg.vecdot": { c in [Linalg.vecdot(c.input, c.tensor(1, "y")!, dim: c.int(nil, "dim") ?? -1)] },
+    "linalg.vector_norm": { c in
+        [Linalg.vectorNorm(c.input, ord: c.double(1, "ord") ?? 2, dim: c.ints(2, "dim"), keepdim: c.bool(3, "keepdim") ?? false)]
+    },
+    "linalg.diagonal": { c in
+        [Linalg.diagonal(c.input, offset: c.int(nil, "offset") ?? 0, dim1: c.int(nil, "dim1") ?? -2, dim2: c.int(nil, "dim2") ?? -1)]
+    },
+    "linalg.multi_dot": { c in [Linalg.multiDot(c.tensorList(0))] },
+    // Comparisons and searches.
+    "isin": { c in [Tensor.isin(c.input, c.tensor(1, "test_elements")!, invert: c.bool(nil, "invert") ?? false)] },
+    "isclose": { c in
+        [c.input.isclose(c.tensor(1, "other")!, rtol: c.double(nil, "rtol") ?? 1e-5, atol: c.double(nil, "atol") ?? 1e-8,
+                         equalNan: c.bool(nil, "equal_nan") ?? false)]
+    },
+    "allclose": { c in
+        [c.input.allclose(c.tensor(1, "other")!, rtol: c.double(nil, "rtol") ?? 1e-5, atol: c.double(nil, "atol") ?? 1e-8,
+                          equalNan: c.bool(nil, "equal_nan") ?? false)]
+    },
+    "equal": { c in [Tensor(scalar: c.input.equal(c.tensor(1, "other")!), device: c.input.device)] },
+    "bucketize": { c in
+        [Tensor.bucketize(c.input, c.tensor(1, "boundaries")!, right: c.bool(nil, "right") ?? false, outInt32: c.bool(nil, "out_int32") ?? false)]
+    },
+    "searchsorted": { c in
+        let seq = c.input
+        let values = c.operand(1, "input", like: seq)!
+        return [Tensor.searchsorted(seq, values, right: c.bool(nil, "right") ?? false, side: c.string(nil, "side"),
+                                    outInt32: c.bool(nil, "out_int32") ?? false, sorter: c.tensor(nil, "sorter"))]
+    },
+    // Sorting and selection.
+    "sort": { c in
+        let r = c.input.sort(dim: c.int(1, "dim") ?? -1, descending: c.bool(2, "descending") ?? false, stable: c.bool(nil, "stable") ?? false)
+        return [r.values, r.indices]
+    },
+    "argsort": { c in [c.input.argsort(dim: c.int(1, "dim") ?? -1, descending: c.bool(2, "descending") ?? false, stable: c.bool(nil, "stable") ?? false)] },
+    "msort": unary { $0.msort() },
+    "topk": { c in
+        let r = c.input.topk(c.int(1, "k")!, dim: c.int(2, "dim") ?? -1, largest: c.bool(3, "largest") ?? true, sorted: c.bool(4, "sorted") ?? true)
+        return [r.values, r.indices]
+    },
+    "kthvalue": { c in
+        let r = c.input.kthvalue(c.int(1, "k")!, dim: c.int(2, "dim") ?? -1, keepdim: c.bool(3, "keepdim") ?? false)
+        return [r.values, r.indices]
+    },
+    "median": { c in
+        guard let d = c.int(1, "dim") else { return [c.input.median()] }
+        let r = c.input.median(dim: d, keepdim: c.bool(2, "keepdim") ?? false)
+        return [r.values, r.indices]
+    },
+    "nanmedian": { c in
+        guard let d = c.int(1, "dim") else { return [c.input.nanmedian()] }
+        let r = c.input.nanmedian(dim: d, keepdim: c.bool(2, "keepdim") ?? false)
+        return [r.values, r.indices]
     },
 ]

@@ -11,7 +11,7 @@ public func runOpCase(_ c: OpCase, device: Device = .cpu) -> [String] {
         outs = fn(built.map(\.view), c.params)
     case .opInfo:
         guard let fn = opInfoTable[c.op] else { return ["no Ember op for OpInfo's \(c.op)"] }
-        let call = OpCall(built.map(\.view), c.params)
+        let call = OpCall(built.map(\.view), c.params, device: device)
         outs = fn(call)
         if !call.unread.isEmpty { return ["the adapter ignores " + call.unread.joined(separator: ", ")] }
     }

@@ -37,6 +37,9 @@ final class HostMemoryDevice: Backend {
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) { cpu.maxPool2dBackward(grad, indices, out) }
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool) { cpu.softmax(x, out, log: log) }
     func scan(_ op: ScanOp, _ x: Tensor, dim: Int, _ out: Tensor) { cpu.scan(op, x, dim: dim, out) }
+    func sort(_ x: Tensor, dim: Int, descending: Bool, _ values: Tensor, _ indices: Tensor) {
+        cpu.sort(x, dim: dim, descending: descending, values, indices)
+    }
     func crossEntropyRows(_ logits: Tensor, _ target: Tensor, ignoreIndex: Int, _ loss: Tensor, _ lse: Tensor, _ valid: Tensor) {
         cpu.crossEntropyRows(logits, target, ignoreIndex: ignoreIndex, loss, lse, valid)
     }

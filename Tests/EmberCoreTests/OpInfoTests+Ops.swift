@@ -5,49 +5,62 @@
 extension OpInfoTests {
     /// Every OpInfo name with fixture cases, as the methods below name them.
     static let ops = [
-        "abs", "acos", "acosh", "add", "addbmm", "addcdiv",
-        "addcmul", "addmm", "addmv", "addr", "alias_copy", "all",
-        "amax", "amin", "aminmax", "any", "argmax", "argmin",
+        "H", "T", "abs", "acos", "acosh", "add",
+        "addbmm", "addcdiv", "addcmul", "addmm", "addmv", "addr",
+        "alias_copy", "all", "allclose", "amax", "amin", "aminmax",
+        "any", "arange", "argmax", "argmin", "argsort", "argwhere",
         "asin", "asinh", "atan", "atan2", "atanh", "atleast_1d",
-        "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "bmm", "bool",
-        "broadcast_tensors", "broadcast_to", "byte", "cat", "ceil", "chunk",
-        "clamp", "clamp_max", "clamp_min", "clone", "column_stack", "contiguous",
-        "copysign", "cos", "cosh", "count_nonzero", "cumprod", "cumsum",
-        "deg2rad", "diagonal", "diagonal_copy", "div", "dot", "double",
-        "dstack", "eq", "erf", "erfc", "exp", "exp2",
-        "expand", "expand_as", "expand_copy", "expm1", "fill", "flatten",
-        "flip", "fliplr", "flipud", "float", "float_power", "floor",
-        "floor_divide", "fmax", "fmin", "fmod", "frac", "full_like",
-        "gather", "ge", "gt", "half", "heaviside", "hstack",
-        "hypot", "index_add", "index_select", "inner", "int", "isfinite",
-        "isinf", "isnan", "isneginf", "isposinf", "isreal", "le",
-        "lerp", "log", "log10", "log1p", "log2", "log_softmax",
+        "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "block_diag", "bmm",
+        "bool", "broadcast_tensors", "broadcast_to", "bucketize", "byte", "cat",
+        "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "clone",
+        "column_stack", "conj", "conj_physical", "contiguous", "copysign", "cos",
+        "cosh", "count_nonzero", "cross", "cumprod", "cumsum", "cumulative_trapezoid",
+        "deg2rad", "diag", "diag_embed", "diagflat", "diagonal", "diagonal_copy",
+        "diagonal_scatter", "diff", "dist", "div", "dot", "double",
+        "dsplit", "dstack", "eq", "equal", "erf", "erfc",
+        "exp", "exp2", "expand", "expand_as", "expand_copy", "expm1",
+        "eye", "fill", "flatten", "flip", "fliplr", "flipud",
+        "float", "float_power", "floor", "floor_divide", "fmax", "fmin",
+        "fmod", "frac", "full", "full_like", "gather", "ge",
+        "gt", "half", "heaviside", "hsplit", "hstack", "hypot",
+        "index_add", "index_copy", "index_fill", "index_select", "inner", "int",
+        "isclose", "isfinite", "isin", "isinf", "isnan", "isneginf",
+        "isposinf", "isreal", "item", "kron", "kthvalue", "le",
+        "lerp", "linalg.cross", "linalg.diagonal", "linalg.multi_dot", "linalg.vecdot", "linalg.vector_norm",
+        "linspace", "log", "log10", "log1p", "log2", "log_softmax",
         "logaddexp", "logaddexp2", "logcumsumexp", "logical_and", "logical_not", "logical_or",
-        "logical_xor", "logit", "logsumexp", "long", "lt", "masked_fill",
-        "masked_select", "matmul", "max", "maximum", "mean", "min",
-        "minimum", "mm", "movedim", "mul", "mv", "nan_to_num",
-        "nanmean", "nansum", "narrow", "narrow_copy", "ne", "neg",
-        "new_full", "new_ones", "new_zeros", "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu",
-        "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding", "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink",
-        "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh", "nn.functional.huber_loss", "nn.functional.kl_div", "nn.functional.l1_loss",
-        "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.logsigmoid", "nn.functional.mish", "nn.functional.mse_loss", "nn.functional.nll_loss",
-        "nn.functional.one_hot", "nn.functional.relu", "nn.functional.relu6", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss",
-        "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold",
-        "ones_like", "outer", "permute", "permute_copy", "positive", "pow",
-        "prod", "rad2deg", "ravel", "reciprocal", "remainder", "repeat",
-        "reshape", "reshape_as", "roll", "rot90", "round", "rsqrt",
-        "rsub", "scatter", "scatter_add", "select", "sgn", "sigmoid",
-        "sign", "signbit", "sin", "sinc", "sinh", "softmax",
-        "special.entr", "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes",
-        "split_with_sizes_copy", "sqrt", "square", "squeeze", "squeeze_copy", "stack",
-        "std", "std_mean", "sub", "sum", "t", "t_copy",
-        "take_along_dim", "tan", "tanh", "tile", "to", "trace",
-        "transpose", "transpose_copy", "tril", "triu", "true_divide", "trunc",
-        "unbind", "unbind_copy", "unsafe_chunk", "unsafe_split", "unsqueeze", "unsqueeze_copy",
-        "var", "var_mean", "vdot", "view", "view_as", "view_copy",
-        "vstack", "where", "xlogy", "zero_", "zeros_like",
+        "logical_xor", "logit", "logspace", "logsumexp", "long", "lt",
+        "mH", "mT", "masked_fill", "masked_scatter", "masked_select", "matmul",
+        "max", "maximum", "mean", "median", "meshgrid", "min",
+        "minimum", "mm", "movedim", "msort", "mul", "mv",
+        "nan_to_num", "nanmean", "nanmedian", "nansum", "narrow", "narrow_copy",
+        "ne", "neg", "new_full", "new_ones", "new_zeros", "nn.functional.binary_cross_entropy",
+        "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding", "nn.functional.gelu",
+        "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh", "nn.functional.huber_loss",
+        "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.logsigmoid", "nn.functional.mish",
+        "nn.functional.mse_loss", "nn.functional.nll_loss", "nn.functional.one_hot", "nn.functional.relu", "nn.functional.relu6", "nn.functional.selu",
+        "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign",
+        "nn.functional.tanhshrink", "nn.functional.threshold", "nonzero", "ones", "ones_like", "outer",
+        "permute", "permute_copy", "positive", "pow", "prod", "rad2deg",
+        "ravel", "real", "reciprocal", "remainder", "repeat", "repeat_interleave",
+        "reshape", "reshape_as", "resolve_conj", "resolve_neg", "roll", "rot90",
+        "round", "rsqrt", "rsub", "scalar_tensor", "scatter", "scatter_add",
+        "searchsorted", "select", "select_scatter", "sgn", "sigmoid", "sign",
+        "signbit", "sin", "sinc", "sinh", "slice_scatter", "softmax",
+        "sort", "special.entr", "special.log_ndtr", "special.ndtr", "special.xlog1py", "split",
+        "split_with_sizes", "split_with_sizes_copy", "sqrt", "square", "squeeze", "squeeze_copy",
+        "stack", "std", "std_mean", "sub", "sum", "sum_to_size",
+        "t", "t_copy", "take", "take_along_dim", "tan", "tanh",
+        "tensor_split", "tensordot", "tile", "to", "topk", "trace",
+        "transpose", "transpose_copy", "trapezoid", "trapz", "tril", "triu",
+        "true_divide", "trunc", "unbind", "unbind_copy", "unflatten", "unsafe_chunk",
+        "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot",
+        "view", "view_as", "view_copy", "vsplit", "vstack", "where",
+        "xlogy", "zero_", "zeros", "zeros_like",
     ]
 
+    func test_H() { check("H") }  // 4 cases
+    func test_T() { check("T") }  // 4 cases
     func test_abs() { check("abs") }  // 2 cases
     func test_acos() { check("acos") }  // 6 cases
     func test_acosh() { check("acosh") }  // 6 cases
@@ -60,12 +73,16 @@ extension OpInfoTests {
     func test_addr() { check("addr") }  // 8 cases
     func test_alias_copy() { check("alias_copy") }  // 4 cases
     func test_all() { check("all") }  // 40 cases
+    func test_allclose() { check("allclose") }  // 48 cases
     func test_amax() { check("amax") }  // 40 cases
     func test_amin() { check("amin") }  // 40 cases
     func test_aminmax() { check("aminmax") }  // 14 cases
     func test_any() { check("any") }  // 40 cases
+    func test_arange() { check("arange") }  // 54 cases
     func test_argmax() { check("argmax") }  // 26 cases
     func test_argmin() { check("argmin") }  // 26 cases
+    func test_argsort() { check("argsort") }  // 116 cases
+    func test_argwhere() { check("argwhere") }  // 12 cases
     func test_asin() { check("asin") }  // 2 cases
     func test_asinh() { check("asinh") }  // 2 cases
     func test_atan() { check("atan") }  // 2 cases
@@ -76,10 +93,12 @@ extension OpInfoTests {
     func test_atleast_3d() { check("atleast_3d") }  // 12 cases
     func test_baddbmm() { check("baddbmm") }  // 16 cases
     func test_bfloat16() { check("bfloat16") }  // 10 cases
+    func test_block_diag() { check("block_diag") }  // 8 cases
     func test_bmm() { check("bmm") }  // 20 cases
     func test_bool() { check("bool") }  // 10 cases
     func test_broadcast_tensors() { check("broadcast_tensors") }  // 2 cases
     func test_broadcast_to() { check("broadcast_to") }  // 14 cases
+    func test_bucketize() { check("bucketize") }  // 48 cases
     func test_byte() { check("byte") }  // 10 cases
     func test_cat() { check("cat") }  // 18 cases
     func test_ceil() { check("ceil") }  // 2 cases
@@ -89,21 +108,33 @@ extension OpInfoTests {
     func test_clamp_min() { check("clamp_min") }  // 18 cases
     func test_clone() { check("clone") }  // 4 cases
     func test_column_stack() { check("column_stack") }  // 6 cases
+    func test_conj() { check("conj") }  // 6 cases
+    func test_conj_physical() { check("conj_physical") }  // 2 cases
     func test_contiguous() { check("contiguous") }  // 4 cases
     func test_copysign() { check("copysign") }  // 20 cases
     func test_cos() { check("cos") }  // 6 cases
     func test_cosh() { check("cosh") }  // 6 cases
     func test_count_nonzero() { check("count_nonzero") }  // 40 cases
+    func test_cross() { check("cross") }  // 6 cases
     func test_cumprod() { check("cumprod") }  // 20 cases
     func test_cumsum() { check("cumsum") }  // 8 cases
+    func test_cumulative_trapezoid() { check("cumulative_trapezoid") }  // 18 cases
     func test_deg2rad() { check("deg2rad") }  // 2 cases
+    func test_diag() { check("diag") }  // 32 cases
+    func test_diag_embed() { check("diag_embed") }  // 30 cases
+    func test_diagflat() { check("diagflat") }  // 10 cases
     func test_diagonal() { check("diagonal") }  // 30 cases
     func test_diagonal_copy() { check("diagonal_copy") }  // 30 cases
+    func test_diagonal_scatter() { check("diagonal_scatter") }  // 30 cases
+    func test_diff() { check("diff") }  // 128 cases
+    func test_dist() { check("dist") }  // 100 cases
     func test_div() { check("div") }  // 54 cases
     func test_dot() { check("dot") }  // 2 cases
     func test_double() { check("double") }  // 10 cases
+    func test_dsplit() { check("dsplit") }  // 4 cases
     func test_dstack() { check("dstack") }  // 4 cases
     func test_eq() { check("eq") }  // 20 cases
+    func test_equal() { check("equal") }  // 16 cases
     func test_erf() { check("erf") }  // 2 cases
     func test_erfc() { check("erfc") }  // 6 cases
     func test_exp() { check("exp") }  // 6 cases
@@ -112,6 +143,7 @@ extension OpInfoTests {
     func test_expand_as() { check("expand_as") }  // 6 cases
     func test_expand_copy() { check("expand_copy") }  // 18 cases
     func test_expm1() { check("expm1") }  // 2 cases
+    func test_eye() { check("eye") }  // 180 cases
     func test_fill() { check("fill") }  // 6 cases
     func test_flatten() { check("flatten") }  // 12 cases
     func test_flip() { check("flip") }  // 20 cases
@@ -125,26 +157,41 @@ extension OpInfoTests {
     func test_fmin() { check("fmin") }  // 18 cases
     func test_fmod() { check("fmod") }  // 18 cases
     func test_frac() { check("frac") }  // 2 cases
+    func test_full() { check("full") }  // 8 cases
     func test_full_like() { check("full_like") }  // 14 cases
     func test_gather() { check("gather") }  // 14 cases
     func test_ge() { check("ge") }  // 18 cases
     func test_gt() { check("gt") }  // 18 cases
     func test_half() { check("half") }  // 10 cases
     func test_heaviside() { check("heaviside") }  // 18 cases
+    func test_hsplit() { check("hsplit") }  // 4 cases
     func test_hstack() { check("hstack") }  // 4 cases
     func test_hypot() { check("hypot") }  // 18 cases
     func test_index_add() { check("index_add") }  // 18 cases
+    func test_index_copy() { check("index_copy") }  // 6 cases
+    func test_index_fill() { check("index_fill") }  // 12 cases
     func test_index_select() { check("index_select") }  // 6 cases
     func test_inner() { check("inner") }  // 4 cases
     func test_int() { check("int") }  // 10 cases
+    func test_isclose() { check("isclose") }  // 34 cases
     func test_isfinite() { check("isfinite") }  // 6 cases
+    func test_isin() { check("isin") }  // 4 cases
     func test_isinf() { check("isinf") }  // 2 cases
     func test_isnan() { check("isnan") }  // 2 cases
     func test_isneginf() { check("isneginf") }  // 2 cases
     func test_isposinf() { check("isposinf") }  // 2 cases
     func test_isreal() { check("isreal") }  // 6 cases
+    func test_item() { check("item") }  // 8 cases
+    func test_kron() { check("kron") }  // 2 cases
+    func test_kthvalue() { check("kthvalue") }  // 20 cases
     func test_le() { check("le") }  // 18 cases
     func test_lerp() { check("lerp") }  // 28 cases
+    func test_linalg_cross() { check("linalg.cross") }  // 6 cases
+    func test_linalg_diagonal() { check("linalg.diagonal") }  // 30 cases
+    func test_linalg_multi_dot() { check("linalg.multi_dot") }  // 14 cases
+    func test_linalg_vecdot() { check("linalg.vecdot") }  // 88 cases
+    func test_linalg_vector_norm() { check("linalg.vector_norm") }  // 360 cases
+    func test_linspace() { check("linspace") }  // 488 cases
     func test_log() { check("log") }  // 6 cases
     func test_log10() { check("log10") }  // 6 cases
     func test_log1p() { check("log1p") }  // 2 cases
@@ -158,23 +205,31 @@ extension OpInfoTests {
     func test_logical_or() { check("logical_or") }  // 18 cases
     func test_logical_xor() { check("logical_xor") }  // 18 cases
     func test_logit() { check("logit") }  // 10 cases
+    func test_logspace() { check("logspace") }  // 3204 cases
     func test_logsumexp() { check("logsumexp") }  // 30 cases
     func test_long() { check("long") }  // 10 cases
     func test_lt() { check("lt") }  // 18 cases
+    func test_mH() { check("mH") }  // 10 cases
+    func test_mT() { check("mT") }  // 10 cases
     func test_masked_fill() { check("masked_fill") }  // 16 cases
+    func test_masked_scatter() { check("masked_scatter") }  // 8 cases
     func test_masked_select() { check("masked_select") }  // 14 cases
     func test_matmul() { check("matmul") }  // 30 cases
     func test_max() { check("max") }  // 30 cases
     func test_maximum() { check("maximum") }  // 18 cases
     func test_mean() { check("mean") }  // 40 cases
+    func test_median() { check("median") }  // 26 cases
+    func test_meshgrid() { check("meshgrid") }  // 40 cases
     func test_min() { check("min") }  // 30 cases
     func test_minimum() { check("minimum") }  // 18 cases
     func test_mm() { check("mm") }  // 6 cases
     func test_movedim() { check("movedim") }  // 4 cases
+    func test_msort() { check("msort") }  // 4 cases
     func test_mul() { check("mul") }  // 18 cases
     func test_mv() { check("mv") }  // 2 cases
     func test_nan_to_num() { check("nan_to_num") }  // 6 cases
     func test_nanmean() { check("nanmean") }  // 70 cases
+    func test_nanmedian() { check("nanmedian") }  // 26 cases
     func test_nansum() { check("nansum") }  // 70 cases
     func test_narrow() { check("narrow") }  // 20 cases
     func test_narrow_copy() { check("narrow_copy") }  // 10 cases
@@ -216,6 +271,8 @@ extension OpInfoTests {
     func test_nn_functional_softsign() { check("nn.functional.softsign") }  // 6 cases
     func test_nn_functional_tanhshrink() { check("nn.functional.tanhshrink") }  // 6 cases
     func test_nn_functional_threshold() { check("nn.functional.threshold") }  // 8 cases
+    func test_nonzero() { check("nonzero") }  // 48 cases
+    func test_ones() { check("ones") }  // 4 cases
     func test_ones_like() { check("ones_like") }  // 14 cases
     func test_outer() { check("outer") }  // 2 cases
     func test_permute() { check("permute") }  // 8 cases
@@ -225,19 +282,26 @@ extension OpInfoTests {
     func test_prod() { check("prod") }  // 78 cases
     func test_rad2deg() { check("rad2deg") }  // 2 cases
     func test_ravel() { check("ravel") }  // 6 cases
+    func test_real() { check("real") }  // 6 cases
     func test_reciprocal() { check("reciprocal") }  // 6 cases
     func test_remainder() { check("remainder") }  // 18 cases
     func test_repeat() { check("repeat") }  // 48 cases
+    func test_repeat_interleave() { check("repeat_interleave") }  // 10 cases
     func test_reshape() { check("reshape") }  // 14 cases
     func test_reshape_as() { check("reshape_as") }  // 8 cases
+    func test_resolve_conj() { check("resolve_conj") }  // 4 cases
+    func test_resolve_neg() { check("resolve_neg") }  // 4 cases
     func test_roll() { check("roll") }  // 34 cases
     func test_rot90() { check("rot90") }  // 68 cases
     func test_round() { check("round") }  // 20 cases
     func test_rsqrt() { check("rsqrt") }  // 6 cases
     func test_rsub() { check("rsub") }  // 22 cases
+    func test_scalar_tensor() { check("scalar_tensor") }  // 6 cases
     func test_scatter() { check("scatter") }  // 18 cases
     func test_scatter_add() { check("scatter_add") }  // 14 cases
+    func test_searchsorted() { check("searchsorted") }  // 576 cases
     func test_select() { check("select") }  // 12 cases
+    func test_select_scatter() { check("select_scatter") }  // 10 cases
     func test_sgn() { check("sgn") }  // 2 cases
     func test_sigmoid() { check("sigmoid") }  // 6 cases
     func test_sign() { check("sign") }  // 2 cases
@@ -245,7 +309,9 @@ extension OpInfoTests {
     func test_sin() { check("sin") }  // 2 cases
     func test_sinc() { check("sinc") }  // 6 cases
     func test_sinh() { check("sinh") }  // 2 cases
+    func test_slice_scatter() { check("slice_scatter") }  // 18 cases
     func test_softmax() { check("softmax") }  // 28 cases
+    func test_sort() { check("sort") }  // 116 cases
     func test_special_entr() { check("special.entr") }  // 4 cases
     func test_special_log_ndtr() { check("special.log_ndtr") }  // 6 cases
     func test_special_ndtr() { check("special.ndtr") }  // 6 cases
@@ -262,22 +328,30 @@ extension OpInfoTests {
     func test_std_mean() { check("std_mean") }  // 32 cases
     func test_sub() { check("sub") }  // 22 cases
     func test_sum() { check("sum") }  // 40 cases
+    func test_sum_to_size() { check("sum_to_size") }  // 32 cases
     func test_t() { check("t") }  // 6 cases
     func test_t_copy() { check("t_copy") }  // 6 cases
+    func test_take() { check("take") }  // 20 cases
     func test_take_along_dim() { check("take_along_dim") }  // 10 cases
     func test_tan() { check("tan") }  // 2 cases
     func test_tanh() { check("tanh") }  // 2 cases
+    func test_tensor_split() { check("tensor_split") }  // 20 cases
+    func test_tensordot() { check("tensordot") }  // 6 cases
     func test_tile() { check("tile") }  // 56 cases
     func test_to() { check("to") }  // 48 cases
+    func test_topk() { check("topk") }  // 28 cases
     func test_trace() { check("trace") }  // 10 cases
     func test_transpose() { check("transpose") }  // 16 cases
     func test_transpose_copy() { check("transpose_copy") }  // 16 cases
+    func test_trapezoid() { check("trapezoid") }  // 18 cases
+    func test_trapz() { check("trapz") }  // 18 cases
     func test_tril() { check("tril") }  // 16 cases
     func test_triu() { check("triu") }  // 16 cases
     func test_true_divide() { check("true_divide") }  // 18 cases
     func test_trunc() { check("trunc") }  // 2 cases
     func test_unbind() { check("unbind") }  // 12 cases
     func test_unbind_copy() { check("unbind_copy") }  // 12 cases
+    func test_unflatten() { check("unflatten") }  // 20 cases
     func test_unsafe_chunk() { check("unsafe_chunk") }  // 6 cases
     func test_unsafe_split() { check("unsafe_split") }  // 4 cases
     func test_unsqueeze() { check("unsqueeze") }  // 18 cases
@@ -288,9 +362,11 @@ extension OpInfoTests {
     func test_view() { check("view") }  // 14 cases
     func test_view_as() { check("view_as") }  // 8 cases
     func test_view_copy() { check("view_copy") }  // 14 cases
+    func test_vsplit() { check("vsplit") }  // 4 cases
     func test_vstack() { check("vstack") }  // 4 cases
     func test_where() { check("where") }  // 12 cases
     func test_xlogy() { check("xlogy") }  // 18 cases
     func test_zero_() { check("zero_") }  // 6 cases
+    func test_zeros() { check("zeros") }  // 4 cases
     func test_zeros_like() { check("zeros_like") }  // 14 cases
 }

@@ -126,7 +126,7 @@ extension KernelSource {
 
             """
         }
-        s += scanKernels(d)
+        s += scanKernels(d) + sortKernel(d)
         if d.isFloatingPoint {
             s += rowStats(d) + """
             // One block per row: softmax (or log-softmax) over n contiguous values.
@@ -201,6 +201,55 @@ extension KernelSource {
         return s
     }
 
+    /// Stable sorts along one dimension: one block per line, a bitonic network over the
+    /// line padded to a power of two in global scratch, ordered by (value, position) so
+    /// that equal values keep their order; NaN is greatest, padding after everything.
+    static func sortKernel(_ d: DType) -> String {
+        let t = compute(d), st = storage(d)
+        let nan = d.isFloatingPoint
+        return """
+        __device__ __forceinline__ bool \(name("sortAfter", d.description))(const \(t)* v, const long long* p, long long a, long long b, int desc) {
+            bool pa = p[a] < 0, pb = p[b] < 0;
+            if (pa != pb) return pa;
+            if (pa) return false;
+            \(t) x = v[a], y = v[b];
+            bool nx = \(nan ? "x != x" : "false"), ny = \(nan ? "y != y" : "false");
+            if (nx != ny) return desc ? ny : nx;
+            if (!nx && x != y) return desc ? x < y : x > y;
+            return p[a] > p[b];
+        }
+        extern "C" __global__ void \(name("sort", d.description))(Geo gk, long long n, long long np2, long long sx, long long so, int desc,
+                                                               \(st)* values, long long* indices, const \(st)* in, \(t)* sv, long long* sp) {
+            long long line = blockIdx.x;
+            if (line >= gk.n) return;
+            long long base[4]; ember_offsets(gk, line, base);
+            \(t)* v = sv + line * np2; long long* p = sp + line * np2;
+            for (long long i = threadIdx.x; i < np2; i += blockDim.x) {
+                if (i < n) { v[i] = \(load(d, "in[base[1] + i * sx]")); p[i] = i; } else { v[i] = 0; p[i] = -1; }
+            }
+            __syncthreads();
+            for (long long k = 2; k <= np2; k <<= 1) {
+                for (long long j = k >> 1; j > 0; j >>= 1) {
+                    for (long long i = threadIdx.x; i < np2; i += blockDim.x) {
+                        long long l = i ^ j;
+                        if (l > i) {
+                            bool up = (i & k) == 0;
+                            bool swap = up ? \(name("sortAfter", d.description))(v, p, i, l, desc) : \(name("sortAfter", d.description))(v, p, l, i, desc);
+                            if (swap) { \(t) tv = v[i]; v[i] = v[l]; v[l] = tv; long long tp = p[i]; p[i] = p[l]; p[l] = tp; }
+                        }
+                    }
+                    __syncthreads();
+                }
+            }
+            for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+                values[base[0] + i * so] = \(store(d, "v[i]"));
+                indices[base[0] + i * so] = p[i];
+            }
+        }
+
+        """
+    }
+
     /// A row's maximum m (0 when the row is all -inf) and Σ exp(x − m), by the whole block
     /// (softmax here, cross-entropy's log-sum-exp in `Losses`).
     static func rowStats(_ d: DType) -> String {
@@ -266,6 +315,24 @@ extension CUDABackend {
         let args = KernelArgs.forThisThread().addWords(gk).add(Int64(n)).add(Int64(sx)).add(Int64(so)).add(address(out)).add(address(x))
         dev.launch(kernel(.reduce, x.dtype, KernelSource.name("scan", op.name, x.dtype.description)),
                    grid: x.count / n, block: block, args)
+    }
+
+    func sort(_ x: Tensor, dim: Int, descending: Bool, _ values: Tensor, _ indices: Tensor) {
+        if x.count == 0 { return }
+        let others = (0..<x.rank).filter { $0 != dim }
+        let gk = geo(others.map { x.shape[$0] }, [(others.map { values.strides[$0] }, 0), (others.map { x.strides[$0] }, 0)])
+        let n = x.rank == 0 ? 1 : x.shape[dim]
+        var np2 = 1
+        while np2 < n { np2 <<= 1 }
+        let lines = x.count / n
+        // Scratch for the padded lines (8 bytes holds every compute type), freed in stream order.
+        let scratchValues = Tensor(storage: allocate(bytes: Swift.max(8, lines * np2 * 8), device: values.device), shape: [lines * np2], dtype: .int64)
+        let scratchPositions = Tensor(storage: allocate(bytes: Swift.max(8, lines * np2 * 8), device: values.device), shape: [lines * np2], dtype: .int64)
+        let sx = x.rank == 0 ? 0 : x.strides[dim], so = x.rank == 0 ? 0 : values.strides[dim]
+        let args = KernelArgs.forThisThread().addWords(gk).add(Int64(n)).add(Int64(np2)).add(Int64(sx)).add(Int64(so))
+            .add(Int32(descending ? 1 : 0)).add(address(values)).add(address(indices)).add(address(x))
+            .add(address(scratchValues)).add(address(scratchPositions))
+        dev.launch(kernel(.reduce, x.dtype, KernelSource.name("sort", x.dtype.description)), grid: lines, block: min(256, max(32, np2 / 2)), args)
     }
 
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool) {

@@ -229,6 +229,10 @@ public protocol Backend: AnyObject {
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool)
     /// Inclusive scan of `x` (any layout) along `dim` into contiguous `out` of `x`'s shape.
     func scan(_ op: ScanOp, _ x: Tensor, dim: Int, _ out: Tensor)
+    /// Sorts every line of `x` (any layout) along `dim` into contiguous `values` and int64
+    /// `indices` of `x`'s shape: stable (equal values keep their order), NaN greatest
+    /// (last ascending, first descending), as PyTorch's `sort(stable: true)`.
+    func sort(_ x: Tensor, dim: Int, descending: Bool, _ values: Tensor, _ indices: Tensor)
 
     // MARK: linear algebra (+Linalg)
 

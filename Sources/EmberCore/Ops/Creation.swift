@@ -335,3 +335,12 @@ extension Tensor: CustomStringConvertible {
         return s + ")"
     }
 }
+
+extension Tensor {
+    /// `base ** linspace(start, end, steps)`.
+    public static func logspace(_ start: Double, _ end: Double, steps: Int, base: Double = 10, dtype: DType = .defaultFloat,
+                                device: Device = .cpu) -> Tensor {
+        let exps = linspace(start, end, steps: steps, dtype: .float64, device: device)
+        return Tensor.full([], base, dtype: .float64, device: device).pow(exps).to(dtype)
+    }
+}

@@ -266,4 +266,46 @@ extension CPUBackend {
         numericSwitch(x.dtype, "cum" + op.name, { real(Float.self) }, { real(Double.self) }, { integral(Int64.self) },
                       { integral(Int32.self) }, { integral(UInt8.self) }, { integral(Bool.self) })
     }
+
+    public func sort(_ x: Tensor, dim: Int, descending: Bool, _ values: Tensor, _ indices: Tensor) {
+        if x.count == 0 { return }
+        let shape = x.shape
+        let n = shape.isEmpty ? 1 : shape[dim]
+        let sx = shape.isEmpty ? 0 : x.strides[dim], so = shape.isEmpty ? 0 : values.strides[dim]
+        let others = shape.indices.filter { $0 != dim }
+        let outer = others.map { shape[$0] }, xOuter = others.map { x.strides[$0] }, oOuter = others.map { values.strides[$0] }
+        let lines = outer.reduce(1, *)
+        let idx = indices.ptr(Int64.self)
+        func typed<T: CPUNumber>(_: T.Type) {
+            let a = x.ptr(T.self), o = values.ptr(T.self)
+            parallelFor(lines, grain: Swift.max(1, elementwiseGrain / Swift.max(n * 8, 1))) { range in
+                var order = [Int](repeating: 0, count: n)
+                for l in range {
+                    var rest = l, ox = 0, oo = 0
+                    for k in stride(from: outer.count - 1, through: 0, by: -1) {
+                        let i = rest % outer[k]
+                        rest /= outer[k]
+                        ox += i * xOuter[k]
+                        oo += i * oOuter[k]
+                    }
+                    for i in 0..<n { order[i] = i }
+                    let line = a + ox
+                    // Total order: value (NaN greatest), then position, so the sort is stable.
+                    order.sort { i, j in
+                        let u = line[i * sx], v = line[j * sx]
+                        let nu = u.isNaNValue, nv = v.isNaNValue
+                        if nu != nv { return descending ? nu : nv }
+                        if !nu && u != v { return descending ? u > v : u < v }
+                        return i < j
+                    }
+                    for (r, i) in order.enumerated() {
+                        o[oo + r * so] = line[i * sx]
+                        idx[oo + r * so] = Int64(i)
+                    }
+                }
+            }
+        }
+        numericSwitch(x.dtype, "sort", { typed(Float.self) }, { typed(Double.self) }, { typed(Int64.self) },
+                      { typed(Int32.self) }, { typed(UInt8.self) }, { typed(Bool.self) })
+    }
 }
