@@ -352,3 +352,30 @@ TABLE.update({
     "median": ("x.median(), x.median(dim:keepdim:)", {}),
     "nanmedian": ("x.nanmedian(), x.nanmedian(dim:keepdim:)", {}),
 })
+
+# nn.functional without layers, norms, losses; unique and cummax.
+TABLE.update({
+    "nn.functional.normalize": ("normalize(x, p:dim:eps:)", {}),
+    "nn.functional.cosine_similarity": ("cosineSimilarity(a, b, dim:eps:)", {}),
+    "nn.functional.pairwise_distance": ("pairwiseDistance(a, b, p:eps:keepdim:)", {}),
+    "nn.functional.pdist": ("pdist(x, p:)", {}),
+    "cdist": ("Tensor.cdist(a, b, p:)", {}),
+    "nn.functional.pixel_shuffle": ("pixelShuffle(x, upscaleFactor:)", {}),
+    "nn.functional.pixel_unshuffle": ("pixelUnshuffle(x, downscaleFactor:)", {}),
+    "nn.functional.channel_shuffle": ("channelShuffle(x, groups:)", {}),
+    "nn.functional.prelu": ("prelu(x, weight)", {}),
+    "nn.functional.margin_ranking_loss": ("marginRankingLoss(a, b, target, margin:reduction:)", {}),
+    "nn.functional.hinge_embedding_loss": ("hingeEmbeddingLoss(x, target, margin:reduction:)", {}),
+    "nn.functional.soft_margin_loss": ("softMarginLoss(x, target, reduction:)", {}),
+    "nn.functional.multilabel_soft_margin_loss": ("multilabelSoftMarginLoss(x, target, weight:reduction:)", {}),
+    "nn.functional.cosine_embedding_loss": ("cosineEmbeddingLoss(a, b, target, margin:reduction:)", {}),
+    "nn.functional.poisson_nll_loss": ("poissonNLLLoss(x, target, logInput:full:eps:reduction:)", {}),
+    "nn.functional.gaussian_nll_loss": ("gaussianNLLLoss(x, target, variance, full:eps:reduction:)", {}),
+    "nn.functional.triplet_margin_loss": ("tripletMarginLoss(anchor, positive, negative, margin:p:eps:swap:reduction:)", {}),
+    "nn.functional.rms_norm": ("rmsNorm(x, normalizedShape, weight:eps:)", {}),
+    "nn.functional.local_response_norm": ("localResponseNorm(x, size:alpha:beta:k:)", {}),
+    "unique": ("x.unique(sorted:returnInverse:returnCounts:dim:)", {}),
+    "unique_consecutive": ("x.uniqueConsecutive(returnInverse:returnCounts:dim:)", {}),
+    "cummax": ("x.cummax(dim:)", {}),
+    "cummin": ("x.cummin(dim:)", {}),
+})

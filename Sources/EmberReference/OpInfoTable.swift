@@ -613,4 +613,65 @@ public let opInfoTable: [String: (OpCall) -> [Tensor]] = [
         let r = c.input.nanmedian(dim: d, keepdim: c.bool(2, "keepdim") ?? false)
         return [r.values, r.indices]
     },
+    // nn.functional without layers.
+    "nn.functional.normalize": { c in [normalize(c.input, p: c.double(1, "p") ?? 2, dim: c.int(2, "dim") ?? 1, eps: c.double(3, "eps") ?? 1e-12)] },
+    "nn.functional.cosine_similarity": { c in
+        [cosineSimilarity(c.input, c.tensor(1, "x2")!, dim: c.int(2, "dim") ?? 1, eps: c.double(3, "eps") ?? 1e-8)]
+    },
+    "nn.functional.pairwise_distance": { c in
+        [pairwiseDistance(c.input, c.tensor(1, "x2")!, p: c.double(2, "p") ?? 2, eps: c.double(3, "eps") ?? 1e-6, keepdim: c.bool(4, "keepdim") ?? false)]
+    },
+    "nn.functional.pdist": { c in [pdist(c.input, p: c.double(1, "p") ?? 2)] },
+    // compute_mode only picks PyTorch's kernel (a matrix product or direct differences).
+    "cdist": { c in _ = c.string(3, "compute_mode"); return [Tensor.cdist(c.input, c.tensor(1, "x2")!, p: c.double(2, "p") ?? 2)] },
+    "nn.functional.pixel_shuffle": { c in [pixelShuffle(c.input, upscaleFactor: c.int(1, "upscale_factor")!)] },
+    "nn.functional.pixel_unshuffle": { c in [pixelUnshuffle(c.input, downscaleFactor: c.int(1, "downscale_factor")!)] },
+    "nn.functional.channel_shuffle": { c in [channelShuffle(c.input, groups: c.int(1, "groups")!)] },
+    "nn.functional.prelu": { c in [c.input.prelu(c.tensor(1, "weight")!)] },
+    "nn.functional.rms_norm": { c in
+        [c.input.rmsNorm(c.ints(1, "normalized_shape")!, weight: c.tensor(2, "weight"), eps: c.double(3, "eps"))]
+    },
+    "nn.functional.local_response_norm": { c in
+        [c.input.localResponseNorm(size: c.int(1, "size")!, alpha: c.double(2, "alpha") ?? 1e-4, beta: c.double(3, "beta") ?? 0.75,
+                                   k: c.double(4, "k") ?? 1)]
+    },
+    "nn.functional.margin_ranking_loss": { c in
+        [marginRankingLoss(c.input, c.tensor(1, "input2")!, c.tensor(2, "target")!, margin: c.double(nil, "margin") ?? 0, reduction: reductionArg(c))]
+    },
+    "nn.functional.hinge_embedding_loss": { c in
+        [hingeEmbeddingLoss(c.input, c.tensor(1, "target")!, margin: c.double(nil, "margin") ?? 1, reduction: reductionArg(c))]
+    },
+    "nn.functional.soft_margin_loss": { c in [softMarginLoss(c.input, c.tensor(1, "target")!, reduction: reductionArg(c))] },
+    "nn.functional.multilabel_soft_margin_loss": { c in
+        [multilabelSoftMarginLoss(c.input, c.tensor(1, "target")!, weight: c.tensor(nil, "weight"), reduction: reductionArg(c))]
+    },
+    "nn.functional.cosine_embedding_loss": { c in
+        [cosineEmbeddingLoss(c.input, c.tensor(1, "input2")!, c.tensor(2, "target")!, margin: c.double(nil, "margin") ?? 0, reduction: reductionArg(c))]
+    },
+    "nn.functional.poisson_nll_loss": { c in
+        [poissonNLLLoss(c.input, c.tensor(1, "target")!, logInput: c.bool(nil, "log_input") ?? true, full: c.bool(nil, "full") ?? false,
+                        eps: c.double(nil, "eps") ?? 1e-8, reduction: reductionArg(c))]
+    },
+    "nn.functional.gaussian_nll_loss": { c in
+        [gaussianNLLLoss(c.input, c.tensor(1, "target")!, c.tensor(2, "var")!, full: c.bool(nil, "full") ?? false,
+                         eps: c.double(nil, "eps") ?? 1e-6, reduction: reductionArg(c))]
+    },
+    "nn.functional.triplet_margin_loss": { c in
+        [tripletMarginLoss(c.input, c.tensor(1, "positive")!, c.tensor(2, "negative")!, margin: c.double(nil, "margin") ?? 1,
+                           p: c.double(nil, "p") ?? 2, eps: c.double(nil, "eps") ?? 1e-6, swap: c.bool(nil, "swap") ?? false,
+                           reduction: reductionArg(c))]
+    },
+    // unique and running extremes.
+    "unique": { c in
+        let inverse = c.bool(nil, "return_inverse") ?? false, counts = c.bool(nil, "return_counts") ?? false
+        let r = c.input.unique(sorted: c.bool(nil, "sorted") ?? true, returnInverse: inverse, returnCounts: counts, dim: c.int(nil, "dim"))
+        return [r.values] + (r.inverse.map { [$0] } ?? []) + (r.counts.map { [$0] } ?? [])
+    },
+    "unique_consecutive": { c in
+        let inverse = c.bool(nil, "return_inverse") ?? false, counts = c.bool(nil, "return_counts") ?? false
+        let r = c.input.uniqueConsecutive(returnInverse: inverse, returnCounts: counts, dim: c.int(nil, "dim"))
+        return [r.values] + (r.inverse.map { [$0] } ?? []) + (r.counts.map { [$0] } ?? [])
+    },
+    "cummax": { c in let r = c.input.cummax(dim: c.int(1, "dim")!); return [r.values, r.indices] },
+    "cummin": { c in let r = c.input.cummin(dim: c.int(1, "dim")!); return [r.values, r.indices] },
 ]

@@ -12,51 +12,55 @@ extension OpInfoTests {
         "asin", "asinh", "atan", "atan2", "atanh", "atleast_1d",
         "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "block_diag", "bmm",
         "bool", "broadcast_tensors", "broadcast_to", "bucketize", "byte", "cat",
-        "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "clone",
-        "column_stack", "conj", "conj_physical", "contiguous", "copysign", "cos",
-        "cosh", "count_nonzero", "cross", "cumprod", "cumsum", "cumulative_trapezoid",
-        "deg2rad", "diag", "diag_embed", "diagflat", "diagonal", "diagonal_copy",
-        "diagonal_scatter", "diff", "dist", "div", "dot", "double",
-        "dsplit", "dstack", "eq", "equal", "erf", "erfc",
-        "exp", "exp2", "expand", "expand_as", "expand_copy", "expm1",
-        "eye", "fill", "flatten", "flip", "fliplr", "flipud",
-        "float", "float_power", "floor", "floor_divide", "fmax", "fmin",
-        "fmod", "frac", "full", "full_like", "gather", "ge",
-        "gt", "half", "heaviside", "hsplit", "hstack", "hypot",
-        "index_add", "index_copy", "index_fill", "index_select", "inner", "int",
-        "isclose", "isfinite", "isin", "isinf", "isnan", "isneginf",
-        "isposinf", "isreal", "item", "kron", "kthvalue", "le",
-        "lerp", "linalg.cross", "linalg.diagonal", "linalg.multi_dot", "linalg.vecdot", "linalg.vector_norm",
-        "linspace", "log", "log10", "log1p", "log2", "log_softmax",
-        "logaddexp", "logaddexp2", "logcumsumexp", "logical_and", "logical_not", "logical_or",
-        "logical_xor", "logit", "logspace", "logsumexp", "long", "lt",
-        "mH", "mT", "masked_fill", "masked_scatter", "masked_select", "matmul",
-        "max", "maximum", "mean", "median", "meshgrid", "min",
-        "minimum", "mm", "movedim", "msort", "mul", "mv",
-        "nan_to_num", "nanmean", "nanmedian", "nansum", "narrow", "narrow_copy",
-        "ne", "neg", "new_full", "new_ones", "new_zeros", "nn.functional.binary_cross_entropy",
-        "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding", "nn.functional.gelu",
-        "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh", "nn.functional.huber_loss",
-        "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.logsigmoid", "nn.functional.mish",
-        "nn.functional.mse_loss", "nn.functional.nll_loss", "nn.functional.one_hot", "nn.functional.relu", "nn.functional.relu6", "nn.functional.selu",
-        "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign",
-        "nn.functional.tanhshrink", "nn.functional.threshold", "nonzero", "ones", "ones_like", "outer",
-        "permute", "permute_copy", "positive", "pow", "prod", "rad2deg",
-        "ravel", "real", "reciprocal", "remainder", "repeat", "repeat_interleave",
-        "reshape", "reshape_as", "resolve_conj", "resolve_neg", "roll", "rot90",
-        "round", "rsqrt", "rsub", "scalar_tensor", "scatter", "scatter_add",
-        "searchsorted", "select", "select_scatter", "sgn", "sigmoid", "sign",
-        "signbit", "sin", "sinc", "sinh", "slice_scatter", "softmax",
-        "sort", "special.entr", "special.log_ndtr", "special.ndtr", "special.xlog1py", "split",
-        "split_with_sizes", "split_with_sizes_copy", "sqrt", "square", "squeeze", "squeeze_copy",
-        "stack", "std", "std_mean", "sub", "sum", "sum_to_size",
-        "t", "t_copy", "take", "take_along_dim", "tan", "tanh",
-        "tensor_split", "tensordot", "tile", "to", "topk", "trace",
-        "transpose", "transpose_copy", "trapezoid", "trapz", "tril", "triu",
-        "true_divide", "trunc", "unbind", "unbind_copy", "unflatten", "unsafe_chunk",
-        "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot",
-        "view", "view_as", "view_copy", "vsplit", "vstack", "where",
-        "xlogy", "zero_", "zeros", "zeros_like",
+        "cdist", "ceil", "chunk", "clamp", "clamp_max", "clamp_min",
+        "clone", "column_stack", "conj", "conj_physical", "contiguous", "copysign",
+        "cos", "cosh", "count_nonzero", "cross", "cummax", "cummin",
+        "cumprod", "cumsum", "cumulative_trapezoid", "deg2rad", "diag", "diag_embed",
+        "diagflat", "diagonal", "diagonal_copy", "diagonal_scatter", "diff", "dist",
+        "div", "dot", "double", "dsplit", "dstack", "eq",
+        "equal", "erf", "erfc", "exp", "exp2", "expand",
+        "expand_as", "expand_copy", "expm1", "eye", "fill", "flatten",
+        "flip", "fliplr", "flipud", "float", "float_power", "floor",
+        "floor_divide", "fmax", "fmin", "fmod", "frac", "full",
+        "full_like", "gather", "ge", "gt", "half", "heaviside",
+        "hsplit", "hstack", "hypot", "index_add", "index_copy", "index_fill",
+        "index_select", "inner", "int", "isclose", "isfinite", "isin",
+        "isinf", "isnan", "isneginf", "isposinf", "isreal", "item",
+        "kron", "kthvalue", "le", "lerp", "linalg.cross", "linalg.diagonal",
+        "linalg.multi_dot", "linalg.vecdot", "linalg.vector_norm", "linspace", "log", "log10",
+        "log1p", "log2", "log_softmax", "logaddexp", "logaddexp2", "logcumsumexp",
+        "logical_and", "logical_not", "logical_or", "logical_xor", "logit", "logspace",
+        "logsumexp", "long", "lt", "mH", "mT", "masked_fill",
+        "masked_scatter", "masked_select", "matmul", "max", "maximum", "mean",
+        "median", "meshgrid", "min", "minimum", "mm", "movedim",
+        "msort", "mul", "mv", "nan_to_num", "nanmean", "nanmedian",
+        "nansum", "narrow", "narrow_copy", "ne", "neg", "new_full",
+        "new_ones", "new_zeros", "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle",
+        "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding", "nn.functional.gaussian_nll_loss",
+        "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh",
+        "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.leaky_relu", "nn.functional.linear",
+        "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish", "nn.functional.mse_loss", "nn.functional.multilabel_soft_margin_loss",
+        "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pairwise_distance", "nn.functional.pdist", "nn.functional.pixel_shuffle",
+        "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu", "nn.functional.relu6", "nn.functional.rms_norm",
+        "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss", "nn.functional.softmin", "nn.functional.softplus",
+        "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold", "nn.functional.triplet_margin_loss", "nonzero",
+        "ones", "ones_like", "outer", "permute", "permute_copy", "positive",
+        "pow", "prod", "rad2deg", "ravel", "real", "reciprocal",
+        "remainder", "repeat", "repeat_interleave", "reshape", "reshape_as", "resolve_conj",
+        "resolve_neg", "roll", "rot90", "round", "rsqrt", "rsub",
+        "scalar_tensor", "scatter", "scatter_add", "searchsorted", "select", "select_scatter",
+        "sgn", "sigmoid", "sign", "signbit", "sin", "sinc",
+        "sinh", "slice_scatter", "softmax", "sort", "special.entr", "special.log_ndtr",
+        "special.ndtr", "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy", "sqrt",
+        "square", "squeeze", "squeeze_copy", "stack", "std", "std_mean",
+        "sub", "sum", "sum_to_size", "t", "t_copy", "take",
+        "take_along_dim", "tan", "tanh", "tensor_split", "tensordot", "tile",
+        "to", "topk", "trace", "transpose", "transpose_copy", "trapezoid",
+        "trapz", "tril", "triu", "true_divide", "trunc", "unbind",
+        "unbind_copy", "unflatten", "unique", "unique_consecutive", "unsafe_chunk", "unsafe_split",
+        "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot", "view",
+        "view_as", "view_copy", "vsplit", "vstack", "where", "xlogy",
+        "zero_", "zeros", "zeros_like",
     ]
 
     func test_H() { check("H") }  // 4 cases
@@ -101,6 +105,7 @@ extension OpInfoTests {
     func test_bucketize() { check("bucketize") }  // 48 cases
     func test_byte() { check("byte") }  // 10 cases
     func test_cat() { check("cat") }  // 18 cases
+    func test_cdist() { check("cdist") }  // 384 cases
     func test_ceil() { check("ceil") }  // 2 cases
     func test_chunk() { check("chunk") }  // 6 cases
     func test_clamp() { check("clamp") }  // 14 cases
@@ -116,6 +121,8 @@ extension OpInfoTests {
     func test_cosh() { check("cosh") }  // 6 cases
     func test_count_nonzero() { check("count_nonzero") }  // 40 cases
     func test_cross() { check("cross") }  // 6 cases
+    func test_cummax() { check("cummax") }  // 6 cases
+    func test_cummin() { check("cummin") }  // 6 cases
     func test_cumprod() { check("cumprod") }  // 20 cases
     func test_cumsum() { check("cumsum") }  // 8 cases
     func test_cumulative_trapezoid() { check("cumulative_trapezoid") }  // 18 cases
@@ -241,36 +248,54 @@ extension OpInfoTests {
     func test_nn_functional_binary_cross_entropy() { check("nn.functional.binary_cross_entropy") }  // 22 cases
     func test_nn_functional_binary_cross_entropy_with_logits() { check("nn.functional.binary_cross_entropy_with_logits") }  // 52 cases
     func test_nn_functional_celu() { check("nn.functional.celu") }  // 6 cases
+    func test_nn_functional_channel_shuffle() { check("nn.functional.channel_shuffle") }  // 6 cases
+    func test_nn_functional_cosine_embedding_loss() { check("nn.functional.cosine_embedding_loss") }  // 12 cases
+    func test_nn_functional_cosine_similarity() { check("nn.functional.cosine_similarity") }  // 18 cases
     func test_nn_functional_cross_entropy() { check("nn.functional.cross_entropy") }  // 42 cases
     func test_nn_functional_elu() { check("nn.functional.elu") }  // 6 cases
     func test_nn_functional_embedding() { check("nn.functional.embedding") }  // 6 cases
+    func test_nn_functional_gaussian_nll_loss() { check("nn.functional.gaussian_nll_loss") }  // 648 cases
     func test_nn_functional_gelu() { check("nn.functional.gelu") }  // 16 cases
     func test_nn_functional_glu() { check("nn.functional.glu") }  // 92 cases
     func test_nn_functional_hardshrink() { check("nn.functional.hardshrink") }  // 12 cases
     func test_nn_functional_hardsigmoid() { check("nn.functional.hardsigmoid") }  // 6 cases
     func test_nn_functional_hardswish() { check("nn.functional.hardswish") }  // 8 cases
     func test_nn_functional_hardtanh() { check("nn.functional.hardtanh") }  // 10 cases
+    func test_nn_functional_hinge_embedding_loss() { check("nn.functional.hinge_embedding_loss") }  // 20 cases
     func test_nn_functional_huber_loss() { check("nn.functional.huber_loss") }  // 18 cases
     func test_nn_functional_kl_div() { check("nn.functional.kl_div") }  // 32 cases
     func test_nn_functional_l1_loss() { check("nn.functional.l1_loss") }  // 12 cases
     func test_nn_functional_leaky_relu() { check("nn.functional.leaky_relu") }  // 18 cases
     func test_nn_functional_linear() { check("nn.functional.linear") }  // 50 cases
+    func test_nn_functional_local_response_norm() { check("nn.functional.local_response_norm") }  // 22 cases
     func test_nn_functional_logsigmoid() { check("nn.functional.logsigmoid") }  // 6 cases
+    func test_nn_functional_margin_ranking_loss() { check("nn.functional.margin_ranking_loss") }  // 48 cases
     func test_nn_functional_mish() { check("nn.functional.mish") }  // 6 cases
     func test_nn_functional_mse_loss() { check("nn.functional.mse_loss") }  // 12 cases
+    func test_nn_functional_multilabel_soft_margin_loss() { check("nn.functional.multilabel_soft_margin_loss") }  // 8 cases
     func test_nn_functional_nll_loss() { check("nn.functional.nll_loss") }  // 124 cases
+    func test_nn_functional_normalize() { check("nn.functional.normalize") }  // 16 cases
     func test_nn_functional_one_hot() { check("nn.functional.one_hot") }  // 6 cases
+    func test_nn_functional_pairwise_distance() { check("nn.functional.pairwise_distance") }  // 14 cases
+    func test_nn_functional_pdist() { check("nn.functional.pdist") }  // 16 cases
+    func test_nn_functional_pixel_shuffle() { check("nn.functional.pixel_shuffle") }  // 10 cases
+    func test_nn_functional_pixel_unshuffle() { check("nn.functional.pixel_unshuffle") }  // 10 cases
+    func test_nn_functional_poisson_nll_loss() { check("nn.functional.poisson_nll_loss") }  // 144 cases
+    func test_nn_functional_prelu() { check("nn.functional.prelu") }  // 50 cases
     func test_nn_functional_relu() { check("nn.functional.relu") }  // 8 cases
     func test_nn_functional_relu6() { check("nn.functional.relu6") }  // 6 cases
+    func test_nn_functional_rms_norm() { check("nn.functional.rms_norm") }  // 12 cases
     func test_nn_functional_selu() { check("nn.functional.selu") }  // 6 cases
     func test_nn_functional_silu() { check("nn.functional.silu") }  // 6 cases
     func test_nn_functional_smooth_l1_loss() { check("nn.functional.smooth_l1_loss") }  // 16 cases
+    func test_nn_functional_soft_margin_loss() { check("nn.functional.soft_margin_loss") }  // 12 cases
     func test_nn_functional_softmin() { check("nn.functional.softmin") }  // 28 cases
     func test_nn_functional_softplus() { check("nn.functional.softplus") }  // 6 cases
     func test_nn_functional_softshrink() { check("nn.functional.softshrink") }  // 10 cases
     func test_nn_functional_softsign() { check("nn.functional.softsign") }  // 6 cases
     func test_nn_functional_tanhshrink() { check("nn.functional.tanhshrink") }  // 6 cases
     func test_nn_functional_threshold() { check("nn.functional.threshold") }  // 8 cases
+    func test_nn_functional_triplet_margin_loss() { check("nn.functional.triplet_margin_loss") }  // 14 cases
     func test_nonzero() { check("nonzero") }  // 48 cases
     func test_ones() { check("ones") }  // 4 cases
     func test_ones_like() { check("ones_like") }  // 14 cases
@@ -352,6 +377,8 @@ extension OpInfoTests {
     func test_unbind() { check("unbind") }  // 12 cases
     func test_unbind_copy() { check("unbind_copy") }  // 12 cases
     func test_unflatten() { check("unflatten") }  // 20 cases
+    func test_unique() { check("unique") }  // 1056 cases
+    func test_unique_consecutive() { check("unique_consecutive") }  // 528 cases
     func test_unsafe_chunk() { check("unsafe_chunk") }  // 6 cases
     func test_unsafe_split() { check("unsafe_split") }  // 4 cases
     func test_unsqueeze() { check("unsqueeze") }  // 18 cases

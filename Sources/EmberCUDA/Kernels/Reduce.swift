@@ -170,6 +170,10 @@ extension KernelSource {
             case .logSumExp:
                 guard d.isFloatingPoint else { continue }
                 (identity, combine) = ("-EMBER_INF", "ember_lae(a, b)")
+            case .max:
+                (identity, combine) = d.isFloatingPoint ? ("-EMBER_INF", "(a != a || a >= b ? a : b)") : ("(-9223372036854775807LL - 1)", "(a >= b ? a : b)")
+            case .min:
+                (identity, combine) = d.isFloatingPoint ? ("EMBER_INF", "(a != a || a <= b ? a : b)") : ("9223372036854775807LL", "(a <= b ? a : b)")
             }
             s += """
             extern "C" __global__ void \(name("scan", op.name, d.description))(Geo gk, long long n, long long sx, long long so, \(st)* out, const \(st)* in) {

@@ -140,9 +140,10 @@ public enum BinaryOp: Int, CaseIterable, Sendable {
     }
 }
 
-/// Inclusive scans along one dimension (`cumsum`, `cumprod`, `logcumsumexp`).
+/// Inclusive scans along one dimension (`cumsum`, `cumprod`, `logcumsumexp`, and the
+/// running maximum and minimum of `cummax`/`cummin`, NaN propagating).
 public enum ScanOp: Int, CaseIterable, Sendable {
-    case sum, prod, logSumExp
+    case sum, prod, logSumExp, max, min
 
     private static let names = allCases.map { String(describing: $0) }
     public var name: String { ScanOp.names[rawValue] }

@@ -105,3 +105,52 @@ public enum Special {
     public static func xlogy(_ a: Tensor, _ b: Tensor) -> Tensor { Tensor.xlogy(a, b) }
     public static func xlog1py(_ a: Tensor, _ b: Tensor) -> Tensor { Tensor.xlog1py(a, b) }
 }
+
+extension Tensor {
+    /// `x` where `x > 0`, `weight · x` elsewhere; `weight` has one value or one per channel
+    /// (dimension 1).
+    public func prelu(_ weight: Tensor) -> Tensor {
+        var w = weight
+        if weight.count != 1 {
+            checked {
+                try require(rank >= 1 && weight.count == shape[rank >= 2 ? 1 : 0],
+                            "prelu: Mismatch of parameter numbers and input channel size. Found parameter numbers = \(weight.count) and channel size = \(rank >= 2 ? shape[1] : (rank == 1 ? shape[0] : 1)).")
+            }
+            var s = [Int](repeating: 1, count: rank)
+            s[rank >= 2 ? 1 : 0] = weight.count
+            w = weight.reshape(s)
+        } else {
+            w = weight.reshape([])
+        }
+        return Tensor.where(gt(0), self, self * w)
+    }
+
+    /// `x / √(mean(x²) + eps) · weight` over the last `normalizedShape.count` dimensions
+    /// (`eps` nil: the dtype's machine epsilon, as PyTorch).
+    public func rmsNorm(_ normalizedShape: [Int], weight: Tensor? = nil, eps: Double? = nil) -> Tensor {
+        let k = normalizedShape.count
+        checked {
+            try require(k <= rank && Array(shape.suffix(k)) == normalizedShape,
+                        "rms_norm: Given normalized_shape=\(fmt(normalizedShape)), expected input with shape [*, \(normalizedShape.map(String.init).joined(separator: ", "))], but got input of size \(fmt(shape))")
+        }
+        let e = eps ?? (dtype == .float64 ? Double.ulpOfOne : (dtype == .float16 ? 0.0009765625 : (dtype == .bfloat16 ? 0.0078125 : Double(Float.ulpOfOne))))
+        let dims = Array((rank - k)..<rank)
+        let y = self * ((self * self).mean(dims: dims, keepdim: true) + e).rsqrt()
+        return weight.map { y * $0 } ?? y
+    }
+
+    /// Local response normalization across channels (dimension 1):
+    /// `x / (k + alpha · mean of x² over `size` neighbouring channels)^beta`.
+    public func localResponseNorm(size: Int, alpha: Double = 1e-4, beta: Double = 0.75, k: Double = 1) -> Tensor {
+        checked { try require(rank >= 3, "local_response_norm: Expected 3D or higher dimensionality input (got \(rank) dimensions)") }
+        let c = shape[1]
+        let sq = self * self
+        var before = shape, after = shape
+        before[1] = size / 2
+        after[1] = (size - 1) / 2
+        let padded = Tensor.cat([Tensor.zeros(before, dtype: dtype, device: device), sq, Tensor.zeros(after, dtype: dtype, device: device)], dim: 1)
+        var window = padded.narrow(1, start: 0, length: c)
+        for o in 1..<Swift.max(size, 1) { window = window + padded.narrow(1, start: o, length: c) }
+        return self / (window / Double(size) * alpha + k).pow(beta)
+    }
+}

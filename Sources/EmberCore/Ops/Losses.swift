@@ -233,3 +233,78 @@ public func klDiv(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mea
     }
     return reduce(l, reduction)
 }
+
+// MARK: - margin and likelihood losses (`torch.nn.functional`), as PyTorch computes them
+
+/// `max(0, −y·(a − b) + margin)`.
+public func marginRankingLoss(_ a: Tensor, _ b: Tensor, _ target: Tensor, margin: Double = 0, reduction: Reduction = .mean) -> Tensor {
+    reduce((-target * (a - b) + margin).clamp(min: 0), reduction)
+}
+
+/// `x` where `y = 1`, `max(0, margin − x)` where `y = −1`.
+public func hingeEmbeddingLoss(_ x: Tensor, _ target: Tensor, margin: Double = 1, reduction: Reduction = .mean) -> Tensor {
+    let zeros = Tensor.zerosLike(x)
+    let marginPart = Tensor.where(target.ne(1), (-x + margin).clamp(min: 0), zeros)
+    let selfPart = Tensor.where(target.ne(-1), x, zeros)
+    return reduce(marginPart + selfPart, reduction)
+}
+
+/// `log(1 + exp(−y·x))`.
+public func softMarginLoss(_ x: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    reduce((-x * target).exp().log1p(), reduction)
+}
+
+/// The mean over classes of the binary cross-entropies of `sigmoid(x)`, per sample.
+public func multilabelSoftMarginLoss(_ x: Tensor, _ target: Tensor, weight: Tensor? = nil, reduction: Reduction = .mean) -> Tensor {
+    var l = -(target * x.logsigmoid() + (1 - target) * (-x).logsigmoid())
+    if let weight { l = l * weight }
+    let c = x.rank == 0 ? 1 : x.shape[x.rank - 1]
+    return reduce(l.sum(dim: x.rank == 0 ? 0 : x.rank - 1) / Double(c), reduction)
+}
+
+/// `1 − cos(a, b)` where `y = 1`, `max(0, cos(a, b) − margin)` where `y = −1`.
+public func cosineEmbeddingLoss(_ a: Tensor, _ b: Tensor, _ target: Tensor, margin: Double = 0, reduction: Reduction = .mean) -> Tensor {
+    let d = a.rank == 2 ? 1 : 0
+    let eps = 1e-12
+    let prod = (a * b).sum(dim: d)
+    let denom = (((a * a).sum(dim: d) + eps) * ((b * b).sum(dim: d) + eps)).sqrt()
+    let cos = prod / denom
+    let zeros = Tensor.zerosLike(cos)
+    return reduce(Tensor.where(target.eq(1), 1 - cos, zeros) + Tensor.where(target.eq(-1), (cos - margin).clamp(min: 0), zeros), reduction)
+}
+
+/// The negative log-likelihood of a Poisson distribution with rate `exp(x)` (`logInput`)
+/// or `x`; `full` adds Stirling's approximation of `log(target!)`.
+public func poissonNLLLoss(_ x: Tensor, _ target: Tensor, logInput: Bool = true, full: Bool = false, eps: Double = 1e-8,
+                           reduction: Reduction = .mean) -> Tensor {
+    var l = logInput ? x.exp() - target * x : x - target * (x + eps).log()
+    if full {
+        let safe = Tensor.where(target.gt(1), target, Tensor.onesLike(target))
+        let stirling = safe * safe.log() - safe + (safe * (2 * Double.pi)).log() * 0.5
+        l = l + Tensor.where(target.gt(1), stirling, Tensor.zerosLike(stirling))
+    }
+    return reduce(l, reduction)
+}
+
+/// The negative log-likelihood of a Gaussian: `(log(var) + (x − target)² / var) / 2`, the
+/// variance raised to `eps` (its gradient unclamped, as PyTorch's in-place clamp).
+public func gaussianNLLLoss(_ x: Tensor, _ target: Tensor, _ variance: Tensor, full: Bool = false, eps: Double = 1e-6,
+                            reduction: Reduction = .mean) -> Tensor {
+    var v = variance
+    if v.rank == x.rank - 1 && Array(x.shape.dropLast()) == v.shape { v = v.unsqueeze(-1) }
+    checked { try require(v.layout.broadcast(to: x.shape) != nil, "gaussian_nll_loss: var is of incorrect size \(fmt(variance.shape)) for input \(fmt(x.shape))") }
+    v = v + withNoGrad { v.clamp(min: eps) - v }
+    var l = (v.log() + (x - target).square() / v) * 0.5
+    if full { l = l + 0.9189385332046727 }  // log(2π) / 2
+    return reduce(l, reduction)
+}
+
+/// `max(d(a, p) − d(a, n) + margin, 0)` with pairwise p-norm distances; `swap` uses the
+/// smaller of `d(a, n)` and `d(p, n)`.
+public func tripletMarginLoss(_ anchor: Tensor, _ positive: Tensor, _ negative: Tensor, margin: Double = 1, p: Double = 2,
+                              eps: Double = 1e-6, swap: Bool = false, reduction: Reduction = .mean) -> Tensor {
+    let dp = pairwiseDistance(anchor, positive, p: p, eps: eps)
+    var dn = pairwiseDistance(anchor, negative, p: p, eps: eps)
+    if swap { dn = Tensor.minimum(dn, pairwiseDistance(positive, negative, p: p, eps: eps)) }
+    return reduce((dp - dn + margin).clamp(min: 0), reduction)
+}

@@ -84,3 +84,96 @@ extension Tensor {
         return keepdim ? (values, position) : (values.squeeze(d), position.squeeze(d))
     }
 }
+
+extension Tensor {
+    // MARK: running extremes
+
+    /// The running maximum along `dim` and where it was reached (the last position of a
+    /// tie, as PyTorch).
+    public func cummax(dim: Int) -> (values: Tensor, indices: Tensor) { runningExtreme(dim, .max, "cummax") }
+    /// The running minimum along `dim` and where it was reached.
+    public func cummin(dim: Int) -> (values: Tensor, indices: Tensor) { runningExtreme(dim, .min, "cummin") }
+
+    private func runningExtreme(_ dim: Int, _ op: ScanOp, _ name: String) -> (values: Tensor, indices: Tensor) {
+        let d = checked { try normalizeDim(dim, Swift.max(rank, 1), op: name) }
+        if rank == 0 { return (self * 1, Tensor.zeros([], dtype: .int64, device: device)) }
+        let running = scanKernel(op, dim: d, dtype: dtype)
+        // The last position j ≤ i where x_j equals the running value is a running maximum
+        // of "j where x_j == v_j, else −1" (a NaN counts where it first appears).
+        var s = [Int](repeating: 1, count: rank)
+        s[d] = shape[d]
+        let positions = Tensor.arange(shape[d], device: device).reshape(s).expand(shape)
+        let reached = eq(running).logicalOr(isnan().logicalAnd(running.isnan()))
+        let candidates = Tensor.where(reached, positions, Tensor.full([], -1, dtype: .int64, device: device))
+        let indices = candidates.scanKernel(.max, dim: d, dtype: .int64)
+        return (dtype.isFloatingPoint && anyNeedsGrad(self) ? gather(d, indices) : running, indices)
+    }
+
+    // MARK: unique
+
+    /// The distinct values (or slices along `dim`), sorted; with `returnInverse` where each
+    /// input element went, with `returnCounts` how often each appears.
+    public func unique(sorted: Bool = true, returnInverse: Bool = false, returnCounts: Bool = false,
+                       dim: Int? = nil) -> (values: Tensor, inverse: Tensor?, counts: Tensor?) {
+        let (rows, d) = uniqueRows(dim, "unique")
+        // Lexicographic order of the rows: stable sorts by each column, last column first.
+        var order = Tensor.arange(rows.shape[0], device: device)
+        for j in (0..<rows.shape[1]).reversed() {
+            order = order.gather(0, rows.select(1, j).gather(0, order).argsort(dim: 0, stable: true))
+        }
+        let sortedRows = rows.indexSelect(0, order)
+        return groups(sortedRows, order: order, d, returnInverse, returnCounts)
+    }
+
+    /// Collapses runs of equal consecutive values (or slices along `dim`).
+    public func uniqueConsecutive(returnInverse: Bool = false, returnCounts: Bool = false,
+                                  dim: Int? = nil) -> (values: Tensor, inverse: Tensor?, counts: Tensor?) {
+        let (rows, d) = uniqueRows(dim, "unique_consecutive")
+        return groups(rows, order: Tensor.arange(rows.shape[0], device: device), d, returnInverse, returnCounts)
+    }
+
+    /// The elements (dim nil) or slices along `dim` as rows of a 2-D tensor.
+    private func uniqueRows(_ dim: Int?, _ op: String) -> (Tensor, Int?) {
+        guard let dim else { return (withNoGrad { reshape([count, 1]) }, nil) }
+        let d = checked { try normalizeDim(dim, rank, op: op) }
+        let moved = withNoGrad { movedim(d, 0).contiguous() }
+        return (moved.reshape([shape[d], moved.count / Swift.max(shape[d], 1)]), d)
+    }
+
+    /// Groups of equal adjacent rows of `rows` (in `order` of the input's rows).
+    private func groups(_ rows: Tensor, order: Tensor, _ d: Int?, _ inverse: Bool, _ counts: Bool)
+        -> (values: Tensor, inverse: Tensor?, counts: Tensor?) {
+        let n = rows.shape[0]
+        if n == 0 {
+            let empty = d.map { dd in withNoGrad { narrow(dd, start: 0, length: 0) } } ?? Tensor.zeros([0], dtype: dtype, device: device)
+            return (empty, inverse ? Tensor.zeros(d == nil ? shape : [0], dtype: .int64, device: device) : nil,
+                    counts ? Tensor.zeros([0], dtype: .int64, device: device) : nil)
+        }
+        // A row starts a group when it differs from the one before it.
+        let starts = n == 1 ? Tensor.ones([1], dtype: .bool, device: device)
+            : Tensor.cat([Tensor.ones([1], dtype: .bool, device: device),
+                          rows.narrow(0, start: 1, length: n - 1).ne(rows.narrow(0, start: 0, length: n - 1)).any(dim: 1)], dim: 0)
+        let group = starts.cumsum(dim: 0) - 1
+        let first = Tensor.arange(n, device: device).maskedSelect(starts)
+        let picked = rows.indexSelect(0, first)
+        let values: Tensor
+        if let d {
+            var s = shape
+            s.remove(at: d)
+            values = withNoGrad { picked.reshape([first.count] + s).movedim(0, d) }
+        } else {
+            values = picked.reshape([first.count])
+        }
+        var inv: Tensor? = nil
+        if inverse {
+            let back = Tensor.zeros([n], dtype: .int64, device: device).scatter(0, order, group)
+            inv = d == nil ? back.reshape(shape) : back
+        }
+        var cnt: Tensor? = nil
+        if counts {
+            let ends = Tensor.cat([first.narrow(0, start: 1, length: first.count - 1), Tensor.full([1], Double(n), dtype: .int64, device: device)], dim: 0)
+            cnt = ends - first
+        }
+        return (values, inv, cnt)
+    }
+}

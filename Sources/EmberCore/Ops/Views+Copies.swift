@@ -259,3 +259,39 @@ extension Tensor {
         return Tensor.where(mask, value.to(dtype), self)
     }
 }
+
+// MARK: - shuffles (`torch.nn.functional`)
+
+/// `[*, C·r², H, W]` to `[*, C, H·r, W·r]`.
+public func pixelShuffle(_ x: Tensor, upscaleFactor r: Int) -> Tensor {
+    checked {
+        try require(x.rank >= 3, "pixel_shuffle expects input to have at least 3 dimensions, but got input with \(x.rank) dimension(s)")
+        try require(r > 0 && x.shape[x.rank - 3] % (r * r) == 0,
+                    "pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of upscale_factor, but input.size(-3)=\(x.shape[x.rank - 3]) is not divisible by \(r * r)")
+    }
+    let lead = Array(x.shape.dropLast(3)), c = x.shape[x.rank - 3] / (r * r), h = x.shape[x.rank - 2], w = x.shape[x.rank - 1]
+    let k = lead.count
+    return x.reshape(lead + [c, r, r, h, w]).permute(Array(0..<k) + [k, k + 3, k + 1, k + 4, k + 2]).reshape(lead + [c, h * r, w * r])
+}
+
+/// `[*, C, H·r, W·r]` to `[*, C·r², H, W]`.
+public func pixelUnshuffle(_ x: Tensor, downscaleFactor r: Int) -> Tensor {
+    checked {
+        try require(x.rank >= 3, "pixel_unshuffle expects input to have at least 3 dimensions, but got input with \(x.rank) dimension(s)")
+        try require(r > 0 && x.shape[x.rank - 2] % r == 0 && x.shape[x.rank - 1] % r == 0,
+                    "pixel_unshuffle expects height and width to be divisible by downscale_factor (\(r)), got shape \(fmt(x.shape))")
+    }
+    let lead = Array(x.shape.dropLast(3)), c = x.shape[x.rank - 3], h = x.shape[x.rank - 2] / r, w = x.shape[x.rank - 1] / r
+    let k = lead.count
+    return x.reshape(lead + [c, h, r, w, r]).permute(Array(0..<k) + [k, k + 2, k + 4, k + 1, k + 3]).reshape(lead + [c * r * r, h, w])
+}
+
+/// Interleaves the channels of `groups` groups: `[N, g·k, *]` → `[N, k·g, *]` transposed.
+public func channelShuffle(_ x: Tensor, groups g: Int) -> Tensor {
+    checked {
+        try require(x.rank >= 3, "channel_shuffle expects input to have at least 3 dimensions, but got input with \(x.rank) dimension(s)")
+        try require(g > 0 && x.shape[1] % g == 0, "Number of channels must be divisible by groups. Got \(x.shape[1]) channels and \(g) groups.")
+    }
+    let rest = Array(x.shape.dropFirst(2))
+    return x.reshape([x.shape[0], g, x.shape[1] / g] + rest).transpose(1, 2).reshape(x.shape)
+}

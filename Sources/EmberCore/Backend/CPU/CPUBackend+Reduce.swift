@@ -233,12 +233,14 @@ extension CPUBackend {
             parallelFor(lines, grain: grain) { range in
                 forLines(range) { ox, oo in
                     // float32 accumulates in float64, as PyTorch's CPU scans do.
-                    var acc: Double = op == .sum ? 0 : (op == .prod ? 1 : -.infinity)
+                    var acc: Double = op == .sum ? 0 : (op == .prod ? 1 : (op == .min ? .infinity : -.infinity))
                     for i in 0..<n {
                         let v = Double(a[ox + i * sx])
                         switch op {
                         case .sum: acc += v
                         case .prod: acc *= v
+                        case .max: acc = acc.isNaN || v <= acc ? acc : v
+                        case .min: acc = acc.isNaN || v >= acc ? acc : v
                         case .logSumExp:
                             let hi = Swift.max(acc, v), lo = Swift.min(acc, v)
                             if hi.isNaN || lo.isNaN { acc = .nan } else if lo == -.infinity || hi == .infinity { acc = hi } else {
@@ -256,7 +258,13 @@ extension CPUBackend {
                 forLines(range) { ox, oo in
                     var acc = op == .prod ? T.one : T.zero
                     for i in 0..<n {
-                        acc = op == .prod ? T.mul(acc, a[ox + i * sx]) : T.add(acc, a[ox + i * sx])
+                        let v = a[ox + i * sx]
+                        switch op {
+                        case .prod: acc = T.mul(acc, v)
+                        case .max: acc = i == 0 ? v : T.maxP(acc, v)
+                        case .min: acc = i == 0 ? v : T.minP(acc, v)
+                        case .sum, .logSumExp: acc = T.add(acc, v)
+                        }
                         o[oo + i * so] = acc
                     }
                 }
