@@ -53,6 +53,24 @@ def cases(name):
         import torch.nn.functional as F
         logits, target = torch.randn(64, 1000), torch.randint(0, 1000, (64,))
         return lambda: F.cross_entropy(logits, target)
+    if name == "sort_1M":
+        x = torch.randn(1 << 20)
+        return lambda: x.sort()
+    if name == "sort_rows_1024x1024":
+        x = torch.randn(1024, 1024)
+        return lambda: x.sort(dim=1)
+    if name == "topk_64x50000_k10":
+        x = torch.randn(64, 50000)
+        return lambda: x.topk(10, dim=1)
+    if name == "cumsum_1M":
+        x = torch.randn(1 << 20)
+        return lambda: x.cumsum(0)
+    if name == "cumsum_rows_1024x1024":
+        x = torch.randn(1024, 1024)
+        return lambda: x.cumsum(1)
+    if name == "cdist_1024x1024x64":
+        a, b = torch.randn(1024, 64), torch.randn(1024, 64)
+        return lambda: torch.cdist(a, b)
     if name.startswith("train_"):
         return train_epoch(name.split("_")[1])
     if name.startswith("loader_epoch_w"):

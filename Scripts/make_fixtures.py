@@ -56,6 +56,11 @@ def make_base(shape, dtype, domain):
         x = x.flatten()
         x[1] = 0
         x = x.reshape(shape)
+    elif domain == "nan":  # ties and NaN (sorting)
+        x = torch.round(x * 2) / 2
+        x = x.flatten()
+        x[::5] = float("nan")
+        x = x.reshape(shape)
     elif domain == "wide":
         x = x * 3
     return x.to(DT[dtype])
@@ -194,6 +199,13 @@ op("split", lambda x, p: list(x[0].split(p["size"], p["dim"])))
 op("chunk", lambda x, p: list(x[0].chunk(p["n"], p["dim"])))
 op("contiguous", lambda x, p: [x[0].contiguous()])
 op("toDType", lambda x, p: [x[0].to(DT[p["dtype"]])])
+# Semantics the OpInfo samples leave out: ties, bounds, NaN, rounding of negative quotients.
+op("sortStable", lambda x, p: list(torch.sort(x[0], dim=p["dim"], descending=p["descending"], stable=True)))
+op("amax", lambda x, p: [x[0].amax(p["dims"], keepdim=p["keepdim"])])
+op("amin", lambda x, p: [x[0].amin(p["dims"], keepdim=p["keepdim"])])
+op("divMode", lambda x, p: [torch.div(x[0], x[1], rounding_mode=p["mode"])])
+op("clampTensor", lambda x, p: [x[0].clamp(x[1], x[2])])
+op("cummax", lambda x, p: list(torch.cummax(x[0], p["dim"])))
 
 cases = []
 specs = []  # every case's arguments, for the half-precision sweep
@@ -436,6 +448,24 @@ for dt in ["float16", "bfloat16"]:
     case(f"toDType_f32_{dt}", "toDType", [(S, "float32", "contig", "wide")], {"dtype": dt})
     case(f"add_{dt}_float32", "add", [(S, dt, "contig", "any"), (S, "float32", "contig", "any")])
 case("add_float16_bfloat16", "add", [(S, "float16", "contig", "any"), (S, "bfloat16", "contig", "any")])
+
+# Semantics PyTorch's OpInfo samples do not reach (random inputs have no ties or bound hits).
+for dt in FLOATS:
+    case(f"clamp_inverted_{dt}", "clamp", [(S, dt, "contig", "any")], {"min": 0.7, "max": -0.7})  # max everywhere
+    case(f"clamp_on_bounds_{dt}", "clamp", [(S, dt, "contig", "coarse")], {"min": -0.5, "max": 0.5})  # gradient 0 on a bound
+    case(f"clampTensor_ties_{dt}", "clampTensor", [(S, dt, "contig", "coarse"), (S, dt, "contig", "coarse"), (S, dt, "contig", "coarse")])
+    for recipe in ["contig", "t"]:
+        case(f"sortStable_ties_{dt}_{recipe}", "sortStable", [([3, 6], dt, recipe, "nan")], {"dim": -1, "descending": False})
+        case(f"sortStable_desc_{dt}_{recipe}", "sortStable", [([6, 3], dt, recipe, "nan")], {"dim": 0, "descending": True})
+        case(f"amax_ties_{dt}_{recipe}", "amax", [([2, 3, 4], dt, recipe, "coarse")], {"dims": [1], "keepdim": False})
+        case(f"amin_ties_{dt}_{recipe}", "amin", [([2, 3, 4], dt, recipe, "coarse")], {"dims": [0, 2], "keepdim": True})
+        case(f"cummax_ties_{dt}_{recipe}", "cummax", [([3, 6], dt, recipe, "coarse")], {"dim": 1})
+    for mode in ["floor", "trunc"]:
+        case(f"divMode_{mode}_{dt}", "divMode", [(S, dt, "contig", "wide"), (S, dt, "t", "away0")], {"mode": mode})
+for dt in ["int64", "int32"]:
+    for mode in ["floor", "trunc"]:
+        case(f"divMode_{mode}_{dt}", "divMode", [(S, dt, "contig", "any"),
+                                                 ("raw", torch.tensor([[-3, -2, 2, 3]] * 3, dtype=DT[dt]))], {"mode": mode})
 
 # Every float32 case again in float16 and bfloat16 (PyTorch's CPU half kernels are the
 # reference; each variant has its own seed so that adding cases above changes none of these).

@@ -54,7 +54,7 @@ public final class OpCall {
     let kwargs: [String: OpArg]
     private var read = Set<String>()
 
-    init(_ tensors: [Tensor], _ params: Params, device: Device) {
+    public init(_ tensors: [Tensor], _ params: Params, device: Device = .cpu) {
         self.tensors = tensors
         self.device = device
         args = (params.d["args"] as? [Any] ?? []).map { OpArg(json: $0 is NSNull ? nil : $0) }

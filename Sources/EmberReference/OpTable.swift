@@ -98,4 +98,10 @@ public let opTable: [String: ([Tensor], Params) -> [Tensor]] = [
     "chunk": { x, p in x[0].chunk(p.int("n")!, dim: p.int("dim")!) },
     "contiguous": { x, _ in [x[0].contiguous()] },
     "toDType": { x, p in [x[0].to(dtypeNamed(p.string("dtype")!))] },
+    "sortStable": { x, p in let r = x[0].sort(dim: p.int("dim")!, descending: p.bool("descending"), stable: true); return [r.values, r.indices] },
+    "amax": { x, p in [x[0].amax(dims: p.ints("dims")!, keepdim: p.bool("keepdim"))] },
+    "amin": { x, p in [x[0].amin(dims: p.ints("dims")!, keepdim: p.bool("keepdim"))] },
+    "divMode": { x, p in [x[0].div(x[1], roundingMode: Tensor.RoundingMode(rawValue: p.string("mode")!)!)] },
+    "clampTensor": { x, _ in [x[0].clamp(min: x[1], max: x[2])] },
+    "cummax": { x, p in let r = x[0].cummax(dim: p.int("dim")!); return [r.values, r.indices] },
 ]

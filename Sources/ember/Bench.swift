@@ -132,6 +132,31 @@ struct Bench: ParsableCommand {
                 return { try! conv2d(x, w, b, padding: .explicit(1, 1)).sum().backward() }
             }))
         }
+        // The op families of PyTorch's surface: sorting, selection, scans, distances.
+        list.append(Case(name: "sort_1M", iterations: 5, setup: {
+            let x = Tensor.randn([1 << 20])
+            return { _ = x.sort() }
+        }))
+        list.append(Case(name: "sort_rows_1024x1024", iterations: 5, setup: {
+            let x = Tensor.randn([1024, 1024])
+            return { _ = x.sort(dim: 1) }
+        }))
+        list.append(Case(name: "topk_64x50000_k10", iterations: 5, setup: {
+            let x = Tensor.randn([64, 50000])
+            return { _ = x.topk(10, dim: 1) }
+        }))
+        list.append(Case(name: "cumsum_1M", iterations: 20, setup: {
+            let x = Tensor.randn([1 << 20])
+            return { _ = x.cumsum(dim: 0) }
+        }))
+        list.append(Case(name: "cumsum_rows_1024x1024", iterations: 20, setup: {
+            let x = Tensor.randn([1024, 1024])
+            return { _ = x.cumsum(dim: 1) }
+        }))
+        list.append(Case(name: "cdist_1024x1024x64", iterations: 3, setup: {
+            let a = Tensor.randn([1024, 64]), b = Tensor.randn([1024, 64])
+            return { _ = Tensor.cdist(a, b) }
+        }))
         list.append(Case(name: "cross_entropy_64x1000", iterations: 200, setup: {
             let logits = Tensor.randn([64, 1000]), target = Tensor.randint(0, 1000, [64])
             return { _ = crossEntropy(logits, target) }

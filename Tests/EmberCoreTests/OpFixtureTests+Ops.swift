@@ -5,34 +5,40 @@
 extension OpFixtureTests {
     /// Every op with fixture cases, as the methods below name them.
     static let ops = [
-        "abs", "add", "addIntScalar", "addScalar", "argmax", "argmin", "bmm", "cat",
-        "ceil", "chunk", "clamp", "contiguous", "cos", "div", "divScalar", "embedding",
-        "eq", "erf", "exp", "expand", "expm1", "flatten", "floor", "gather",
-        "ge", "gelu", "geluTanh", "gt", "indexSelect", "le", "leakyRelu", "linear",
-        "log", "log1p", "logSoftmax", "logicalAnd", "logicalNot", "logicalOr", "logsumexp", "lt",
-        "maskedFill", "maskedSelect", "matmul", "maxAll", "maxDim", "maximum", "mean", "minAll",
-        "minDim", "minimum", "mm", "mul", "mulIntScalar", "mulScalar", "narrow", "ne",
-        "neg", "norm", "oneHot", "permute", "pow", "powScalar", "prod", "rdivScalar",
-        "reciprocal", "relu", "reshape", "round", "rsqrt", "rsubScalar", "scatter", "scatterAdd",
-        "scatterValue", "select", "sigmoid", "sign", "silu", "sin", "slice", "softmax",
-        "softplus", "split", "sqrt", "square", "squeeze", "stack", "std", "sub",
-        "sum", "t", "tanh", "toDType", "transpose", "unsqueeze", "var", "where",
+        "abs", "add", "addIntScalar", "addScalar", "amax", "amin", "argmax", "argmin",
+        "bmm", "cat", "ceil", "chunk", "clamp", "clampTensor", "contiguous", "cos",
+        "cummax", "div", "divMode", "divScalar", "embedding", "eq", "erf", "exp",
+        "expand", "expm1", "flatten", "floor", "gather", "ge", "gelu", "geluTanh",
+        "gt", "indexSelect", "le", "leakyRelu", "linear", "log", "log1p", "logSoftmax",
+        "logicalAnd", "logicalNot", "logicalOr", "logsumexp", "lt", "maskedFill", "maskedSelect", "matmul",
+        "maxAll", "maxDim", "maximum", "mean", "minAll", "minDim", "minimum", "mm",
+        "mul", "mulIntScalar", "mulScalar", "narrow", "ne", "neg", "norm", "oneHot",
+        "permute", "pow", "powScalar", "prod", "rdivScalar", "reciprocal", "relu", "reshape",
+        "round", "rsqrt", "rsubScalar", "scatter", "scatterAdd", "scatterValue", "select", "sigmoid",
+        "sign", "silu", "sin", "slice", "softmax", "softplus", "sortStable", "split",
+        "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "t",
+        "tanh", "toDType", "transpose", "unsqueeze", "var", "where",
     ]
 
     func test_abs() { check("abs") }  // 15 cases
     func test_add() { check("add") }  // 42 cases
     func test_addIntScalar() { check("addIntScalar") }  // 3 cases
     func test_addScalar() { check("addScalar") }  // 4 cases
+    func test_amax() { check("amax") }  // 8 cases
+    func test_amin() { check("amin") }  // 8 cases
     func test_argmax() { check("argmax") }  // 16 cases
     func test_argmin() { check("argmin") }  // 11 cases
     func test_bmm() { check("bmm") }  // 4 cases
     func test_cat() { check("cat") }  // 11 cases
     func test_ceil() { check("ceil") }  // 12 cases
     func test_chunk() { check("chunk") }  // 8 cases
-    func test_clamp() { check("clamp") }  // 27 cases
+    func test_clamp() { check("clamp") }  // 35 cases
+    func test_clampTensor() { check("clampTensor") }  // 4 cases
     func test_contiguous() { check("contiguous") }  // 8 cases
     func test_cos() { check("cos") }  // 12 cases
+    func test_cummax() { check("cummax") }  // 8 cases
     func test_div() { check("div") }  // 27 cases
+    func test_divMode() { check("divMode") }  // 12 cases
     func test_divScalar() { check("divScalar") }  // 4 cases
     func test_embedding() { check("embedding") }  // 8 cases
     func test_eq() { check("eq") }  // 7 cases
@@ -100,6 +106,7 @@ extension OpFixtureTests {
     func test_slice() { check("slice") }  // 8 cases
     func test_softmax() { check("softmax") }  // 16 cases
     func test_softplus() { check("softplus") }  // 16 cases
+    func test_sortStable() { check("sortStable") }  // 16 cases
     func test_split() { check("split") }  // 8 cases
     func test_sqrt() { check("sqrt") }  // 15 cases
     func test_square() { check("square") }  // 12 cases

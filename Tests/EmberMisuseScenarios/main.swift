@@ -35,6 +35,18 @@ let scenarios: [(name: String, expected: String, run: () -> Void)] = [
     ("requiresGradInt", "requiresGrad: only tensors of floating point dtype can require gradients (got int64)", {
         Tensor([1, 2]).requiresGrad = true
     }),
+    ("tril", "tril: input tensor must have at least 2 dimensions (shape [3])", { _ = Tensor.zeros([3]).tril() }),
+    ("topk", "topk: selected index k (5) out of range for dimension 0 of size 3 (shape [3])", { _ = Tensor.zeros([3]).topk(5) }),
+    ("cross", "cross: inputs dimension -1 must have length 3. Got [2, 4] and [2, 4]", {
+        _ = Tensor.cross(Tensor.zeros([2, 4]), Tensor.zeros([2, 4]), dim: -1)
+    }),
+    ("glu", "glu: Halving dimension must be even, but dimension 1 is size 3 (shape [2, 3])", { _ = Tensor.zeros([2, 3]).glu(dim: 1) }),
+    ("hardtanh", "hardtanh: min_val (2.0) cannot be greater than max_val (1.0)", { _ = Tensor.zeros([2]).hardtanh(minVal: 2, maxVal: 1) }),
+    ("diagonal", "diagonal: diagonal dimensions cannot be identical 1, 1", { _ = Tensor.zeros([2, 3]).diagonal(dim1: 1, dim2: 1) }),
+    ("tensordot", "tensordot: contracted dimensions need to match, but first has size 3 in dim 1 and second has size 4 in dim 0", {
+        _ = Tensor.tensordot(Tensor.zeros([2, 3]), Tensor.zeros([4, 2]), dims: 1)
+    }),
+    ("kthvalue", "kthvalue: selected number k (0) out of range for dimension 1 of size 3", { _ = Tensor.zeros([2, 3]).kthvalue(0) }),
     // Layers
     ("Linear", "linear: input shape [2, 5] and weight shape [3, 4] cannot be multiplied", { _ = Linear(4, 3)(Tensor.zeros([2, 5])) }),
     ("LayerNorm", "layerNorm: input shape [2, 7] does not end with the normalized shape [8]", { _ = LayerNorm(8)(Tensor.zeros([2, 7])) }),

@@ -49,6 +49,14 @@ extension Tensor {
             try require(a.rank >= 2 && b.rank >= 2 && a.shape.last == b.shape.last,
                         "cdist: X1 and X2 must have the same number of columns. X1: \(a.shape.last ?? 0) X2: \(b.shape.last ?? 0)")
         }
+        let pRows = a.shape[a.rank - 2], rRows = b.shape[b.rank - 2]
+        if p == 2 && (pRows > 25 || rRows > 25) {
+            // Euclidean distances of many rows as PyTorch computes them: ‖a‖² + ‖b‖² − 2·a·bᵀ
+            // (a matrix product instead of a [P, R, M] difference), clamped at 0.
+            let a2 = (a * a).sum(dim: -1, keepdim: true), b2 = (b * b).sum(dim: -1, keepdim: true)
+            let d2 = a2 + b2.mT - 2 * a.matmul(b.mT)
+            return d2.clamp(min: 0).sqrt()
+        }
         let diff = a.unsqueeze(-2) - b.unsqueeze(-3)
         return Linalg.vectorNorm(diff, ord: p, dim: [diff.rank - 1])
     }

@@ -279,13 +279,30 @@ extension Tensor {
     /// `self + value · t1 / t2`.
     public func addcdiv(_ t1: Tensor, _ t2: Tensor, value: Double = 1) -> Tensor { value == 1 ? self + t1 / t2 : self + t1 / t2 * value }
 
-    /// `min(max(self, min), max)` with tensor bounds (either may be nil), broadcast; the
-    /// gradient at a tie is split, as PyTorch's is.
+    /// `min(max(self, min), max)` with tensor bounds (either may be nil), broadcast, with
+    /// PyTorch's gradients: a tie of the input with one bound splits the gradient between
+    /// them; with both bounds equal the input, the input takes it; a lower bound above the
+    /// upper one gives everything to the upper one.
     public func clamp(min: Tensor?, max: Tensor?) -> Tensor {
         checked { try require(min != nil || max != nil, "clamp: at least one of 'min' or 'max' must not be nil") }
-        var r = self
-        if let min { r = Tensor.maximum(r, min) }
-        if let max { r = Tensor.minimum(r, max) }
-        return r
+        guard let lo = min, let hi = max else {
+            return min.map { Tensor.maximum(self, $0) } ?? Tensor.minimum(self, max!)
+        }
+        let x = self
+        let out = withNoGrad { Tensor.minimum(Tensor.maximum(x, lo), hi) }
+        if out.dtype.isFloatingPoint && anyNeedsGrad(x, lo, hi) {
+            record(out, "ClampBackward", [x, lo, hi], save: [x, lo, hi]) { c in
+                let g = c.grad, z = Tensor.zerosLike(c.grad)
+                let ordered = lo.lt(hi), valid = lo.le(hi)
+                let atLo = x.eq(lo).logicalAnd(ordered), atHi = x.eq(hi).logicalAnd(ordered)
+                let inside = x.ge(lo).logicalAnd(x.le(hi))
+                let half = g * 0.5
+                let gx = Tensor.where(inside, Tensor.where(atLo.logicalOr(atHi), half, g), z)
+                let gl = Tensor.where(x.lt(lo).logicalAnd(valid), g, Tensor.where(atLo, half, z))
+                let gh = Tensor.where(x.gt(hi).logicalAnd(valid).logicalOr(valid.logicalNot()), g, Tensor.where(atHi, half, z))
+                return [c.needsGrad(0) ? gx : nil, c.needsGrad(1) ? gl : nil, c.needsGrad(2) ? gh : nil]
+            }
+        }
+        return out
     }
 }
