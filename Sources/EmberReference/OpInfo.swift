@@ -183,7 +183,18 @@ public struct OpInfoFixtures {
     public let skipped: [String: [String]]
     public let torchVersion: String
 
-    public init(manifest: URL, tensors: URL) throws {
+    /// The op names of a manifest, without building any case.
+    public static func opNames(besides opsPath: String) throws -> [String] {
+        let url = URL(fileURLWithPath: opsPath).deletingLastPathComponent().appendingPathComponent("opinfo.json")
+        guard let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any],
+              let raw = root["cases"] as? [[String: Any]] else { throw EmberError.io("\(url.path) is not an OpInfo fixture manifest") }
+        var seen = Set<String>(), names: [String] = []
+        for c in raw { if let op = c["op"] as? String, seen.insert(op).inserted { names.append(op) } }
+        return names
+    }
+
+    /// The cases of op `only` (all when nil).
+    public init(manifest: URL, tensors: URL, only: String? = nil) throws {
         let data = try Data(contentsOf: manifest)
         guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let raw = root["cases"] as? [[String: Any]] else {
@@ -196,6 +207,7 @@ public struct OpInfoFixtures {
         }
         var cases: [OpCase] = []
         for c in raw {
+            if let only, c["op"] as? String != only { continue }
             let names = c["inputs"] as! [Any], gradFlags = c["grad_inputs"] as! [Bool]
             let inputs = try zip(names, gradFlags).map { n, g in
                 let v = try values(n)
@@ -225,8 +237,9 @@ public struct OpInfoFixtures {
     }
 
     /// The fixtures beside `ops.json` (the directory of `opsPath`).
-    public init(besides opsPath: String) throws {
+    public init(besides opsPath: String, only: String? = nil) throws {
         let dir = URL(fileURLWithPath: opsPath).deletingLastPathComponent()
-        try self.init(manifest: dir.appendingPathComponent("opinfo.json"), tensors: dir.appendingPathComponent("opinfo.safetensors"))
+        try self.init(manifest: dir.appendingPathComponent("opinfo.json"), tensors: dir.appendingPathComponent("opinfo.safetensors"),
+                      only: only)
     }
 }

@@ -2,10 +2,11 @@
 //
 //   swift build -c release --static-swift-stdlib --product ember-gpu-check
 //   .build/release/ember-gpu-check [--fixtures Tests/EmberTestSupport/Fixtures/ops.json] [--no-bench] [--python python3]
-//                                   [--twin Scripts/gpu_check_twin.py]
+//                                   [--twin Scripts/gpu_check_twin.py] [--core-only]
 //
 // 1. the environment report (driver, NVRTC, cuBLAS, devices);
-// 2. every PyTorch op fixture of the core run on cuda:0 (forward, gradients, second order);
+// 2. every PyTorch op fixture of the core (ops.json) and every OpInfo sample (opinfo.json;
+//    not with --core-only) run on cuda:0 (forward, gradients, second order);
 // 3. the nn layers on the GPU against the CPU (outputs and every gradient);
 // 4. 20 training steps of the MLP and the CNN on the GPU against the CPU;
 // 5. SGEMM through Ember against cuBLAS called directly, and one Fashion-MNIST-sized epoch
@@ -59,16 +60,26 @@ func pythonNumbers(_ arguments: [String]) -> [Double]? {
 /// The fixture cases of op `only` (all when nil) on the GPU; prints failures, returns their count.
 /// Every fixture case: Ember's own (`ops.json`) and PyTorch's OpInfo samples (`opinfo.json`
 /// beside it), each under its key (`softmax`, `opinfo:softmax`).
-func allCases() throws -> [(key: String, c: OpCase)] {
-    let core = try Fixtures(url: URL(fileURLWithPath: fixturesPath)).cases.map { (key: $0.op, c: $0) }
-    let opInfo = try OpInfoFixtures(besides: fixturesPath).cases.map { (key: "opinfo:" + $0.op, c: $0) }
-    return core + opInfo
+/// The cases of each fixture file, read once per process, when first needed.
+nonisolated(unsafe) var coreCases: [(key: String, c: OpCase)]? = nil
+nonisolated(unsafe) var opInfoCases: [(key: String, c: OpCase)]? = nil
+
+/// With `only`, just that key's cases (a child reads only the file that has them).
+func allCases(only: String? = nil) throws -> [(key: String, c: OpCase)] {
+    let wantOpInfo = only.map { $0.hasPrefix("opinfo:") } ?? true, wantCore = only.map { !$0.hasPrefix("opinfo:") } ?? true
+    if wantCore && coreCases == nil {
+        coreCases = try Fixtures(url: URL(fileURLWithPath: fixturesPath)).cases.map { (key: $0.op, c: $0) }
+    }
+    if wantOpInfo && opInfoCases == nil {
+        opInfoCases = try OpInfoFixtures(besides: fixturesPath).cases.map { (key: "opinfo:" + $0.op, c: $0) }
+    }
+    return (wantCore ? coreCases! : []) + (wantOpInfo ? opInfoCases! : [])
 }
 
 func fixtures(only: String?) -> Int {
     var failed = 0
     do {
-        let cases = try allCases().filter { only == nil || $0.key == only }.map(\.c)
+        let cases = try allCases(only: only).filter { only == nil || $0.key == only }.map(\.c)
         var bad: [String] = []
         for c in cases {
             let f = runOpCase(c, device: gpu)
@@ -347,7 +358,13 @@ func overhead(torch: Bool) -> Int {
 if let section = option("--section") {
     let n: Int
     switch section {
-    case "fixtures": n = fixtures(only: option("--op"))
+    case "fixtures":
+        // One key, a comma-separated list of keys, or every case.
+        if let keys = option("--op")?.split(separator: ",").map(String.init) {
+            n = keys.reduce(0) { $0 + fixtures(only: $1) }
+        } else {
+            n = fixtures(only: nil)
+        }
     case "layers": n = layers()
     case "training": n = training()
     case "nccl": n = ncclGroupOfOne()
@@ -390,18 +407,43 @@ func report(_ what: String, _ r: (status: Int32, output: String), echo: Bool = t
     }
 }
 
-print("\n== op fixtures on \(gpu) (\(fixturesPath)), one child process per op")
-if let all = try? allCases() {
+// Ops run in batches, one child process per batch (a process reads the fixtures once); a
+// batch that crashes runs again one op per child, so the report names the op.
+print("\n== op fixtures on \(gpu) (\(fixturesPath)), in batches of child processes")
+if let core = try? Fixtures(url: URL(fileURLWithPath: fixturesPath)).cases, let opInfoOps = try? OpInfoFixtures.opNames(besides: fixturesPath) {
     var ops: [String] = []
     var seen = Set<String>()
-    for (key, _) in all where seen.insert(key).inserted { ops.append(key) }
+    for c in core where seen.insert(c.op).inserted { ops.append(c.op) }
+    if !args.contains("--core-only") { ops += opInfoOps.map { "opinfo:" + $0 } }
     var passed = 0, total = 0
-    for op in ops {
-        let r = child(["--section", "fixtures", "--op", op], timeout: 300)
-        let counts = r.output.split(separator: "\n").first { $0.hasPrefix("FIXTURES ") }?.split(separator: " ").last?.split(separator: "/")
-        if let counts, counts.count == 2, let a = Int(counts[0]), let b = Int(counts[1]) { passed += a; total += b }
-        else { total += all.filter { $0.key == op }.count }
-        if r.status != 0 { report("fixtures of \(op)", r) }
+    /// Adds the FIXTURES lines of a child's output; returns the keys it reported.
+    func count(_ output: String) -> Set<String> {
+        var reported = Set<String>()
+        for line in output.split(separator: "\n") where line.hasPrefix("FIXTURES ") {
+            let parts = line.split(separator: " ")
+            let counts = parts.last?.split(separator: "/")
+            if parts.count == 3, let counts, counts.count == 2, let a = Int(counts[0]), let b = Int(counts[1]) {
+                passed += a
+                total += b
+                reported.insert(String(parts[1]))
+            }
+        }
+        return reported
+    }
+    let batch = 24
+    for start in stride(from: 0, to: ops.count, by: batch) {
+        let keys = Array(ops[start..<min(start + batch, ops.count)])
+        let r = child(["--section", "fixtures", "--op", keys.joined(separator: ",")], timeout: 1200)
+        if r.status == 0 || r.status == 1 {
+            _ = count(r.output)
+            if r.status != 0 { report("fixtures of \(keys.first!)…\(keys.last!)", r) }
+            continue
+        }
+        for key in keys {
+            let one = child(["--section", "fixtures", "--op", key], timeout: 600)
+            if !count(one.output).contains(key) { total += 1 }
+            if one.status != 0 { report("fixtures of \(key)", one) }
+        }
     }
     print("op fixtures: \(passed) of \(total) cases pass on \(gpu)")
 } else {

@@ -9,6 +9,7 @@ final class GradCheckTests: XCTestCase {
         let cases = TestFixtures.ops.cases.filter { c in
             c.grads != nil && c.inputs.contains { $0.dtype == .float64 && !$0.raw }
                 && !c.name.contains("ties")  // a kink shared by three or more ties has no derivative
+                && !c.name.contains("on_bounds")  // inputs exactly on clamp's bounds: kinks too
                 && !c.name.hasPrefix("embedding_pad")  // the padding row's gradient is zero by definition
                 && !(c.op == "toDType" && c.params.string("dtype") == "float32")  // rounds to float32
         }
@@ -56,7 +57,10 @@ final class GradCheckTests: XCTestCase {
         let differentiable = Set(TestFixtures.ops.cases.filter { $0.grads != nil }.map(\.op))
         // A dtype cast's derivative is a cast back; float64 cannot finite-difference a rounding to
         // float32, so casts are covered by the PyTorch fixtures alone.
-        XCTAssertEqual(differentiable.subtracting(checkedOps), ["toDType"], "ops without a float64 finite-difference check")
+        // amax/amin/cummax/clampTensor cases here exist for their ties (kinks); their finite
+        // differences run on PyTorch's OpInfo samples (OpInfoGradCheckTests).
+        XCTAssertEqual(differentiable.subtracting(checkedOps), ["toDType", "amax", "amin", "cummax", "clampTensor"],
+                       "ops without a float64 finite-difference check")
         XCTAssertGreaterThan(checkedOps.count, 80)
     }
 

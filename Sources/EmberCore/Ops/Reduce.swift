@@ -89,21 +89,28 @@ extension Tensor {
         return out
     }
 
-    /// For each element, the product of the other elements along the reduced dims.
+    /// For each element, the product of the other elements along the reduced dims: the
+    /// product of those before it times the product of those after it (exclusive running
+    /// products from both ends), exact where there are zeros and differentiable again.
     private func prodOfOthers(_ dims: [Int]) -> Tensor {
         let rest = (0..<rank).filter { !dims.contains($0) }
         let perm = rest + dims
         let p = permute(perm).contiguous()
         let outer = rest.reduce(1) { $0 * shape[$1] }, n = dims.reduce(1) { $0 * shape[$1] }
         let flat = p.reshape([outer, n])
-        var cols: [Tensor] = []
-        for i in 0..<n {
-            let mask = Tensor.arange(n, device: device).eq(Double(i))
-            cols.append(Tensor.where(mask, Tensor.onesLike(flat), flat).prod(dim: 1, keepdim: true))
+        let others: Tensor
+        if n == 1 {
+            others = Tensor.onesLike(flat)
+        } else {
+            let one = Tensor.ones([outer, 1], dtype: flat.dtype, device: device)
+            let before = Tensor.cat([one, flat.narrow(1, start: 0, length: n - 1).cumprod(dim: 1)], dim: 1)
+            let reversed = flat.flip([1])
+            let after = Tensor.cat([one, reversed.narrow(1, start: 0, length: n - 1).cumprod(dim: 1)], dim: 1).flip([1])
+            others = before * after
         }
         var inverse = [Int](repeating: 0, count: perm.count)
         for (i, q) in perm.enumerated() { inverse[q] = i }
-        return Tensor.cat(cols, dim: 1).reshape(perm.map { shape[$0] }).permute(inverse)
+        return others.reshape(perm.map { shape[$0] }).permute(inverse)
     }
 
     // MARK: max, min, argmax, argmin
