@@ -206,26 +206,10 @@ extension CPUBackend {
     }
 
     public func scan(_ op: ScanOp, _ x: Tensor, dim: Int, _ out: Tensor) {
-        let shape = x.shape
         if x.count == 0 { return }
-        let n = shape.isEmpty ? 1 : shape[dim]
-        let sx = shape.isEmpty ? 0 : x.strides[dim], so = shape.isEmpty ? 0 : out.strides[dim]
-        // The lines along `dim`: every position of the other dimensions.
-        let others = shape.indices.filter { $0 != dim }
-        let outerShape = others.map { shape[$0] }, xOuter = others.map { x.strides[$0] }, oOuter = others.map { out.strides[$0] }
-        let lines = outerShape.reduce(1, *)
-        /// Runs `line(xOffset, outOffset)` for every line in `range`.
+        let plan = LinePlan(x, dim: dim, out), n = plan.length, sx = plan.xStride, so = plan.outStride, lines = plan.count
         func forLines(_ range: Range<Int>, _ line: (Int, Int) -> Void) {
-            for l in range {
-                var rest = l, ox = 0, oo = 0
-                for k in stride(from: outerShape.count - 1, through: 0, by: -1) {
-                    let i = rest % outerShape[k]
-                    rest /= outerShape[k]
-                    ox += i * xOuter[k]
-                    oo += i * oOuter[k]
-                }
-                line(ox, oo)
-            }
+            for l in range { let (ox, oo) = plan.offsets(l); line(ox, oo) }
         }
         let grain = Swift.max(1, elementwiseGrain / Swift.max(n, 1))
         func real<T: BinaryFloatingPoint & Real>(_: T.Type) {
@@ -277,25 +261,14 @@ extension CPUBackend {
 
     public func sort(_ x: Tensor, dim: Int, descending: Bool, _ values: Tensor, _ indices: Tensor) {
         if x.count == 0 { return }
-        let shape = x.shape
-        let n = shape.isEmpty ? 1 : shape[dim]
-        let sx = shape.isEmpty ? 0 : x.strides[dim], so = shape.isEmpty ? 0 : values.strides[dim]
-        let others = shape.indices.filter { $0 != dim }
-        let outer = others.map { shape[$0] }, xOuter = others.map { x.strides[$0] }, oOuter = others.map { values.strides[$0] }
-        let lines = outer.reduce(1, *)
+        let plan = LinePlan(x, dim: dim, values), n = plan.length, sx = plan.xStride, so = plan.outStride, lines = plan.count
         let idx = indices.ptr(Int64.self)
         func typed<T: CPUNumber>(_: T.Type) {
             let a = x.ptr(T.self), o = values.ptr(T.self)
             parallelFor(lines, grain: Swift.max(1, elementwiseGrain / Swift.max(n * 8, 1))) { range in
                 var order = [Int](repeating: 0, count: n)
                 for l in range {
-                    var rest = l, ox = 0, oo = 0
-                    for k in stride(from: outer.count - 1, through: 0, by: -1) {
-                        let i = rest % outer[k]
-                        rest /= outer[k]
-                        ox += i * xOuter[k]
-                        oo += i * oOuter[k]
-                    }
+                    let (ox, oo) = plan.offsets(l)
                     for i in 0..<n { order[i] = i }
                     let line = a + ox
                     // Total order: value (NaN greatest), then position, so the sort is stable.
@@ -315,5 +288,36 @@ extension CPUBackend {
         }
         numericSwitch(x.dtype, "sort", { typed(Float.self) }, { typed(Double.self) }, { typed(Int64.self) },
                       { typed(Int32.self) }, { typed(UInt8.self) }, { typed(Bool.self) })
+    }
+}
+
+/// The lines of a tensor along one dimension (scans, sorts): every position of the other
+/// dimensions, with its start offset in the input and in the output.
+struct LinePlan {
+    let length: Int, xStride: Int, outStride: Int, count: Int
+    private let outer: [Int], xOuter: [Int], outOuter: [Int]
+
+    init(_ x: Tensor, dim: Int, _ out: Tensor) {
+        let shape = x.shape
+        length = shape.isEmpty ? 1 : shape[dim]
+        xStride = shape.isEmpty ? 0 : x.strides[dim]
+        outStride = shape.isEmpty ? 0 : out.strides[dim]
+        let others = shape.indices.filter { $0 != dim }
+        outer = others.map { shape[$0] }
+        xOuter = others.map { x.strides[$0] }
+        outOuter = others.map { out.strides[$0] }
+        count = outer.reduce(1, *)
+    }
+
+    /// The start of line `l` in the input and in the output.
+    @inline(__always) func offsets(_ l: Int) -> (Int, Int) {
+        var rest = l, ox = 0, oo = 0
+        for k in Swift.stride(from: outer.count - 1, through: 0, by: -1) {
+            let i = rest % outer[k]
+            rest /= outer[k]
+            ox += i * xOuter[k]
+            oo += i * outOuter[k]
+        }
+        return (ox, oo)
     }
 }
