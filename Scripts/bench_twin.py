@@ -68,6 +68,9 @@ def cases(name):
     if name == "cumsum_rows_1024x1024":
         x = torch.randn(1024, 1024)
         return lambda: x.cumsum(1)
+    if name == "einsum_attention_8x8x128x64":
+        q, k = torch.randn(8, 8, 128, 64), torch.randn(8, 8, 128, 64)
+        return lambda: torch.einsum("bhqd,bhkd->bhqk", q, k)
     if name == "cdist_1024x1024x64":
         a, b = torch.randn(1024, 64), torch.randn(1024, 64)
         return lambda: torch.cdist(a, b)

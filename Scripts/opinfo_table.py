@@ -378,4 +378,5 @@ TABLE.update({
     "unique_consecutive": ("x.uniqueConsecutive(returnInverse:returnCounts:dim:)", {}),
     "cummax": ("x.cummax(dim:)", {}),
     "cummin": ("x.cummin(dim:)", {}),
+    "einsum": ("Tensor.einsum(equation, operands)", {}),
 })

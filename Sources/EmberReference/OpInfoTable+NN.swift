@@ -384,4 +384,6 @@ let opInfoIndexingAndNN: [String: (OpCall) -> [Tensor]] = [
     },
     "cummax": { c in let r = c.input.cummax(dim: c.int(1, "dim")!); return [r.values, r.indices] },
     "cummin": { c in let r = c.input.cummin(dim: c.int(1, "dim")!); return [r.values, r.indices] },
+    // OpInfo's einsum is `lambda tensors, equation: torch.einsum(equation, tensors)`.
+    "einsum": { c in [Tensor.einsum(c.string(1, "equation")!, c.tensorList(0))] },
 ]

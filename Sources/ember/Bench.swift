@@ -153,6 +153,10 @@ struct Bench: ParsableCommand {
             let x = Tensor.randn([1024, 1024])
             return { _ = x.cumsum(dim: 1) }
         }))
+        list.append(Case(name: "einsum_attention_8x8x128x64", iterations: 10, setup: {
+            let q = Tensor.randn([8, 8, 128, 64]), k = Tensor.randn([8, 8, 128, 64])
+            return { _ = Tensor.einsum("bhqd,bhkd->bhqk", [q, k]) }
+        }))
         list.append(Case(name: "cdist_1024x1024x64", iterations: 3, setup: {
             let a = Tensor.randn([1024, 64]), b = Tensor.randn([1024, 64])
             return { _ = Tensor.cdist(a, b) }

@@ -47,6 +47,9 @@ let scenarios: [(name: String, expected: String, run: () -> Void)] = [
         _ = Tensor.tensordot(Tensor.zeros([2, 3]), Tensor.zeros([4, 2]), dims: 1)
     }),
     ("kthvalue", "kthvalue: selected number k (0) out of range for dimension 1 of size 3", { _ = Tensor.zeros([2, 3]).kthvalue(0) }),
+    ("einsum", "einsum(): the number of subscripts in the equation (3) does not match the number of dimensions (2) for operand", {
+        _ = Tensor.einsum("ijk->i", [Tensor.zeros([2, 3])])
+    }),
     // Layers
     ("Linear", "linear: input shape [2, 5] and weight shape [3, 4] cannot be multiplied", { _ = Linear(4, 3)(Tensor.zeros([2, 5])) }),
     ("LayerNorm", "layerNorm: input shape [2, 7] does not end with the normalized shape [8]", { _ = LayerNorm(8)(Tensor.zeros([2, 7])) }),
