@@ -379,4 +379,11 @@ TABLE.update({
     "cummax": ("x.cummax(dim:)", {}),
     "cummin": ("x.cummin(dim:)", {}),
     "einsum": ("Tensor.einsum(equation, operands)", {}),
+    "nn.functional.pad": ("x.pad(pads, mode:value:)", {}),
+    "constant_pad_nd": ("x.pad(pads, value:)", {}),
+    "nn.functional.conv1d": ("conv1d(x, weight, bias, stride:padding:dilation:groups:)", {}),
+    "nn.functional.conv2d": ("conv2d(x, weight, bias, stride:padding:dilation:groups:)", {}),
+    "nn.functional.conv_transpose2d": ("convTranspose2d(x, weight, bias, stride:padding:outputPadding:dilation:groups:)", {}),
+    "nn.functional.adaptive_avg_pool2d": ("adaptiveAvgPool2d(x, outputSize:)", {}),
+    "nn.functional.unfold": ("x.unfold(kernel:dilation:padding:stride:)", {}),
 })

@@ -5,6 +5,18 @@ import EmberCore
 // nn.functional distances, norms and losses. The helpers are in OpInfoTable.swift.
 
 /// Indexing, dtype methods, factories, sorting, searching, nn.functional and losses.
+/// An int or a pair (`stride=2`, `stride=(2, 1)`, `stride=[2]`).
+func pair(_ c: OpCall, _ i: Int?, _ name: String, _ fallback: (Int, Int)) -> (Int, Int) {
+    guard let v = c.ints(i, name) else { return fallback }
+    return v.count == 1 ? (v[0], v[0]) : (v[0], v[1])
+}
+/// A convolution's `padding`: a number, a pair, or 'same' / 'valid'.
+func paddingArg(_ c: OpCall, _ i: Int?) -> Padding {
+    if case .string? = c.arg(i, "padding") { return c.string(i, "padding") == "same" ? .same : .valid }
+    let p = pair(c, i, "padding", (0, 0))
+    return .explicit(p.0, p.1)
+}
+
 let opInfoIndexingAndNN: [String: (OpCall) -> [Tensor]] = [
     // Ops Ember had before the OpInfo fixtures.
     "matmul": { c in [c.input.matmul(c.tensor(1, "other")!)] },
@@ -386,4 +398,45 @@ let opInfoIndexingAndNN: [String: (OpCall) -> [Tensor]] = [
     "cummin": { c in let r = c.input.cummin(dim: c.int(1, "dim")!); return [r.values, r.indices] },
     // OpInfo's einsum is `lambda tensors, equation: torch.einsum(equation, tensors)`.
     "einsum": { c in [Tensor.einsum(c.string(1, "equation")!, c.tensorList(0))] },
+    // Padding, convolution, pooling, unfold.
+    "nn.functional.pad": { c in
+        let mode = Tensor.PadMode(rawValue: c.string(2, "mode") ?? "constant")!
+        return [c.input.pad(c.ints(1, "pad")!, mode: mode, value: c.double(3, "value") ?? 0)]
+    },
+    "constant_pad_nd": { c in [c.input.pad(c.ints(1, "pad")!, mode: .constant, value: c.double(2, "value") ?? 0)] },
+    "nn.functional.conv1d": { c in
+        let padding: Padding
+        switch paddingArg(c, 4) {
+        case .explicit(let p, _): padding = .explicit(0, p)
+        case let other: padding = other
+        }
+        return [conv1d(c.input, c.tensor(1, "weight")!, c.tensor(2, "bias"), stride: pair(c, 3, "stride", (1, 1)).0, padding: padding,
+                       dilation: pair(c, 5, "dilation", (1, 1)).0, groups: c.int(6, "groups") ?? 1)]
+    },
+    "nn.functional.conv2d": { c in
+        [conv2d(c.input, c.tensor(1, "weight")!, c.tensor(2, "bias"), stride: pair(c, 3, "stride", (1, 1)), padding: paddingArg(c, 4),
+                dilation: pair(c, 5, "dilation", (1, 1)), groups: c.int(6, "groups") ?? 1)]
+    },
+    "nn.functional.conv_transpose2d": { c in
+        [convTranspose2d(c.input, c.tensor(1, "weight")!, c.tensor(2, "bias"), stride: pair(c, 3, "stride", (1, 1)),
+                         padding: pair(c, 4, "padding", (0, 0)), outputPadding: pair(c, 5, "output_padding", (0, 0)),
+                         dilation: pair(c, 7, "dilation", (1, 1)), groups: c.int(6, "groups") ?? 1)]
+    },
+    // A None in output_size keeps that dimension's size.
+    "nn.functional.adaptive_avg_pool2d": { c in
+        let x = c.input
+        var size: (Int, Int)
+        if case .list(let l)? = c.arg(1, "output_size") {
+            func at(_ k: Int, _ d: Int) -> Int { if case .int(let v) = l[k] { v } else { x.shape[x.rank - 2 + d] } }
+            size = (at(0, 0), at(l.count > 1 ? 1 : 0, 1))
+        } else {
+            let v = c.int(1, "output_size")!
+            size = (v, v)
+        }
+        return [adaptiveAvgPool2d(x, outputSize: size)]
+    },
+    "nn.functional.unfold": { c in
+        [c.input.unfold(kernel: pair(c, 1, "kernel_size", (1, 1)), dilation: pair(c, 2, "dilation", (1, 1)),
+                        padding: pair(c, 3, "padding", (0, 0)), stride: pair(c, 4, "stride", (1, 1)))]
+    },
 ]

@@ -13,54 +13,55 @@ extension OpInfoTests {
         "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "block_diag", "bmm",
         "bool", "broadcast_tensors", "broadcast_to", "bucketize", "byte", "cat",
         "cdist", "ceil", "chunk", "clamp", "clamp_max", "clamp_min",
-        "clone", "column_stack", "conj", "conj_physical", "contiguous", "copysign",
-        "cos", "cosh", "count_nonzero", "cross", "cummax", "cummin",
-        "cumprod", "cumsum", "cumulative_trapezoid", "deg2rad", "diag", "diag_embed",
-        "diagflat", "diagonal", "diagonal_copy", "diagonal_scatter", "diff", "dist",
-        "div", "dot", "double", "dsplit", "dstack", "einsum",
-        "eq", "equal", "erf", "erfc", "exp", "exp2",
-        "expand", "expand_as", "expand_copy", "expm1", "eye", "fill",
-        "flatten", "flip", "fliplr", "flipud", "float", "float_power",
-        "floor", "floor_divide", "fmax", "fmin", "fmod", "frac",
-        "full", "full_like", "gather", "ge", "gt", "half",
-        "heaviside", "hsplit", "hstack", "hypot", "index_add", "index_copy",
-        "index_fill", "index_select", "inner", "int", "isclose", "isfinite",
-        "isin", "isinf", "isnan", "isneginf", "isposinf", "isreal",
-        "item", "kron", "kthvalue", "le", "lerp", "linalg.cross",
-        "linalg.diagonal", "linalg.multi_dot", "linalg.vecdot", "linalg.vector_norm", "linspace", "log",
-        "log10", "log1p", "log2", "log_softmax", "logaddexp", "logaddexp2",
-        "logcumsumexp", "logical_and", "logical_not", "logical_or", "logical_xor", "logit",
-        "logspace", "logsumexp", "long", "lt", "mH", "mT",
-        "masked_fill", "masked_scatter", "masked_select", "matmul", "max", "maximum",
-        "mean", "median", "meshgrid", "min", "minimum", "mm",
-        "movedim", "msort", "mul", "mv", "nan_to_num", "nanmean",
-        "nanmedian", "nansum", "narrow", "narrow_copy", "ne", "neg",
-        "new_full", "new_ones", "new_zeros", "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu",
-        "nn.functional.channel_shuffle", "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding",
-        "nn.functional.gaussian_nll_loss", "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish",
-        "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.leaky_relu",
-        "nn.functional.linear", "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish", "nn.functional.mse_loss",
-        "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pairwise_distance", "nn.functional.pdist",
+        "clone", "column_stack", "conj", "conj_physical", "constant_pad_nd", "contiguous",
+        "copysign", "cos", "cosh", "count_nonzero", "cross", "cummax",
+        "cummin", "cumprod", "cumsum", "cumulative_trapezoid", "deg2rad", "diag",
+        "diag_embed", "diagflat", "diagonal", "diagonal_copy", "diagonal_scatter", "diff",
+        "dist", "div", "dot", "double", "dsplit", "dstack",
+        "einsum", "eq", "equal", "erf", "erfc", "exp",
+        "exp2", "expand", "expand_as", "expand_copy", "expm1", "eye",
+        "fill", "flatten", "flip", "fliplr", "flipud", "float",
+        "float_power", "floor", "floor_divide", "fmax", "fmin", "fmod",
+        "frac", "full", "full_like", "gather", "ge", "gt",
+        "half", "heaviside", "hsplit", "hstack", "hypot", "index_add",
+        "index_copy", "index_fill", "index_select", "inner", "int", "isclose",
+        "isfinite", "isin", "isinf", "isnan", "isneginf", "isposinf",
+        "isreal", "item", "kron", "kthvalue", "le", "lerp",
+        "linalg.cross", "linalg.diagonal", "linalg.multi_dot", "linalg.vecdot", "linalg.vector_norm", "linspace",
+        "log", "log10", "log1p", "log2", "log_softmax", "logaddexp",
+        "logaddexp2", "logcumsumexp", "logical_and", "logical_not", "logical_or", "logical_xor",
+        "logit", "logspace", "logsumexp", "long", "lt", "mH",
+        "mT", "masked_fill", "masked_scatter", "masked_select", "matmul", "max",
+        "maximum", "mean", "median", "meshgrid", "min", "minimum",
+        "mm", "movedim", "msort", "mul", "mv", "nan_to_num",
+        "nanmean", "nanmedian", "nansum", "narrow", "narrow_copy", "ne",
+        "neg", "new_full", "new_ones", "new_zeros", "nn.functional.adaptive_avg_pool2d", "nn.functional.binary_cross_entropy",
+        "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle", "nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
+        "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding", "nn.functional.gaussian_nll_loss",
+        "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh",
+        "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.leaky_relu", "nn.functional.linear",
+        "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish", "nn.functional.mse_loss", "nn.functional.multilabel_soft_margin_loss",
+        "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance", "nn.functional.pdist",
         "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu", "nn.functional.relu6",
         "nn.functional.rms_norm", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss", "nn.functional.softmin",
         "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold", "nn.functional.triplet_margin_loss",
-        "nonzero", "ones", "ones_like", "outer", "permute", "permute_copy",
-        "positive", "pow", "prod", "rad2deg", "ravel", "real",
-        "reciprocal", "remainder", "repeat", "repeat_interleave", "reshape", "reshape_as",
-        "resolve_conj", "resolve_neg", "roll", "rot90", "round", "rsqrt",
-        "rsub", "scalar_tensor", "scatter", "scatter_add", "searchsorted", "select",
-        "select_scatter", "sgn", "sigmoid", "sign", "signbit", "sin",
-        "sinc", "sinh", "slice_scatter", "softmax", "sort", "special.entr",
-        "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy",
-        "sqrt", "square", "squeeze", "squeeze_copy", "stack", "std",
-        "std_mean", "sub", "sum", "sum_to_size", "t", "t_copy",
-        "take", "take_along_dim", "tan", "tanh", "tensor_split", "tensordot",
-        "tile", "to", "topk", "trace", "transpose", "transpose_copy",
-        "trapezoid", "trapz", "tril", "triu", "true_divide", "trunc",
-        "unbind", "unbind_copy", "unflatten", "unique", "unique_consecutive", "unsafe_chunk",
-        "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot",
-        "view", "view_as", "view_copy", "vsplit", "vstack", "where",
-        "xlogy", "zero_", "zeros", "zeros_like",
+        "nn.functional.unfold", "nonzero", "ones", "ones_like", "outer", "permute",
+        "permute_copy", "positive", "pow", "prod", "rad2deg", "ravel",
+        "real", "reciprocal", "remainder", "repeat", "repeat_interleave", "reshape",
+        "reshape_as", "resolve_conj", "resolve_neg", "roll", "rot90", "round",
+        "rsqrt", "rsub", "scalar_tensor", "scatter", "scatter_add", "searchsorted",
+        "select", "select_scatter", "sgn", "sigmoid", "sign", "signbit",
+        "sin", "sinc", "sinh", "slice_scatter", "softmax", "sort",
+        "special.entr", "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes",
+        "split_with_sizes_copy", "sqrt", "square", "squeeze", "squeeze_copy", "stack",
+        "std", "std_mean", "sub", "sum", "sum_to_size", "t",
+        "t_copy", "take", "take_along_dim", "tan", "tanh", "tensor_split",
+        "tensordot", "tile", "to", "topk", "trace", "transpose",
+        "transpose_copy", "trapezoid", "trapz", "tril", "triu", "true_divide",
+        "trunc", "unbind", "unbind_copy", "unflatten", "unique", "unique_consecutive",
+        "unsafe_chunk", "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean",
+        "vdot", "view", "view_as", "view_copy", "vsplit", "vstack",
+        "where", "xlogy", "zero_", "zeros", "zeros_like",
     ]
 
     func test_H() { check("H") }  // 4 cases
@@ -115,6 +116,7 @@ extension OpInfoTests {
     func test_column_stack() { check("column_stack") }  // 6 cases
     func test_conj() { check("conj") }  // 6 cases
     func test_conj_physical() { check("conj_physical") }  // 2 cases
+    func test_constant_pad_nd() { check("constant_pad_nd") }  // 102 cases
     func test_contiguous() { check("contiguous") }  // 4 cases
     func test_copysign() { check("copysign") }  // 20 cases
     func test_cos() { check("cos") }  // 6 cases
@@ -246,10 +248,14 @@ extension OpInfoTests {
     func test_new_full() { check("new_full") }  // 14 cases
     func test_new_ones() { check("new_ones") }  // 14 cases
     func test_new_zeros() { check("new_zeros") }  // 14 cases
+    func test_nn_functional_adaptive_avg_pool2d() { check("nn.functional.adaptive_avg_pool2d") }  // 20 cases
     func test_nn_functional_binary_cross_entropy() { check("nn.functional.binary_cross_entropy") }  // 22 cases
     func test_nn_functional_binary_cross_entropy_with_logits() { check("nn.functional.binary_cross_entropy_with_logits") }  // 52 cases
     func test_nn_functional_celu() { check("nn.functional.celu") }  // 6 cases
     func test_nn_functional_channel_shuffle() { check("nn.functional.channel_shuffle") }  // 6 cases
+    func test_nn_functional_conv1d() { check("nn.functional.conv1d") }  // 20 cases
+    func test_nn_functional_conv2d() { check("nn.functional.conv2d") }  // 60 cases
+    func test_nn_functional_conv_transpose2d() { check("nn.functional.conv_transpose2d") }  // 24 cases
     func test_nn_functional_cosine_embedding_loss() { check("nn.functional.cosine_embedding_loss") }  // 12 cases
     func test_nn_functional_cosine_similarity() { check("nn.functional.cosine_similarity") }  // 18 cases
     func test_nn_functional_cross_entropy() { check("nn.functional.cross_entropy") }  // 42 cases
@@ -277,6 +283,7 @@ extension OpInfoTests {
     func test_nn_functional_nll_loss() { check("nn.functional.nll_loss") }  // 124 cases
     func test_nn_functional_normalize() { check("nn.functional.normalize") }  // 16 cases
     func test_nn_functional_one_hot() { check("nn.functional.one_hot") }  // 6 cases
+    func test_nn_functional_pad() { check("nn.functional.pad") }  // 178 cases
     func test_nn_functional_pairwise_distance() { check("nn.functional.pairwise_distance") }  // 14 cases
     func test_nn_functional_pdist() { check("nn.functional.pdist") }  // 16 cases
     func test_nn_functional_pixel_shuffle() { check("nn.functional.pixel_shuffle") }  // 10 cases
@@ -297,6 +304,7 @@ extension OpInfoTests {
     func test_nn_functional_tanhshrink() { check("nn.functional.tanhshrink") }  // 6 cases
     func test_nn_functional_threshold() { check("nn.functional.threshold") }  // 8 cases
     func test_nn_functional_triplet_margin_loss() { check("nn.functional.triplet_margin_loss") }  // 14 cases
+    func test_nn_functional_unfold() { check("nn.functional.unfold") }  // 326 cases
     func test_nonzero() { check("nonzero") }  // 48 cases
     func test_ones() { check("ones") }  // 4 cases
     func test_ones_like() { check("ones_like") }  // 14 cases

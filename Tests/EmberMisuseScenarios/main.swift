@@ -60,7 +60,7 @@ let scenarios: [(name: String, expected: String, run: () -> Void)] = [
     ("Conv2d", "conv2d: input [1, 4, 8, 8] with 4 channels, weight [8, 3, 3, 3] and groups=1 do not fit", {
         _ = Conv2d(3, 8, kernelSize: 3)(Tensor.zeros([1, 4, 8, 8]))
     }),
-    ("Conv2dRank", "conv2d: expected a 4-D input [N, C, H, W], got shape [4, 8, 8]", { _ = Conv2d(3, 8, kernelSize: 3)(Tensor.zeros([4, 8, 8])) }),
+    ("Conv2dRank", "conv2d: expected a 3-D [C, H, W] or 4-D input [N, C, H, W], got shape [8, 8]", { _ = Conv2d(3, 8, kernelSize: 3)(Tensor.zeros([8, 8])) }),
     ("Conv2dGroups", "Conv2d: in_channels (3) and out_channels (8) must be divisible by groups (2)", { _ = Conv2d(3, 8, kernelSize: 3, groups: 2) }),
     ("MaxPool2d", "maxPool2d: expected a 4-D input [N, C, H, W], got shape [2, 3]", { _ = MaxPool2d(2)(Tensor.zeros([2, 3])) }),
     ("Embedding", "indexSelect: index 12 is out of bounds for dimension with size 10", { _ = Embedding(10, 4)(Tensor([12])) }),

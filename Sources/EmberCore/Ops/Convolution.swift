@@ -9,6 +9,9 @@ extension Tensor {
     /// `padValue` (0, or -∞ for max pooling).
     public func unfold(kernel: (Int, Int), dilation: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                        stride: (Int, Int) = (1, 1), padValue: Double = 0) -> Tensor {
+        if rank == 3 {
+            return unsqueeze(0).unfold(kernel: kernel, dilation: dilation, padding: padding, stride: stride, padValue: padValue).squeeze(0)
+        }
         checked {
             try require(rank == 4, "unfold: expected a 4-D input [N, C, H, W], got shape \(fmt(shape))")
             try require(dtype.isFloatingPoint, "unfold: expected a floating point tensor, got \(dtype)")
@@ -138,7 +141,77 @@ extension Tensor {
 
     /// Pads the last dimensions with `value` (`torch.nn.functional.pad`, constant mode):
     /// `pads` lists (before, after) pairs starting from the last dimension.
+    /// How `pad` fills the border.
+    public enum PadMode: String, Sendable {
+        /// `value` everywhere.
+        case constant
+        /// The input mirrored at its edge, the edge itself not repeated.
+        case reflect
+        /// The edge element repeated.
+        case replicate
+        /// The input wrapped around.
+        case circular
+    }
+
+    /// Pads (or, with negative amounts, crops) the last `pads.count / 2` dimensions, the last
+    /// one first: `[left, right, top, bottom, …]` (`torch.nn.functional.pad`).
+    public func pad(_ pads: [Int], mode: PadMode, value: Double = 0) -> Tensor {
+        checked {
+            try require(pads.count % 2 == 0 && pads.count / 2 <= rank,
+                        "pad: padding length \(pads.count) must be even and at most 2·rank (shape \(fmt(shape)))")
+        }
+        if mode == .reflect || mode == .replicate { return padByIndex(pads, mode: mode) }
+        // Crops first, then pads what remains positive (constant, and circular, which wraps
+        // around the cropped tensor, as PyTorch's does).
+        var x = self
+        for i in 0..<(pads.count / 2) {
+            let d = rank - 1 - i, lo = pads[2 * i], hi = pads[2 * i + 1]
+            let start = Swift.max(0, -lo), stop = x.shape[d] - Swift.max(0, -hi)
+            checked { try require(stop >= start, "pad: cropping \(fmt(pads)) leaves a negative size of dimension \(d) (shape \(fmt(shape)))") }
+            if start > 0 || stop < x.shape[d] { x = x.narrow(d, start: start, length: stop - start) }
+        }
+        let positive = pads.map { Swift.max($0, 0) }
+        if positive.allSatisfy({ $0 == 0 }) { return x === self ? clone() : x }
+        return mode == .circular ? x.padByIndex(positive, mode: .circular) : x.pad(positive, value: value)
+    }
+
+    /// Reflect, replicate and circular padding as PyTorch indexes them: output position j of
+    /// a padded dimension reads input position `j − left` mirrored, clamped or wrapped into
+    /// `0..<n` (for reflect and replicate, negative amounts crop exactly as those formulas do).
+    private func padByIndex(_ pads: [Int], mode: PadMode) -> Tensor {
+        var x = self
+        for i in 0..<(pads.count / 2) {
+            let d = rank - 1 - i, lo = pads[2 * i], hi = pads[2 * i + 1], n = x.shape[d]
+            if lo == 0 && hi == 0 { continue }
+            let m = n + lo + hi
+            checked {
+                try require(m >= 0, "pad: padding \(fmt(pads)) leaves a negative size of dimension \(d) (shape \(fmt(shape)))")
+                try require(n > 0 || m == 0, "pad: cannot \(mode.rawValue)-pad an empty dimension \(d) (shape \(fmt(shape)))")
+                if mode == .reflect {
+                    try require(lo < n && hi < n,
+                                "pad: Padding size should be less than the corresponding input dimension, but got: padding (\(lo), \(hi)) at dimension \(d) of input \(fmt(shape))")
+                }
+                if mode == .circular {
+                    try require(lo <= n && hi <= n,
+                                "pad: Padding value causes wrapping around more than once (padding (\(lo), \(hi)), dimension \(d) of size \(n))")
+                }
+            }
+            let index = (0..<m).map { j -> Int in
+                let k = j - lo
+                switch mode {
+                case .reflect: return k < 0 ? -k : (k > n - 1 ? 2 * (n - 1) - k : k)
+                case .replicate: return Swift.min(Swift.max(k, 0), n - 1)
+                case .circular: return ((k % n) + n) % n
+                case .constant: return k
+                }
+            }
+            x = x.indexSelect(d, indexTensor(index))
+        }
+        return x === self ? clone() : x
+    }
+
     public func pad(_ pads: [Int], value: Double = 0) -> Tensor {
+        if pads.contains(where: { $0 < 0 }) { return pad(pads, mode: .constant, value: value) }
         checked {
             try require(pads.count % 2 == 0 && pads.count / 2 <= rank,
                         "pad: padding length \(pads.count) must be even and at most 2·rank (shape \(fmt(shape)))")
@@ -157,7 +230,12 @@ extension Tensor {
         device.backend.copy(self, into: inner)
         if anyNeedsGrad(self) {
             let inShape = shape
-            record(out, "PadBackward", [self]) { c in [Tensor.region(c.grad, starts, inShape).clone()] }
+            // Narrowing the gradient (differentiable again, for second-order gradients).
+            record(out, "PadBackward", [self]) { c in
+                var g = c.grad
+                for d in 0..<inShape.count where g.shape[d] != inShape[d] { g = g.narrow(d, start: starts[d], length: inShape[d]) }
+                return [g.contiguous()]
+            }
         }
         return out
     }
@@ -187,7 +265,11 @@ public enum Padding: Equatable, Sendable {
 /// im2col and one batched product per group.
 public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                    padding: Padding = .explicit(0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) -> Tensor {
-    checked { try require(x.rank == 4, "conv2d: expected a 4-D input [N, C, H, W], got shape \(fmt(x.shape))") }
+    // An unbatched image [C, H, W] is a batch of one.
+    if x.rank == 3 {
+        return conv2d(x.unsqueeze(0), weight, bias, stride: stride, padding: padding, dilation: dilation, groups: groups).squeeze(0)
+    }
+    checked { try require(x.rank == 4, "conv2d: expected a 3-D [C, H, W] or 4-D input [N, C, H, W], got shape \(fmt(x.shape))") }
     checked { try require(weight.rank == 4, "conv2d: expected a 4-D weight [O, C/groups, kh, kw], got shape \(fmt(weight.shape))") }
     let (n, c) = (x.shape[0], x.shape[1])
     let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
@@ -227,7 +309,10 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, stride:
 /// 1-D convolution: `x [N, C, L]`, `weight [O, C/groups, k]`.
 public func conv1d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, stride: Int = 1, padding: Padding = .explicit(0, 0),
                    dilation: Int = 1, groups: Int = 1) -> Tensor {
-    checked { try require(x.rank == 3, "conv1d: expected a 3-D input [N, C, L], got shape \(fmt(x.shape))") }
+    if x.rank == 2 {
+        return conv1d(x.unsqueeze(0), weight, bias, stride: stride, padding: padding, dilation: dilation, groups: groups).squeeze(0)
+    }
+    checked { try require(x.rank == 3, "conv1d: expected a 3-D input [N, C, L] or 2-D [C, L], got shape \(fmt(x.shape))") }
     let p: Padding
     switch padding {
     case .explicit(_, let pw): p = .explicit(0, pw)
@@ -241,6 +326,10 @@ public func conv1d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, stride:
 public func convTranspose2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                             padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
                             groups: Int = 1) -> Tensor {
+    if x.rank == 3 {
+        return convTranspose2d(x.unsqueeze(0), weight, bias, stride: stride, padding: padding, outputPadding: outputPadding,
+                               dilation: dilation, groups: groups).squeeze(0)
+    }
     checked {
         try require(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[0] && x.shape[1] % groups == 0,
                     "convTranspose2d: input \(fmt(x.shape)) and weight \(fmt(weight.shape)) do not fit (groups=\(groups))")
@@ -254,7 +343,13 @@ public func convTranspose2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil
     // Columns [N, C_out·kh·kw, H·W] = Wᵀ · x, per group, then summed back into the image.
     let wt = weight.reshape([groups, cinG, coutG * kh * kw]).transpose(1, 2)  // [g, Cout/g·k·k, Cin/g]
     let cols = wt.matmul(x.reshape([n, groups, cinG, h * w])).reshape([n, cout * kh * kw, h * w])
-    var y = cols.fold(outputSize: (ho, wo), kernel: (kh, kw), dilation: dilation, padding: padding, stride: stride)
+    // Folded uncropped, then cropped by the padding on both sides (the output padding extends
+    // the bottom and right ends, which may still hold contributions).
+    let fullH = (h - 1) * stride.0 + dilation.0 * (kh - 1) + 1, fullW = (w - 1) * stride.1 + dilation.1 * (kw - 1) + 1
+    var y = cols.fold(outputSize: (fullH, fullW), kernel: (kh, kw), dilation: dilation, padding: (0, 0), stride: stride)
+    if padding != (0, 0) || outputPadding != (0, 0) {
+        y = y.pad([-padding.1, outputPadding.1 - padding.1, -padding.0, outputPadding.0 - padding.0])
+    }
     if let bias { y = y + bias.reshape([1, cout, 1, 1]) }
     return y
 }
@@ -284,6 +379,7 @@ public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
 
 /// Mean over adaptive windows giving an `outputSize` result (`adaptive_avg_pool2d`).
 public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) -> Tensor {
+    if x.rank == 3 { return adaptiveAvgPool2d(x.unsqueeze(0), outputSize: outputSize).squeeze(0) }
     checked { try require(x.rank == 4, "adaptiveAvgPool2d: expected a 4-D input [N, C, H, W], got shape \(fmt(x.shape))") }
     let (h, w) = (x.shape[2], x.shape[3])
     let (oh, ow) = outputSize
