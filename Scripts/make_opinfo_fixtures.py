@@ -66,7 +66,7 @@ def main():
                     reason = opts.get("skip", lambda s: None)(s)
                     if reason is None:
                         try:
-                            cases.append(record(f"{full}@{dn}#{k}", name, info, s, dt, grad, tensors))
+                            cases.append(record(f"{full}@{dn}#{k}", name, info, s, dt, grad, tensors, opts))
                             continue
                         except Unsupported as e:
                             reason = str(e)
@@ -86,8 +86,16 @@ def main():
     subprocess.run([sys.executable, os.path.join(ROOT, "Scripts", "make_fixture_tests.py")], check=True)
 
 
-def record(case_name, op_name, info, s, dt, grad, tensors):
+def record(case_name, op_name, info, s, dt, grad, tensors, opts):
     inputs = []  # tensors in the order they are met: (tensor, requires grad)
+    upcast = opts.get("upcast") and dt == torch.float32
+    if upcast:
+        # PyTorch computing in float64 on the same float32 inputs, rounded to float32.
+        def up(t):
+            if isinstance(t, torch.Tensor) and t.dtype == torch.float32:
+                return t.detach().double().requires_grad_(t.requires_grad)
+            return t
+        s = s.transform(up)
 
     def enc(v):
         if isinstance(v, torch.Tensor):
@@ -120,6 +128,12 @@ def record(case_name, op_name, info, s, dt, grad, tensors):
     args = [enc(s.input)] + [enc(a) for a in s.args]
     kwargs = {k: enc(v) for k, v in s.kwargs.items()}
     out = info.op(s.input, *s.args, **s.kwargs)
+    process = None
+    if opts.get("process"):
+        # Outputs unique only up to sign (singular vectors, eigenvectors) or not compared
+        # whole: the sample's own output_process_fn_grad, applied on both sides by name.
+        out = s.output_process_fn_grad(out)
+        process = s.output_process_fn_grad.__name__
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     # Python numbers and bools (`equal`, `item`) as 0-dim tensors.
     outs = [torch.tensor(o) if isinstance(o, (bool, int, float)) else o for o in outs]
@@ -129,11 +143,14 @@ def record(case_name, op_name, info, s, dt, grad, tensors):
         raise Unsupported("an output dtype Ember lacks")
     key = f"c{zlib.crc32(case_name.encode()):08x}"
     stored = sum(t.numel() for t in inputs) + 2 * sum(o.numel() for o in outs)
-    if stored > MAX_ELEMENTS:
-        raise Unsupported(f"{stored} elements, more than the committed fixtures take ({MAX_ELEMENTS})")
+    limit = opts.get("max_elements", MAX_ELEMENTS)
+    if stored > limit:
+        raise Unsupported(f"{stored} elements, more than the committed fixtures take ({limit})")
 
     def put(tag, t):
         t = t.detach()
+        if upcast and t.dtype == torch.float64:
+            t = t.float()
         if getattr(t, "_is_zerotensor", lambda: False)():
             t = torch.zeros(t.shape, dtype=t.dtype)
         name = f"{key}.{tag}"
@@ -144,14 +161,24 @@ def record(case_name, op_name, info, s, dt, grad, tensors):
          "inputs": [put(f"in{i}", t) for i, t in enumerate(inputs)],
          "grad_inputs": [bool(t.requires_grad and t.is_leaf) for t in inputs],
          "outputs": [put(f"out{i}", o) for i, o in enumerate(outs)]}
+    if info.variant_test_name:
+        c["variant"] = info.variant_test_name
+    if process:
+        c["process"] = process
     leaves = [t for t in inputs if t.requires_grad and t.is_leaf]
     diff = [o for o in outs if o.requires_grad and o.dtype.is_floating_point]
     if grad and leaves and diff:
         ups = [torch.randn(o.shape, dtype=o.dtype) if o.requires_grad and o.dtype.is_floating_point else None
                for o in outs]
         loss = sum((o * u).sum() for o, u in zip(outs, ups) if u is not None)
-        second = dt == torch.float64 and info.supports_gradgrad
-        gs = torch.autograd.grad(loss, leaves, allow_unused=True, create_graph=second)
+        second = dt == torch.float64 and info.supports_gradgrad and not upcast
+        try:
+            gs = torch.autograd.grad(loss, leaves, allow_unused=True, create_graph=second)
+        except RuntimeError as e:
+            # PyTorch defines no derivative here (linalg.qr with mode='complete' and m > n):
+            # the forward is compared, the backward is not.
+            c["backward_error"] = str(e).splitlines()[0]
+            return c
         c["upstream"] = [put(f"up{i}", u) if u is not None else None for i, u in enumerate(ups)]
         c["grads"] = [put(f"g{i}", g if g is not None else torch.zeros_like(l)) for i, (g, l) in enumerate(zip(gs, leaves))]
         if second and any(g is not None and g.requires_grad for g in gs):

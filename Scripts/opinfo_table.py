@@ -9,7 +9,14 @@ by the same names.
 Each entry: name -> (Ember spelling, options). Options:
   "skip": a function of a SampleInput giving a reason to leave that sample out, or None.
           An op with a skipped sample is listed as partial, never as covered.
+  "upcast": float32 references computed by PyTorch in float64 on the same inputs and rounded
+          (for ops Ember computes in float64 because float32 cancels badly).
+  "max_elements": a smaller per-sample size limit than MAX_ELEMENTS (samples above it are
+          skipped, which makes the op partial).
   "dtypes": the dtypes to sample (default: float32 and float64 where PyTorch's CPU has them).
+  "process": compare the outputs after the sample's own output_process_fn_grad (outputs unique
+          only up to sign: singular vectors, eigenvectors); the Swift adapter applies the
+          same function, named in the case.
 """
 
 
@@ -386,4 +393,52 @@ TABLE.update({
     "nn.functional.conv_transpose2d": ("convTranspose2d(x, weight, bias, stride:padding:outputPadding:dilation:groups:)", {}),
     "nn.functional.adaptive_avg_pool2d": ("adaptiveAvgPool2d(x, outputSize:)", {}),
     "nn.functional.unfold": ("x.unfold(kernel:dilation:padding:stride:)", {}),
+})
+
+# torch.linalg: the factorizations and what is built on them.
+TABLE.update({
+    "linalg.det": ("Linalg.det(A)", {}),
+    "linalg.slogdet": ("Linalg.slogdet(A)", {}),
+    "logdet": ("A.logdet()", {}),
+    "linalg.inv": ("Linalg.inv(A)", {}),
+    "linalg.inv_ex": ("Linalg.invEx(A, checkErrors:)", {}),
+    "linalg.solve": ("Linalg.solve(A, B, left:)", {}),
+    "linalg.solve_ex": ("Linalg.solveEx(A, B, left:checkErrors:)", {}),
+    # 520 samples, many of them large: the large ones stay out of the committed fixtures.
+    "linalg.solve_triangular": ("Linalg.solveTriangular(A, B, upper:left:unitriangular:)", {"max_elements": 3000}),
+    "triangular_solve": ("Tensor.triangularSolve(b, A, upper:transpose:unitriangular:)", {}),
+    "linalg.cholesky": ("Linalg.cholesky(A, upper:)", {}),
+    "linalg.cholesky_ex": ("Linalg.choleskyEx(A, upper:checkErrors:)", {}),
+    "cholesky_solve": ("Tensor.choleskySolve(B, L, upper:)", {}),
+    "cholesky_inverse": ("Tensor.choleskyInverse(L, upper:)", {}),
+    "linalg.lu_factor": ("Linalg.luFactor(A, pivot:)", {}),
+    "linalg.lu_factor_ex": ("Linalg.luFactorEx(A, pivot:checkErrors:)", {}),
+    "linalg.lu": ("Linalg.lu(A, pivot:)", {"process": True}),
+    "lu": ("Linalg.luFactorEx(A) (torch.lu)", {}),
+    "lu_unpack": ("Tensor.luUnpack(LU, pivots, unpackData:unpackPivots:)", {"process": True}),
+    "linalg.lu_solve": ("Linalg.luSolve(LU, pivots, B, left:adjoint:)", {}),
+    "lu_solve": ("Tensor.luSolve(b, LU, pivots)", {}),
+    "linalg.qr": ("Linalg.qr(A, mode:)", {}),
+    "geqrf": ("Linalg.geqrf(A)", {}),
+    "linalg.householder_product": ("Linalg.householderProduct(A, tau)", {"upcast": True}),
+    "ormqr": ("Tensor.ormqr(A, tau, C, left:transpose:)", {}),
+    "linalg.eigh": ("Linalg.eigh(A, uplo:)", {"process": True}),
+    "linalg.eigvalsh": ("Linalg.eigvalsh(A, uplo:)", {"process": True}),
+    "linalg.svd": ("Linalg.svd(A, fullMatrices:)", {"process": True}),
+    "svd": ("A.svd(some:)", {"process": True}),
+    "linalg.svdvals": ("Linalg.svdvals(A)", {}),
+    "linalg.pinv": ("Linalg.pinv(A, atol:rtol:hermitian:)", {}),
+    "pinverse": ("A.pinverse(rcond:)", {}),
+    "linalg.matrix_rank": ("Linalg.matrixRank(A, atol:rtol:hermitian:)", {}),
+    "linalg.matrix_norm": ("Linalg.matrixNorm(A, ord:dim:keepdim:)", {}),
+    "linalg.norm": ("Linalg.norm(x, ord:/matrixOrd:, dim:keepdim:)", {}),
+    "linalg.cond": ("Linalg.cond(A, p:)", {}),
+    "linalg.matrix_power": ("Linalg.matrixPower(A, n)", {}),
+    # Ember computes these two in float64 for float32 inputs (the terms cancel): their float32
+    # references are PyTorch's float64 results on the same inputs, rounded.
+    "matrix_exp": ("A.matrixExp()", {"upcast": True}),
+    "linalg.lstsq": ("Linalg.lstsq(A, B, rcond:driver:)", {}),
+    "linalg.tensorinv": ("Linalg.tensorinv(A, ind:)", {}),
+    "linalg.tensorsolve": ("Linalg.tensorsolve(A, B, dims:)", {}),
+    "linalg.vander": ("Linalg.vander(x, N:)", {}),
 })

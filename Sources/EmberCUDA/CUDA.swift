@@ -132,6 +132,7 @@ extension Ember {
             if let n = s.nvrtc { lines.append("NVRTC \(n.version.major).\(n.version.minor): \(n.library.path)") }
             if s.driver != nil { lines.append("cuBLAS: \(s.cublasStatus)") }
             if s.driver != nil { lines.append("cuDNN: \(s.cudnnStatus)") }
+            if s.driver != nil { lines.append("cuSOLVER: \(CUDABackend.factorizationPath)") }
             for d in s.devices {
                 lines.append("cuda:\(d.index): \(d.name), compute \(d.capability.major).\(d.capability.minor), \(d.totalMemory >> 20) MiB, kernels built for \(d.target)")
             }

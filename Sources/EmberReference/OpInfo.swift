@@ -53,10 +53,17 @@ public final class OpCall {
     let args: [OpArg]
     let kwargs: [String: OpArg]
     private var read = Set<String>()
+    /// The OpInfo entry's variant (`"singular"` of `linalg.pinv`; empty for the plain entry).
+    public let variant: String
+    /// The name of the sample's `output_process_fn_grad` when the fixture recorded processed
+    /// outputs (`"fn_U"` of an SVD sample): the adapter applies the same function.
+    public let process: String?
 
     public init(_ tensors: [Tensor], _ params: Params, device: Device = .cpu) {
         self.tensors = tensors
         self.device = device
+        variant = params.string("variant") ?? ""
+        process = params.string("process")
         args = (params.d["args"] as? [Any] ?? []).map { OpArg(json: $0 is NSNull ? nil : $0) }
         kwargs = (params.d["kwargs"] as? [String: Any] ?? [:]).mapValues { OpArg(json: $0 is NSNull ? nil : $0) }
     }
@@ -227,7 +234,8 @@ public struct OpInfoFixtures {
             }
             let double = try optionalList("double_grads")
             cases.append(OpCase(name: c["name"] as! String, op: c["op"] as! String, table: .opInfo,
-                                params: Params(d: ["args": c["args"] as Any, "kwargs": c["kwargs"] as Any]),
+                                params: Params(d: ["args": c["args"] as Any, "kwargs": c["kwargs"] as Any,
+                                                   "variant": c["variant"] as Any, "process": c["process"] as Any]),
                                 inputs: inputs, outputs: outputs, upstream: try optionalList("upstream"), grads: grads,
                                 doubleV: try optionalList("double_v"), doubleGrads: double?.map { $0! }))
         }

@@ -33,6 +33,7 @@ final class HostMemoryDevice: Backend {
     }
     func matmulSumBatches(_ a: Tensor, _ b: Tensor, _ out: Tensor) { cpu.matmulSumBatches(a, b, out) }
     func linear(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, relu: Bool, _ out: Tensor) { cpu.linear(x, w, bias, relu: relu, out) }
+    func factorize(_ f: Factorization, _ inputs: [Tensor], _ outputs: [Tensor]) { cpu.factorize(f, inputs, outputs) }
     func maxPool2d(_ x: Tensor, _ g: WindowGeometry, _ out: Tensor, _ indices: Tensor) { cpu.maxPool2d(x, g, out, indices) }
     func maxPool2dBackward(_ grad: Tensor, _ indices: Tensor, _ out: Tensor) { cpu.maxPool2dBackward(grad, indices, out) }
     func softmax(_ x: Tensor, _ out: Tensor, log: Bool) { cpu.softmax(x, out, log: log) }

@@ -12,56 +12,63 @@ extension OpInfoTests {
         "asin", "asinh", "atan", "atan2", "atanh", "atleast_1d",
         "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "block_diag", "bmm",
         "bool", "broadcast_tensors", "broadcast_to", "bucketize", "byte", "cat",
-        "cdist", "ceil", "chunk", "clamp", "clamp_max", "clamp_min",
-        "clone", "column_stack", "conj", "conj_physical", "constant_pad_nd", "contiguous",
-        "copysign", "cos", "cosh", "count_nonzero", "cross", "cummax",
-        "cummin", "cumprod", "cumsum", "cumulative_trapezoid", "deg2rad", "diag",
-        "diag_embed", "diagflat", "diagonal", "diagonal_copy", "diagonal_scatter", "diff",
-        "dist", "div", "dot", "double", "dsplit", "dstack",
-        "einsum", "eq", "equal", "erf", "erfc", "exp",
-        "exp2", "expand", "expand_as", "expand_copy", "expm1", "eye",
-        "fill", "flatten", "flip", "fliplr", "flipud", "float",
-        "float_power", "floor", "floor_divide", "fmax", "fmin", "fmod",
-        "frac", "full", "full_like", "gather", "ge", "gt",
-        "half", "heaviside", "hsplit", "hstack", "hypot", "index_add",
-        "index_copy", "index_fill", "index_select", "inner", "int", "isclose",
-        "isfinite", "isin", "isinf", "isnan", "isneginf", "isposinf",
-        "isreal", "item", "kron", "kthvalue", "le", "lerp",
-        "linalg.cross", "linalg.diagonal", "linalg.multi_dot", "linalg.vecdot", "linalg.vector_norm", "linspace",
-        "log", "log10", "log1p", "log2", "log_softmax", "logaddexp",
-        "logaddexp2", "logcumsumexp", "logical_and", "logical_not", "logical_or", "logical_xor",
-        "logit", "logspace", "logsumexp", "long", "lt", "mH",
-        "mT", "masked_fill", "masked_scatter", "masked_select", "matmul", "max",
-        "maximum", "mean", "median", "meshgrid", "min", "minimum",
-        "mm", "movedim", "msort", "mul", "mv", "nan_to_num",
-        "nanmean", "nanmedian", "nansum", "narrow", "narrow_copy", "ne",
-        "neg", "new_full", "new_ones", "new_zeros", "nn.functional.adaptive_avg_pool2d", "nn.functional.binary_cross_entropy",
-        "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle", "nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
-        "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding", "nn.functional.gaussian_nll_loss",
-        "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh",
-        "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.leaky_relu", "nn.functional.linear",
-        "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish", "nn.functional.mse_loss", "nn.functional.multilabel_soft_margin_loss",
-        "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance", "nn.functional.pdist",
-        "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu", "nn.functional.relu6",
-        "nn.functional.rms_norm", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss", "nn.functional.softmin",
-        "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold", "nn.functional.triplet_margin_loss",
-        "nn.functional.unfold", "nonzero", "ones", "ones_like", "outer", "permute",
-        "permute_copy", "positive", "pow", "prod", "rad2deg", "ravel",
-        "real", "reciprocal", "remainder", "repeat", "repeat_interleave", "reshape",
-        "reshape_as", "resolve_conj", "resolve_neg", "roll", "rot90", "round",
-        "rsqrt", "rsub", "scalar_tensor", "scatter", "scatter_add", "searchsorted",
-        "select", "select_scatter", "sgn", "sigmoid", "sign", "signbit",
-        "sin", "sinc", "sinh", "slice_scatter", "softmax", "sort",
-        "special.entr", "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes",
-        "split_with_sizes_copy", "sqrt", "square", "squeeze", "squeeze_copy", "stack",
-        "std", "std_mean", "sub", "sum", "sum_to_size", "t",
-        "t_copy", "take", "take_along_dim", "tan", "tanh", "tensor_split",
-        "tensordot", "tile", "to", "topk", "trace", "transpose",
-        "transpose_copy", "trapezoid", "trapz", "tril", "triu", "true_divide",
-        "trunc", "unbind", "unbind_copy", "unflatten", "unique", "unique_consecutive",
-        "unsafe_chunk", "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean",
-        "vdot", "view", "view_as", "view_copy", "vsplit", "vstack",
-        "where", "xlogy", "zero_", "zeros", "zeros_like",
+        "cdist", "ceil", "cholesky_inverse", "cholesky_solve", "chunk", "clamp",
+        "clamp_max", "clamp_min", "clone", "column_stack", "conj", "conj_physical",
+        "constant_pad_nd", "contiguous", "copysign", "cos", "cosh", "count_nonzero",
+        "cross", "cummax", "cummin", "cumprod", "cumsum", "cumulative_trapezoid",
+        "deg2rad", "diag", "diag_embed", "diagflat", "diagonal", "diagonal_copy",
+        "diagonal_scatter", "diff", "dist", "div", "dot", "double",
+        "dsplit", "dstack", "einsum", "eq", "equal", "erf",
+        "erfc", "exp", "exp2", "expand", "expand_as", "expand_copy",
+        "expm1", "eye", "fill", "flatten", "flip", "fliplr",
+        "flipud", "float", "float_power", "floor", "floor_divide", "fmax",
+        "fmin", "fmod", "frac", "full", "full_like", "gather",
+        "ge", "geqrf", "gt", "half", "heaviside", "hsplit",
+        "hstack", "hypot", "index_add", "index_copy", "index_fill", "index_select",
+        "inner", "int", "isclose", "isfinite", "isin", "isinf",
+        "isnan", "isneginf", "isposinf", "isreal", "item", "kron",
+        "kthvalue", "le", "lerp", "linalg.cholesky", "linalg.cholesky_ex", "linalg.cond",
+        "linalg.cross", "linalg.det", "linalg.diagonal", "linalg.eigh", "linalg.eigvalsh", "linalg.householder_product",
+        "linalg.inv", "linalg.inv_ex", "linalg.lstsq", "linalg.lu", "linalg.lu_factor", "linalg.lu_factor_ex",
+        "linalg.lu_solve", "linalg.matrix_norm", "linalg.matrix_power", "linalg.matrix_rank", "linalg.multi_dot", "linalg.norm",
+        "linalg.pinv", "linalg.qr", "linalg.slogdet", "linalg.solve", "linalg.solve_ex", "linalg.solve_triangular",
+        "linalg.svd", "linalg.svdvals", "linalg.tensorinv", "linalg.tensorsolve", "linalg.vander", "linalg.vecdot",
+        "linalg.vector_norm", "linspace", "log", "log10", "log1p", "log2",
+        "log_softmax", "logaddexp", "logaddexp2", "logcumsumexp", "logdet", "logical_and",
+        "logical_not", "logical_or", "logical_xor", "logit", "logspace", "logsumexp",
+        "long", "lt", "lu", "lu_solve", "lu_unpack", "mH",
+        "mT", "masked_fill", "masked_scatter", "masked_select", "matmul", "matrix_exp",
+        "max", "maximum", "mean", "median", "meshgrid", "min",
+        "minimum", "mm", "movedim", "msort", "mul", "mv",
+        "nan_to_num", "nanmean", "nanmedian", "nansum", "narrow", "narrow_copy",
+        "ne", "neg", "new_full", "new_ones", "new_zeros", "nn.functional.adaptive_avg_pool2d",
+        "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle", "nn.functional.conv1d", "nn.functional.conv2d",
+        "nn.functional.conv_transpose2d", "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding",
+        "nn.functional.gaussian_nll_loss", "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish",
+        "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.leaky_relu",
+        "nn.functional.linear", "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish", "nn.functional.mse_loss",
+        "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance",
+        "nn.functional.pdist", "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu",
+        "nn.functional.relu6", "nn.functional.rms_norm", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss",
+        "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold",
+        "nn.functional.triplet_margin_loss", "nn.functional.unfold", "nonzero", "ones", "ones_like", "ormqr",
+        "outer", "permute", "permute_copy", "pinverse", "positive", "pow",
+        "prod", "rad2deg", "ravel", "real", "reciprocal", "remainder",
+        "repeat", "repeat_interleave", "reshape", "reshape_as", "resolve_conj", "resolve_neg",
+        "roll", "rot90", "round", "rsqrt", "rsub", "scalar_tensor",
+        "scatter", "scatter_add", "searchsorted", "select", "select_scatter", "sgn",
+        "sigmoid", "sign", "signbit", "sin", "sinc", "sinh",
+        "slice_scatter", "softmax", "sort", "special.entr", "special.log_ndtr", "special.ndtr",
+        "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy", "sqrt", "square",
+        "squeeze", "squeeze_copy", "stack", "std", "std_mean", "sub",
+        "sum", "sum_to_size", "svd", "t", "t_copy", "take",
+        "take_along_dim", "tan", "tanh", "tensor_split", "tensordot", "tile",
+        "to", "topk", "trace", "transpose", "transpose_copy", "trapezoid",
+        "trapz", "triangular_solve", "tril", "triu", "true_divide", "trunc",
+        "unbind", "unbind_copy", "unflatten", "unique", "unique_consecutive", "unsafe_chunk",
+        "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot",
+        "view", "view_as", "view_copy", "vsplit", "vstack", "where",
+        "xlogy", "zero_", "zeros", "zeros_like",
     ]
 
     func test_H() { check("H") }  // 4 cases
@@ -108,6 +115,8 @@ extension OpInfoTests {
     func test_cat() { check("cat") }  // 18 cases
     func test_cdist() { check("cdist") }  // 384 cases
     func test_ceil() { check("ceil") }  // 2 cases
+    func test_cholesky_inverse() { check("cholesky_inverse") }  // 24 cases
+    func test_cholesky_solve() { check("cholesky_solve") }  // 24 cases
     func test_chunk() { check("chunk") }  // 6 cases
     func test_clamp() { check("clamp") }  // 14 cases
     func test_clamp_max() { check("clamp_max") }  // 18 cases
@@ -171,6 +180,7 @@ extension OpInfoTests {
     func test_full_like() { check("full_like") }  // 14 cases
     func test_gather() { check("gather") }  // 14 cases
     func test_ge() { check("ge") }  // 18 cases
+    func test_geqrf() { check("geqrf") }  // 76 cases
     func test_gt() { check("gt") }  // 18 cases
     func test_half() { check("half") }  // 10 cases
     func test_heaviside() { check("heaviside") }  // 18 cases
@@ -196,9 +206,38 @@ extension OpInfoTests {
     func test_kthvalue() { check("kthvalue") }  // 20 cases
     func test_le() { check("le") }  // 18 cases
     func test_lerp() { check("lerp") }  // 28 cases
+    func test_linalg_cholesky() { check("linalg.cholesky") }  // 32 cases
+    func test_linalg_cholesky_ex() { check("linalg.cholesky_ex") }  // 32 cases
+    func test_linalg_cond() { check("linalg.cond") }  // 6 cases
     func test_linalg_cross() { check("linalg.cross") }  // 6 cases
+    func test_linalg_det() { check("linalg.det") }  // 18 cases
     func test_linalg_diagonal() { check("linalg.diagonal") }  // 30 cases
+    func test_linalg_eigh() { check("linalg.eigh") }  // 16 cases
+    func test_linalg_eigvalsh() { check("linalg.eigvalsh") }  // 16 cases
+    func test_linalg_householder_product() { check("linalg.householder_product") }  // 18 cases
+    func test_linalg_inv() { check("linalg.inv") }  // 16 cases
+    func test_linalg_inv_ex() { check("linalg.inv_ex") }  // 16 cases
+    func test_linalg_lstsq() { check("linalg.lstsq") }  // 216 cases
+    func test_linalg_lu() { check("linalg.lu") }  // 40 cases
+    func test_linalg_lu_factor() { check("linalg.lu_factor") }  // 40 cases
+    func test_linalg_lu_factor_ex() { check("linalg.lu_factor_ex") }  // 40 cases
+    func test_linalg_lu_solve() { check("linalg.lu_solve") }  // 648 cases
+    func test_linalg_matrix_norm() { check("linalg.matrix_norm") }  // 128 cases
+    func test_linalg_matrix_power() { check("linalg.matrix_power") }  // 36 cases
+    func test_linalg_matrix_rank() { check("linalg.matrix_rank") }  // 160 cases
     func test_linalg_multi_dot() { check("linalg.multi_dot") }  // 14 cases
+    func test_linalg_norm() { check("linalg.norm") }  // 356 cases
+    func test_linalg_pinv() { check("linalg.pinv") }  // 160 cases
+    func test_linalg_qr() { check("linalg.qr") }  // 76 cases
+    func test_linalg_slogdet() { check("linalg.slogdet") }  // 18 cases
+    func test_linalg_solve() { check("linalg.solve") }  // 48 cases
+    func test_linalg_solve_ex() { check("linalg.solve_ex") }  // 48 cases
+    func test_linalg_solve_triangular() { check("linalg.solve_triangular") }  // 928 cases
+    func test_linalg_svd() { check("linalg.svd") }  // 432 cases
+    func test_linalg_svdvals() { check("linalg.svdvals") }  // 72 cases
+    func test_linalg_tensorinv() { check("linalg.tensorinv") }  // 4 cases
+    func test_linalg_tensorsolve() { check("linalg.tensorsolve") }  // 8 cases
+    func test_linalg_vander() { check("linalg.vander") }  // 20 cases
     func test_linalg_vecdot() { check("linalg.vecdot") }  // 88 cases
     func test_linalg_vector_norm() { check("linalg.vector_norm") }  // 360 cases
     func test_linspace() { check("linspace") }  // 488 cases
@@ -210,6 +249,7 @@ extension OpInfoTests {
     func test_logaddexp() { check("logaddexp") }  // 18 cases
     func test_logaddexp2() { check("logaddexp2") }  // 2 cases
     func test_logcumsumexp() { check("logcumsumexp") }  // 12 cases
+    func test_logdet() { check("logdet") }  // 18 cases
     func test_logical_and() { check("logical_and") }  // 18 cases
     func test_logical_not() { check("logical_not") }  // 6 cases
     func test_logical_or() { check("logical_or") }  // 18 cases
@@ -219,12 +259,16 @@ extension OpInfoTests {
     func test_logsumexp() { check("logsumexp") }  // 30 cases
     func test_long() { check("long") }  // 10 cases
     func test_lt() { check("lt") }  // 18 cases
+    func test_lu() { check("lu") }  // 60 cases
+    func test_lu_solve() { check("lu_solve") }  // 162 cases
+    func test_lu_unpack() { check("lu_unpack") }  // 40 cases
     func test_mH() { check("mH") }  // 10 cases
     func test_mT() { check("mT") }  // 10 cases
     func test_masked_fill() { check("masked_fill") }  // 16 cases
     func test_masked_scatter() { check("masked_scatter") }  // 8 cases
     func test_masked_select() { check("masked_select") }  // 14 cases
     func test_matmul() { check("matmul") }  // 30 cases
+    func test_matrix_exp() { check("matrix_exp") }  // 4 cases
     func test_max() { check("max") }  // 30 cases
     func test_maximum() { check("maximum") }  // 18 cases
     func test_mean() { check("mean") }  // 40 cases
@@ -308,9 +352,11 @@ extension OpInfoTests {
     func test_nonzero() { check("nonzero") }  // 48 cases
     func test_ones() { check("ones") }  // 4 cases
     func test_ones_like() { check("ones_like") }  // 14 cases
+    func test_ormqr() { check("ormqr") }  // 288 cases
     func test_outer() { check("outer") }  // 2 cases
     func test_permute() { check("permute") }  // 8 cases
     func test_permute_copy() { check("permute_copy") }  // 8 cases
+    func test_pinverse() { check("pinverse") }  // 16 cases
     func test_positive() { check("positive") }  // 2 cases
     func test_pow() { check("pow") }  // 18 cases
     func test_prod() { check("prod") }  // 78 cases
@@ -363,6 +409,7 @@ extension OpInfoTests {
     func test_sub() { check("sub") }  // 22 cases
     func test_sum() { check("sum") }  // 40 cases
     func test_sum_to_size() { check("sum_to_size") }  // 32 cases
+    func test_svd() { check("svd") }  // 432 cases
     func test_t() { check("t") }  // 6 cases
     func test_t_copy() { check("t_copy") }  // 6 cases
     func test_take() { check("take") }  // 20 cases
@@ -379,6 +426,7 @@ extension OpInfoTests {
     func test_transpose_copy() { check("transpose_copy") }  // 16 cases
     func test_trapezoid() { check("trapezoid") }  // 18 cases
     func test_trapz() { check("trapz") }  // 18 cases
+    func test_triangular_solve() { check("triangular_solve") }  // 32 cases
     func test_tril() { check("tril") }  // 16 cases
     func test_triu() { check("triu") }  // 16 cases
     func test_true_divide() { check("true_divide") }  // 18 cases

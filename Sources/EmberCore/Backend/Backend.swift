@@ -149,6 +149,29 @@ public enum ScanOp: Int, CaseIterable, Sendable {
     public var name: String { ScanOp.names[rawValue] }
 }
 
+/// The dense matrix factorizations of `Backend.factorize`, each over a batch `[B, …]` of
+/// contiguous float32/float64 matrices (computed in float64), with LAPACK's conventions.
+/// Inputs and outputs by case:
+/// - `lu`: A `[B, m, n]` → LU `[B, m, n]` (unit L below the diagonal, U on and above),
+///   int32 pivots `[B, min(m, n)]` (1-based, LAPACK's `ipiv`), int32 info `[B]` (0, or the
+///   1-based column of the first zero pivot).
+/// - `cholesky`: A `[B, n, n]` (lower triangle read) → L `[B, n, n]` (zero above), int32
+///   info `[B]` (0, or the order of the first leading minor that is not positive definite).
+/// - `geqrf`: A `[B, m, n]` → R and the Householder vectors `[B, m, n]`, tau `[B, min(m, n)]`.
+/// - `qr(complete:)`: A `[B, m, n]` → Q `[B, m, complete ? m : k]`, R `[B, complete ? m : k, n]`.
+/// - `eigh`: A `[B, n, n]` (lower triangle read) → ascending eigenvalues `[B, n]`, eigenvectors
+///   as columns `[B, n, n]`.
+/// - `svd(full:)`: A `[B, m, n]` → U `[B, m, full ? m : k]`, descending S `[B, k]`,
+///   Vh `[B, full ? n : k, n]`.
+/// - `triangularSolve`: A `[B, n, n]` (the named triangle read), B `[B, n, r]` (left:
+///   A X = B) or `[B, r, n]` (X A = B) → X of B's shape.
+public enum Factorization: Equatable, Sendable {
+    case lu, cholesky, geqrf, eigh
+    case qr(complete: Bool)
+    case svd(full: Bool)
+    case triangularSolve(upper: Bool, left: Bool, unitDiagonal: Bool)
+}
+
 /// Reductions over some dimensions.
 public enum ReduceOp: Int, CaseIterable, Sendable {
     case sum, prod, max, min, argmax, argmin
@@ -245,6 +268,8 @@ public protocol Backend: AnyObject {
     /// `out = x·wᵀ + bias`, then ReLU with `relu` (a linear layer), for contiguous `x [M, K]`,
     /// `w [N, K]`, `bias [N]`, `out [M, N]` of one floating dtype.
     func linear(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, relu: Bool, _ out: Tensor)
+    /// A factorization of every matrix of a batch (see `Factorization` for the operands).
+    func factorize(_ f: Factorization, _ inputs: [Tensor], _ outputs: [Tensor])
 
     // MARK: indexing (+Indexing)
     // Index tensors are contiguous int64 on this device; a negative value counts from the

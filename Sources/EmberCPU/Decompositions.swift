@@ -1,0 +1,343 @@
+import RealModule
+
+/// Dense factorizations of one row-major float64 matrix, with LAPACK's conventions (pivots,
+/// Householder signs, `info` codes), so that results agree with PyTorch's LAPACK calls:
+/// blocked LU with partial pivoting and blocked Cholesky (trailing updates through the
+/// packed GEMM), triangular solves, Householder QR, symmetric eigendecomposition (cyclic
+/// Jacobi) and the SVD (one-sided Jacobi: accurate to the last bit for small singular values).
+public enum Dense {
+    static let block = 64
+
+    // MARK: LU
+
+    /// LU with partial pivoting in place: `a` [m, n] becomes L (unit, below the diagonal) and
+    /// U (on and above); `pivots[j]` (1-based) is the row swapped with row j, as LAPACK's
+    /// `ipiv`. Returns 0, or j + 1 for the first exactly-zero pivot (the factorization goes on).
+    public static func lu(_ a: UnsafeMutablePointer<Double>, m: Int, n: Int, pivots: UnsafeMutablePointer<Int32>) -> Int {
+        let k = Swift.min(m, n)
+        var info = 0
+        var j0 = 0
+        while j0 < k {
+            let jb = Swift.min(block, k - j0)
+            // Panel: columns j0..<j0+jb, rows j0..<m, unblocked; whole rows are swapped.
+            for j in j0..<(j0 + jb) {
+                var p = j, best = Swift.abs(a[j * n + j])
+                for i in (j + 1)..<Swift.max(m, j + 1) where Swift.abs(a[i * n + j]) > best {
+                    best = Swift.abs(a[i * n + j]); p = i
+                }
+                pivots[j] = Int32(p + 1)
+                if a[p * n + j] != 0 {
+                    if p != j { for c in 0..<n { let t = a[j * n + c]; a[j * n + c] = a[p * n + c]; a[p * n + c] = t } }
+                    let d = a[j * n + j]
+                    if Swift.abs(d) >= Double.leastNormalMagnitude {
+                        let r = 1 / d
+                        for i in (j + 1)..<Swift.max(m, j + 1) { a[i * n + j] *= r }
+                    } else {
+                        for i in (j + 1)..<Swift.max(m, j + 1) { a[i * n + j] /= d }
+                    }
+                } else if info == 0 {
+                    info = j + 1
+                }
+                let end = j0 + jb
+                if j + 1 < end {
+                    for i in (j + 1)..<Swift.max(m, j + 1) {
+                        let l = a[i * n + j]
+                        if l == 0 { continue }
+                        for c in (j + 1)..<end { a[i * n + c] -= l * a[j * n + c] }
+                    }
+                }
+            }
+            let e = j0 + jb
+            if e < n {
+                // U12 = L11⁻¹ A12 (unit lower), then A22 -= L21 · U12.
+                for i in (j0 + 1)..<Swift.max(e, j0 + 1) {
+                    for r in j0..<i {
+                        let l = a[i * n + r]
+                        if l == 0 { continue }
+                        for c in e..<n { a[i * n + c] -= l * a[r * n + c] }
+                    }
+                }
+                if e < m { subtractProduct(a, lda: n, rows: e..<m, cols: e..<n, inner: j0..<e) }
+            }
+            j0 = e
+        }
+        return info
+    }
+
+    /// `a[rows, cols] -= a[rows, inner] · a[inner, cols]` through the packed GEMM.
+    static func subtractProduct(_ a: UnsafeMutablePointer<Double>, lda: Int, rows: Range<Int>, cols: Range<Int>, inner: Range<Int>,
+                                transposedRight: Bool = false) {
+        let mm = rows.count, nn = cols.count, kk = inner.count
+        if mm == 0 || nn == 0 || kk == 0 { return }
+        let neg = UnsafeMutablePointer<Double>.allocate(capacity: mm * kk)
+        defer { neg.deallocate() }
+        for (r, i) in rows.enumerated() { for (q, c) in inner.enumerated() { neg[r * kk + q] = -a[i * lda + c] } }
+        let c = a + rows.lowerBound * lda + cols.lowerBound
+        if transposedRight {
+            // a[inner, cols] read as a[cols, inner]ᵀ.
+            let b = a + cols.lowerBound * lda + inner.lowerBound
+            GEMM.dgemm(m: mm, n: nn, k: kk, a: neg, rowStrideA: kk, colStrideA: 1, b: b, rowStrideB: 1, colStrideB: lda,
+                       c: c, ldc: lda, accumulate: true)
+        } else {
+            let b = a + inner.lowerBound * lda + cols.lowerBound
+            GEMM.dgemm(m: mm, n: nn, k: kk, a: neg, rowStrideA: kk, colStrideA: 1, b: b, rowStrideB: lda, colStrideB: 1,
+                       c: c, ldc: lda, accumulate: true)
+        }
+    }
+
+    // MARK: Cholesky
+
+    /// The lower Cholesky factor in place from the lower triangle of `a` [n, n] (the upper
+    /// triangle is zeroed). Returns 0, or i + 1 when the leading minor of order i + 1 is not
+    /// positive definite (LAPACK's `info`; the factor is then incomplete).
+    public static func cholesky(_ a: UnsafeMutablePointer<Double>, n: Int) -> Int {
+        for i in 0..<n { for j in (i + 1)..<Swift.max(n, i + 1) { a[i * n + j] = 0 } }
+        var j0 = 0
+        while j0 < n {
+            let jb = Swift.min(block, n - j0), e = j0 + jb
+            // Diagonal block, unblocked (earlier blocks' updates are already applied).
+            for j in j0..<e {
+                var d = a[j * n + j]
+                for c in j0..<j { d -= a[j * n + c] * a[j * n + c] }
+                if !(d > 0) { return j + 1 }
+                d = d.squareRoot()
+                a[j * n + j] = d
+                for i in (j + 1)..<e {
+                    var s = a[i * n + j]
+                    for c in j0..<j { s -= a[i * n + c] * a[j * n + c] }
+                    a[i * n + j] = s / d
+                }
+            }
+            if e < n {
+                // L21 = A21 · L11⁻ᵀ, row by row.
+                for i in e..<n {
+                    for j in j0..<e {
+                        var s = a[i * n + j]
+                        for c in j0..<j { s -= a[i * n + c] * a[j * n + c] }
+                        a[i * n + j] = s / a[j * n + j]
+                    }
+                }
+                // A22 -= L21 · L21ᵀ (the whole block; its upper part is cleared at the end).
+                subtractProduct(a, lda: n, rows: e..<n, cols: e..<n, inner: j0..<e, transposedRight: true)
+            }
+            j0 = e
+        }
+        for i in 0..<n { for j in (i + 1)..<Swift.max(n, i + 1) { a[i * n + j] = 0 } }
+        return 0
+    }
+
+    // MARK: triangular solves
+
+    /// Solves `A X = B` in place of `b` for triangular `A` [n, n] and `B` [n, k], both read
+    /// through (row, column) strides (a transposed operand costs nothing). A zero on the
+    /// diagonal gives infinities and NaNs, as LAPACK's `trsm`.
+    public static func triangularSolve(_ a: UnsafePointer<Double>, rowStride ars: Int, colStride acs: Int, n: Int,
+                                       upper: Bool, unitDiagonal: Bool,
+                                       _ b: UnsafeMutablePointer<Double>, rowStride brs: Int, colStride bcs: Int, k: Int) {
+        let rows: [Int] = upper ? Array((0..<n).reversed()) : Array(0..<n)
+        for i in rows {
+            let others = upper ? (i + 1)..<n : 0..<i
+            for r in others {
+                let l = a[i * ars + r * acs]
+                if l == 0 { continue }
+                for c in 0..<k { b[i * brs + c * bcs] -= l * b[r * brs + c * bcs] }
+            }
+            if !unitDiagonal {
+                let d = a[i * ars + i * acs]
+                for c in 0..<k { b[i * brs + c * bcs] /= d }
+            }
+        }
+    }
+
+    // MARK: QR
+
+    /// Householder QR in place (LAPACK's `geqrf`): R on and above the diagonal of `a` [m, n],
+    /// the reflectors' vectors (unit first entry implied) below it, their scales in `tau`
+    /// [min(m, n)]. `H = I − τ v vᵀ` with `β = −sign(α)‖x‖`, as `dlarfg`.
+    public static func geqrf(_ a: UnsafeMutablePointer<Double>, m: Int, n: Int, tau: UnsafeMutablePointer<Double>) {
+        for j in 0..<Swift.min(m, n) {
+            let alpha = a[j * n + j]
+            var xnorm = 0.0
+            for i in (j + 1)..<Swift.max(m, j + 1) { xnorm = Double.hypot(xnorm, a[i * n + j]) }
+            if xnorm == 0 { tau[j] = 0; continue }
+            let beta = -Double(signOf: alpha, magnitudeOf: Double.hypot(alpha, xnorm))
+            tau[j] = (beta - alpha) / beta
+            let scale = 1 / (alpha - beta)
+            for i in (j + 1)..<m { a[i * n + j] *= scale }
+            a[j * n + j] = beta
+            for c in (j + 1)..<Swift.max(n, j + 1) {
+                var w = a[j * n + c]
+                for i in (j + 1)..<m { w += a[i * n + j] * a[i * n + c] }
+                w *= tau[j]
+                a[j * n + c] -= w
+                for i in (j + 1)..<m { a[i * n + c] -= w * a[i * n + j] }
+            }
+        }
+    }
+
+    /// The first `columns` columns of `Q = H₀ H₁ … H_{k−1}` (LAPACK's `orgqr`) from geqrf's
+    /// output `a` [m, n] and `tau` [k], into `q` [m, columns].
+    public static func orgqr(_ a: UnsafePointer<Double>, m: Int, n: Int, tau: UnsafePointer<Double>, k: Int,
+                             _ q: UnsafeMutablePointer<Double>, columns: Int) {
+        for i in 0..<m { for c in 0..<columns { q[i * columns + c] = i == c ? 1 : 0 } }
+        for j in stride(from: k - 1, through: 0, by: -1) where tau[j] != 0 {
+            for c in 0..<columns {
+                var w = q[j * columns + c]
+                for i in (j + 1)..<m { w += a[i * n + j] * q[i * columns + c] }
+                w *= tau[j]
+                q[j * columns + c] -= w
+                for i in (j + 1)..<m { q[i * columns + c] -= w * a[i * n + j] }
+            }
+        }
+    }
+
+    // MARK: symmetric eigendecomposition
+
+    /// Eigenvalues (ascending, into `w` [n]) and orthonormal eigenvectors (the columns of `v`
+    /// [n, n]) of the symmetric matrix whose lower triangle is in `a` [n, n] (overwritten),
+    /// by cyclic Jacobi rotations.
+    public static func eigh(_ a: UnsafeMutablePointer<Double>, n: Int, _ w: UnsafeMutablePointer<Double>,
+                            _ v: UnsafeMutablePointer<Double>) {
+        for i in 0..<n { for j in (i + 1)..<Swift.max(n, i + 1) { a[i * n + j] = a[j * n + i] } }
+        for i in 0..<n { for j in 0..<n { v[i * n + j] = i == j ? 1 : 0 } }
+        var scale = 0.0
+        for i in 0..<(n * n) { scale = Swift.max(scale, Swift.abs(a[i])) }
+        for _ in 0..<100 {
+            var off = 0.0
+            for i in 0..<n { for j in 0..<i { off += a[i * n + j] * a[i * n + j] } }
+            if off.squareRoot() <= Double.ulpOfOne * 0.5 * scale || scale == 0 || !off.isFinite { break }
+            for p in 0..<n {
+                for q in (p + 1)..<Swift.max(n, p + 1) {
+                    let apq = a[p * n + q]
+                    if apq == 0 { continue }
+                    let app = a[p * n + p], aqq = a[q * n + q]
+                    let theta = (aqq - app) / (2 * apq)
+                    let t = Double(signOf: theta, magnitudeOf: 1) / (Swift.abs(theta) + (theta * theta + 1).squareRoot())
+                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                    for r in 0..<n {  // A ← A J (columns p, q)
+                        let x = a[r * n + p], y = a[r * n + q]
+                        a[r * n + p] = c * x - s * y
+                        a[r * n + q] = s * x + c * y
+                    }
+                    for r in 0..<n {  // A ← Jᵀ A (rows p, q)
+                        let x = a[p * n + r], y = a[q * n + r]
+                        a[p * n + r] = c * x - s * y
+                        a[q * n + r] = s * x + c * y
+                    }
+                    a[p * n + q] = 0; a[q * n + p] = 0
+                    for r in 0..<n {
+                        let x = v[r * n + p], y = v[r * n + q]
+                        v[r * n + p] = c * x - s * y
+                        v[r * n + q] = s * x + c * y
+                    }
+                }
+            }
+        }
+        let order = (0..<n).sorted { a[$0 * n + $0] < a[$1 * n + $1] || (a[$0 * n + $0] == a[$1 * n + $1] && $0 < $1) }
+        let vs = Array(UnsafeBufferPointer(start: v, count: n * n))
+        for (k, i) in order.enumerated() {
+            w[k] = a[i * n + i]
+            for r in 0..<n { v[r * n + k] = vs[r * n + i] }
+        }
+    }
+
+    // MARK: SVD
+
+    /// `A = U · diag(S) · Vh` of `a` [m, n] (read only): `s` [k] descending (k = min(m, n)),
+    /// `u` [m, full ? m : k], `vh` [full ? n : k, n], orthonormal; singular vectors of zero
+    /// singular values and the columns beyond k are completed to an orthonormal basis.
+    public static func svd(_ a: UnsafePointer<Double>, m: Int, n: Int, full: Bool,
+                           _ u: UnsafeMutablePointer<Double>, _ s: UnsafeMutablePointer<Double>, _ vh: UnsafeMutablePointer<Double>) {
+        let k = Swift.min(m, n)
+        let ucols = full ? m : k, vrows = full ? n : k
+        // One-sided Jacobi works on the columns of the taller side: W = the rows of Aᵀ (m ≥ n)
+        // or of A (m < n), length L = max(m, n), count k.
+        let tall = m >= n, L = Swift.max(m, n)
+        var wRows = [Double](repeating: 0, count: k * L)
+        for r in 0..<k { for i in 0..<L { wRows[r * L + i] = tall ? a[i * n + r] : a[r * n + i] } }
+        var rot = [Double](repeating: 0, count: k * k)  // rows: the accumulated rotations (Vᵀ or Uᵀ)
+        for i in 0..<k { rot[i * k + i] = 1 }
+        wRows.withUnsafeMutableBufferPointer { W in
+            rot.withUnsafeMutableBufferPointer { R in
+                for _ in 0..<80 {
+                    var rotated = false
+                    for p in 0..<k {
+                        for q in (p + 1)..<Swift.max(k, p + 1) {
+                            var alpha = 0.0, beta = 0.0, gamma = 0.0
+                            for i in 0..<L {
+                                let x = W[p * L + i], y = W[q * L + i]
+                                alpha += x * x; beta += y * y; gamma += x * y
+                            }
+                            if gamma == 0 || Swift.abs(gamma) <= Double.ulpOfOne * (alpha * beta).squareRoot() { continue }
+                            rotated = true
+                            let zeta = (beta - alpha) / (2 * gamma)
+                            let t = Double(signOf: zeta, magnitudeOf: 1) / (Swift.abs(zeta) + (1 + zeta * zeta).squareRoot())
+                            let c = 1 / (1 + t * t).squareRoot(), sn = c * t
+                            for i in 0..<L {
+                                let x = W[p * L + i], y = W[q * L + i]
+                                W[p * L + i] = c * x - sn * y
+                                W[q * L + i] = sn * x + c * y
+                            }
+                            for i in 0..<k {
+                                let x = R[p * k + i], y = R[q * k + i]
+                                R[p * k + i] = c * x - sn * y
+                                R[q * k + i] = sn * x + c * y
+                            }
+                        }
+                    }
+                    if !rotated { break }
+                }
+            }
+        }
+        let norms = (0..<k).map { r in (0..<L).reduce(0.0) { $0 + wRows[r * L + $1] * wRows[r * L + $1] }.squareRoot() }
+        let order = (0..<k).sorted { norms[$0] > norms[$1] || (norms[$0] == norms[$1] && $0 < $1) }
+        let largest = norms.max() ?? 0
+        // Left vectors of the long side (length L, up to L of them) and right ones (length k).
+        var long = [Double](repeating: 0, count: L * L)
+        var short = [Double](repeating: 0, count: k * k)
+        var valid = [Bool](repeating: false, count: k)
+        for (j, r) in order.enumerated() {
+            s[j] = norms[r]
+            for i in 0..<k { short[j * k + i] = rot[r * k + i] }
+            if norms[r] > largest * Double(L) * Double.ulpOfOne && norms[r] > 0 {
+                for i in 0..<L { long[j * L + i] = wRows[r * L + i] / norms[r] }
+                valid[j] = true
+            }
+        }
+        // Completion: replace vectors of zero singular values and add the columns beyond k.
+        completeBasis(&long, length: L, count: tall ? ucols : vrows, valid: valid)
+        if tall {
+            for i in 0..<m { for c in 0..<ucols { u[i * ucols + c] = long[c * L + i] } }
+            for r in 0..<vrows { for c in 0..<n { vh[r * n + c] = short[r * k + c] } }
+        } else {
+            for i in 0..<m { for c in 0..<ucols { u[i * ucols + c] = short[c * k + i] } }
+            for r in 0..<vrows { for c in 0..<n { vh[r * n + c] = long[r * L + c] } }
+        }
+    }
+
+    /// Makes the first `count` rows of `basis` [·, length] orthonormal: rows marked valid are
+    /// kept, the others (and those beyond `valid`) are filled with unit vectors orthogonalised
+    /// against the rest (twice, by modified Gram–Schmidt).
+    static func completeBasis(_ basis: inout [Double], length L: Int, count: Int, valid: [Bool]) {
+        var ok = (0..<count).map { $0 < valid.count && valid[$0] }
+        for j in 0..<count where !ok[j] {
+            var best = [Double](), bestNorm = -1.0
+            for e in 0..<L {
+                var x = [Double](repeating: 0, count: L)
+                x[e] = 1
+                for _ in 0..<2 {
+                    for r in 0..<count where ok[r] {
+                        var d = 0.0
+                        for i in 0..<L { d += basis[r * L + i] * x[i] }
+                        for i in 0..<L { x[i] -= d * basis[r * L + i] }
+                    }
+                }
+                let nx = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                if nx > bestNorm { bestNorm = nx; best = x }
+                if nx > 0.7 { break }
+            }
+            for i in 0..<L { basis[j * L + i] = best[i] / bestNorm }
+            ok[j] = true
+        }
+    }
+}
