@@ -74,6 +74,20 @@ def cases(name):
     if name == "cdist_1024x1024x64":
         a, b = torch.randn(1024, 64), torch.randn(1024, 64)
         return lambda: torch.cdist(a, b)
+    if name == "interpolate_bilinear_8x32x64x64_to_128":
+        import torch.nn.functional as F
+        x = torch.randn(8, 32, 64, 64)
+        return lambda: F.interpolate(x, size=(128, 128), mode="bilinear", align_corners=False)
+    if name == "cholesky_512":
+        x = torch.randn(512, 512)
+        a = x @ x.mT + torch.eye(512) * 512
+        return lambda: torch.linalg.cholesky(a)
+    if name == "solve_512x512_rhs64":
+        a, b = torch.randn(512, 512) + torch.eye(512) * 16, torch.randn(512, 64)
+        return lambda: torch.linalg.solve(a, b)
+    if name == "svd_256":
+        a = torch.randn(256, 256)
+        return lambda: torch.linalg.svd(a, full_matrices=False)
     if name.startswith("train_"):
         return train_epoch(name.split("_")[1])
     if name.startswith("loader_epoch_w"):

@@ -442,3 +442,10 @@ TABLE.update({
     "linalg.tensorsolve": ("Linalg.tensorsolve(A, B, dims:)", {}),
     "linalg.vander": ("Linalg.vander(x, N:)", {}),
 })
+
+# Resampling.
+TABLE.update({
+    "nn.functional.interpolate": ("interpolate(x, size:scaleFactor:mode:alignCorners:recomputeScaleFactor:)", {}),
+    "nn.functional.upsample_bilinear": ("upsampleBilinear(x, size:scaleFactor:)", {}),
+    "nn.functional.upsample_nearest": ("upsampleNearest(x, size:scaleFactor:)", {}),
+})

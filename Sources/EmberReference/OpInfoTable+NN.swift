@@ -17,7 +17,34 @@ func paddingArg(_ c: OpCall, _ i: Int?) -> Padding {
     return .explicit(p.0, p.1)
 }
 
+/// `size` and `scale_factor` of the resampling ops (a number is one per spatial dimension).
+func resampleSizes(_ c: OpCall) -> (size: [Int]?, scale: [Double]?) {
+    let spatial = c.input.rank - 2
+    let size = c.ints(1, "size").map { $0.count == 1 && spatial > 1 ? Array(repeating: $0[0], count: spatial) : $0 }
+    var scale: [Double]? = nil
+    switch c.arg(2, "scale_factor") {
+    case .list(let l)?: scale = l.map { if case .double(let v) = $0 { v } else if case .int(let v) = $0 { Double(v) } else { fatalError("scale_factor \($0)") } }
+    case .some: scale = Array(repeating: c.double(2, "scale_factor")!, count: spatial)
+    case nil: break
+    }
+    return (size, scale)
+}
+
 let opInfoIndexingAndNN: [String: (OpCall) -> [Tensor]] = [
+    "nn.functional.interpolate": { c in
+        let (size, scale) = resampleSizes(c)
+        let mode = InterpolationMode(rawValue: c.string(3, "mode") ?? "nearest")!
+        return [interpolate(c.input, size: size, scaleFactor: scale, mode: mode, alignCorners: c.bool(4, "align_corners"),
+                            recomputeScaleFactor: c.bool(5, "recompute_scale_factor"))]
+    },
+    "nn.functional.upsample_bilinear": { c in
+        let (size, scale) = resampleSizes(c)
+        return [upsampleBilinear(c.input, size: size, scaleFactor: scale)]
+    },
+    "nn.functional.upsample_nearest": { c in
+        let (size, scale) = resampleSizes(c)
+        return [upsampleNearest(c.input, size: size, scaleFactor: scale)]
+    },
     // Ops Ember had before the OpInfo fixtures.
     "matmul": { c in [c.input.matmul(c.tensor(1, "other")!)] },
     "max": { c in

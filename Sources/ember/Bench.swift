@@ -161,6 +161,24 @@ struct Bench: ParsableCommand {
             let a = Tensor.randn([1024, 64]), b = Tensor.randn([1024, 64])
             return { _ = Tensor.cdist(a, b) }
         }))
+        list.append(Case(name: "interpolate_bilinear_8x32x64x64_to_128", iterations: 5, setup: {
+            let x = Tensor.randn([8, 32, 64, 64])
+            return { _ = interpolate(x, size: [128, 128], mode: .bilinear, alignCorners: false) }
+        }))
+        // The factorizations (float32, as PyTorch's default dtype).
+        list.append(Case(name: "cholesky_512", iterations: 5, setup: {
+            let x = Tensor.randn([512, 512])
+            let a = x.matmul(x.mT) + Tensor.eye(512) * 512
+            return { _ = Linalg.cholesky(a) }
+        }))
+        list.append(Case(name: "solve_512x512_rhs64", iterations: 5, setup: {
+            let a = Tensor.randn([512, 512]) + Tensor.eye(512) * 16, b = Tensor.randn([512, 64])
+            return { _ = Linalg.solve(a, b) }
+        }))
+        list.append(Case(name: "svd_256", iterations: 2, setup: {
+            let a = Tensor.randn([256, 256])
+            return { _ = Linalg.svd(a, fullMatrices: false) }
+        }))
         list.append(Case(name: "cross_entropy_64x1000", iterations: 200, setup: {
             let logits = Tensor.randn([64, 1000]), target = Tensor.randint(0, 1000, [64])
             return { _ = crossEntropy(logits, target) }

@@ -45,30 +45,31 @@ extension OpInfoTests {
         "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle", "nn.functional.conv1d", "nn.functional.conv2d",
         "nn.functional.conv_transpose2d", "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding",
         "nn.functional.gaussian_nll_loss", "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish",
-        "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.leaky_relu",
-        "nn.functional.linear", "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish", "nn.functional.mse_loss",
-        "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance",
-        "nn.functional.pdist", "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu",
-        "nn.functional.relu6", "nn.functional.rms_norm", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss",
-        "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold",
-        "nn.functional.triplet_margin_loss", "nn.functional.unfold", "nonzero", "ones", "ones_like", "ormqr",
-        "outer", "permute", "permute_copy", "pinverse", "positive", "pow",
-        "prod", "rad2deg", "ravel", "real", "reciprocal", "remainder",
-        "repeat", "repeat_interleave", "reshape", "reshape_as", "resolve_conj", "resolve_neg",
-        "roll", "rot90", "round", "rsqrt", "rsub", "scalar_tensor",
-        "scatter", "scatter_add", "searchsorted", "select", "select_scatter", "sgn",
-        "sigmoid", "sign", "signbit", "sin", "sinc", "sinh",
-        "slice_scatter", "softmax", "sort", "special.entr", "special.log_ndtr", "special.ndtr",
-        "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy", "sqrt", "square",
-        "squeeze", "squeeze_copy", "stack", "std", "std_mean", "sub",
-        "sum", "sum_to_size", "svd", "t", "t_copy", "take",
-        "take_along_dim", "tan", "tanh", "tensor_split", "tensordot", "tile",
-        "to", "topk", "trace", "transpose", "transpose_copy", "trapezoid",
-        "trapz", "triangular_solve", "tril", "triu", "true_divide", "trunc",
-        "unbind", "unbind_copy", "unflatten", "unique", "unique_consecutive", "unsafe_chunk",
-        "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot",
-        "view", "view_as", "view_copy", "vsplit", "vstack", "where",
-        "xlogy", "zero_", "zeros", "zeros_like",
+        "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.interpolate", "nn.functional.kl_div", "nn.functional.l1_loss",
+        "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish",
+        "nn.functional.mse_loss", "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad",
+        "nn.functional.pairwise_distance", "nn.functional.pdist", "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu",
+        "nn.functional.relu", "nn.functional.relu6", "nn.functional.rms_norm", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss",
+        "nn.functional.soft_margin_loss", "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink",
+        "nn.functional.threshold", "nn.functional.triplet_margin_loss", "nn.functional.unfold", "nn.functional.upsample_bilinear", "nn.functional.upsample_nearest", "nonzero",
+        "ones", "ones_like", "ormqr", "outer", "permute", "permute_copy",
+        "pinverse", "positive", "pow", "prod", "rad2deg", "ravel",
+        "real", "reciprocal", "remainder", "repeat", "repeat_interleave", "reshape",
+        "reshape_as", "resolve_conj", "resolve_neg", "roll", "rot90", "round",
+        "rsqrt", "rsub", "scalar_tensor", "scatter", "scatter_add", "searchsorted",
+        "select", "select_scatter", "sgn", "sigmoid", "sign", "signbit",
+        "sin", "sinc", "sinh", "slice_scatter", "softmax", "sort",
+        "special.entr", "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes",
+        "split_with_sizes_copy", "sqrt", "square", "squeeze", "squeeze_copy", "stack",
+        "std", "std_mean", "sub", "sum", "sum_to_size", "svd",
+        "t", "t_copy", "take", "take_along_dim", "tan", "tanh",
+        "tensor_split", "tensordot", "tile", "to", "topk", "trace",
+        "transpose", "transpose_copy", "trapezoid", "trapz", "triangular_solve", "tril",
+        "triu", "true_divide", "trunc", "unbind", "unbind_copy", "unflatten",
+        "unique", "unique_consecutive", "unsafe_chunk", "unsafe_split", "unsqueeze", "unsqueeze_copy",
+        "var", "var_mean", "vdot", "view", "view_as", "view_copy",
+        "vsplit", "vstack", "where", "xlogy", "zero_", "zeros",
+        "zeros_like",
     ]
 
     func test_H() { check("H") }  // 4 cases
@@ -314,6 +315,7 @@ extension OpInfoTests {
     func test_nn_functional_hardtanh() { check("nn.functional.hardtanh") }  // 10 cases
     func test_nn_functional_hinge_embedding_loss() { check("nn.functional.hinge_embedding_loss") }  // 20 cases
     func test_nn_functional_huber_loss() { check("nn.functional.huber_loss") }  // 18 cases
+    func test_nn_functional_interpolate() { check("nn.functional.interpolate") }  // 316 cases
     func test_nn_functional_kl_div() { check("nn.functional.kl_div") }  // 32 cases
     func test_nn_functional_l1_loss() { check("nn.functional.l1_loss") }  // 12 cases
     func test_nn_functional_leaky_relu() { check("nn.functional.leaky_relu") }  // 18 cases
@@ -349,6 +351,8 @@ extension OpInfoTests {
     func test_nn_functional_threshold() { check("nn.functional.threshold") }  // 8 cases
     func test_nn_functional_triplet_margin_loss() { check("nn.functional.triplet_margin_loss") }  // 14 cases
     func test_nn_functional_unfold() { check("nn.functional.unfold") }  // 326 cases
+    func test_nn_functional_upsample_bilinear() { check("nn.functional.upsample_bilinear") }  // 8 cases
+    func test_nn_functional_upsample_nearest() { check("nn.functional.upsample_nearest") }  // 24 cases
     func test_nonzero() { check("nonzero") }  // 48 cases
     func test_ones() { check("ones") }  // 4 cases
     func test_ones_like() { check("ones_like") }  // 14 cases

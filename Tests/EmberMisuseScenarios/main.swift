@@ -50,6 +50,25 @@ let scenarios: [(name: String, expected: String, run: () -> Void)] = [
     ("einsum", "einsum(): the number of subscripts in the equation (3) does not match the number of dimensions (2) for operand", {
         _ = Tensor.einsum("ijk->i", [Tensor.zeros([2, 3])])
     }),
+    ("cholesky", "linalg.cholesky: The factorization could not be completed because the input is not positive-definite (the leading minor of order 2 is not positive-definite).", {
+        _ = Linalg.cholesky(Tensor([[1.0, 2], [2, 1]] as [[Double]]))
+    }),
+    ("solveSingular", "linalg.solve: The solver failed because the input matrix is singular.", {
+        _ = Linalg.solve(Tensor([[1.0, 2], [2, 4]] as [[Double]]), Tensor([1.0, 1] as [Double]))
+    }),
+    ("invBatch", "linalg.inv: (Batch element 1): The diagonal element 2 is zero, the inversion could not be completed because the input matrix is singular.", {
+        _ = Linalg.inv(Tensor([[[1.0, 0], [0, 1]], [[1.0, 1], [1, 1]]] as [[[Double]]]))
+    }),
+    ("svdRank", "linalg.svd: The input tensor A must have at least 2 dimensions (got shape [3])", { _ = Linalg.svd(Tensor.zeros([3])) }),
+    ("solveShapes", "linalg.solve_triangular: Incompatible shapes of A and B for the equation AX = B (3x3 and 2x1)", {
+        _ = Linalg.solveTriangular(Tensor.eye(3), Tensor.zeros([2, 1]), upper: true)
+    }),
+    ("interpolateMode", "interpolate: Got 3D input, but bilinear mode needs 4D input", {
+        _ = interpolate(Tensor.zeros([1, 2, 4]), size: [8], mode: .bilinear)
+    }),
+    ("interpolateAlign", "interpolate: align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear", {
+        _ = interpolate(Tensor.zeros([1, 2, 4, 4]), size: [8, 8], mode: .nearest, alignCorners: true)
+    }),
     // Layers
     ("Linear", "linear: input shape [2, 5] and weight shape [3, 4] cannot be multiplied", { _ = Linear(4, 3)(Tensor.zeros([2, 5])) }),
     ("LayerNorm", "layerNorm: input shape [2, 7] does not end with the normalized shape [8]", { _ = LayerNorm(8)(Tensor.zeros([2, 7])) }),
