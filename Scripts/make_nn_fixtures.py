@@ -111,6 +111,17 @@ layer("MultiheadAttention_weights", mha2, [x4(2, 3, 6), x4(2, 3, 6), x4(2, 3, 6)
       call=lambda m, q, k, v: m(q, k, v, need_weights=True, is_causal=False, attn_mask=torch.triu(torch.ones(3, 3, dtype=torch.bool), 1))[1],
       extra={"args": {"e": 6, "h": 3, "bf": 1}})
 
+# A per-head bool mask (true = may not attend) with a key padding mask, drawn on its own
+# seed so that the fixtures after it keep their values.
+with torch.random.fork_rng():
+    torch.manual_seed(1717)
+    mha3 = nn.MultiheadAttention(8, 2)
+    mask3 = torch.rand(4, 3, 4) < 0.4
+    mask3[..., 0] = False
+    layer("MultiheadAttention_mask3d", mha3, [x4(3, 2, 8), x4(4, 2, 8), x4(4, 2, 8)],
+          call=lambda m, q, k, v: m(q, k, v, attn_mask=mask3, key_padding_mask=kpm, need_weights=False)[0],
+          extra={"args": {"e": 8, "h": 2}, "kpm": t(kpm), "mask": t(mask3)})
+
 
 class Fn(nn.Module):
     def __init__(self, f):

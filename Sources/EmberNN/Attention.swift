@@ -46,7 +46,11 @@ public final class MultiheadAttention: Module {
     }
 
     /// Attends `query [L, N, E]` to `key`/`value [S, N, E]` (`[N, L, E]` with `batchFirst`).
-    /// `keyPaddingMask [N, S]` is true where a key is padding. Returns the output and, with
+    /// Masks follow `nn.MultiheadAttention`: a bool `attnMask` `[L, S]` or `[N·H, L, S]` is
+    /// true where a query may **not** attend to a key (PyTorch's causal mask is
+    /// `triu(ones(L, S), 1)`); a float one is added to the scores. `keyPaddingMask [N, S]` is
+    /// true where a key is padding. (`scaledDotProductAttention` reads a bool mask the other
+    /// way round, true = may attend, as PyTorch's does.) Returns the output and, with
     /// `needWeights`, the attention weights `[N, L, S]` averaged over heads.
     public func forward(_ query: Tensor, _ key: Tensor, _ value: Tensor, keyPaddingMask: Tensor? = nil,
                         attnMask: Tensor? = nil, needWeights: Bool = true, isCausal: Bool = false) -> (output: Tensor, weights: Tensor?) {
@@ -62,7 +66,12 @@ public final class MultiheadAttention: Module {
         // [L, N, E] → [N, H, L, d]
         func heads(_ t: Tensor, _ len: Int) -> Tensor { t.reshape([len, n, h, d]).permute(1, 2, 0, 3) }
         var mask: Tensor? = nil
-        if let m = attnMask { mask = m.dtype == .bool ? Tensor.where(m, 0.0, -Double.infinity, like: q) : m }
+        if let m = attnMask {
+            Ember.check(m.shape == [l, s] || m.shape == [n * h, l, s],
+                        "MultiheadAttention: attn_mask of shape \(m.shape) should be [\(l), \(s)] or [\(n * h), \(l), \(s)] (L, S or N·num_heads, L, S)")
+            let additive = m.dtype == .bool ? Tensor.where(m, -Double.infinity, 0.0, like: q) : m
+            mask = m.rank == 3 ? additive.reshape([n, h, l, s]) : additive
+        }
         if let kp = keyPaddingMask {
             let add = Tensor.where(kp, -Double.infinity, 0.0, like: q).reshape([n, 1, 1, s])
             mask = mask.map { $0 + add } ?? add

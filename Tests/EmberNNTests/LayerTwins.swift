@@ -48,10 +48,15 @@ func makeLayer(_ name: String, _ a: [String: Any], _ extra: [String: Any]) -> (M
         let m = MultiheadAttention(embedDim: i("e"), numHeads: i("h"))
         let kpm = fixtureTensor(extra["kpm"])
         return (m, { m.forward($0[0], $0[1], $0[2], keyPaddingMask: kpm).output })
+    case "MultiheadAttention_mask3d":
+        let m = MultiheadAttention(embedDim: i("e"), numHeads: i("h"))
+        let kpm = fixtureTensor(extra["kpm"]), mask = fixtureTensor(extra["mask"])
+        return (m, { m.forward($0[0], $0[1], $0[2], keyPaddingMask: kpm, attnMask: mask, needWeights: false).output })
     case "MultiheadAttention_weights":
         let m = MultiheadAttention(embedDim: i("e"), numHeads: i("h"), batchFirst: true)
-        let mask = Tensor.ones([3, 3]).triuMask()
-        return (m, { m.forward($0[0], $0[1], $0[2], attnMask: mask.logicalNot(), needWeights: true).weights! })
+        // The mask PyTorch's call gets: true above the diagonal = may not attend.
+        let mask = Tensor.ones([3, 3]).triu(diagonal: 1).to(.bool)
+        return (m, { m.forward($0[0], $0[1], $0[2], attnMask: mask, needWeights: true).weights! })
     case "SDPA_causal": return (Identity(), { scaledDotProductAttention($0[0], $0[1], $0[2], isCausal: true) })
     case "SDPA_mask":
         let mask = Tensor([[true, false, true], [true, true, false]])
@@ -60,10 +65,3 @@ func makeLayer(_ name: String, _ a: [String: Any], _ extra: [String: Any]) -> (M
     }
 }
 
-extension Tensor {
-    /// True strictly above the diagonal (PyTorch's `triu(ones, 1)` as bool).
-    func triuMask() -> Tensor {
-        let r = Tensor.arange(shape[0]).unsqueeze(1), c = Tensor.arange(shape[1]).unsqueeze(0)
-        return c.gt(r)
-    }
-}
