@@ -109,16 +109,22 @@ public enum Dense {
                 }
             }
             if e < n {
-                // L21 = A21 · L11⁻ᵀ, row by row.
-                for i in e..<n {
-                    for j in j0..<e {
-                        var s = a[i * n + j]
-                        for c in j0..<j { s -= a[i * n + c] * a[j * n + c] }
-                        a[i * n + j] = s / a[j * n + j]
-                    }
+                // L21 = A21 · L11⁻ᵀ: solve L11 · L21ᵀ = A21ᵀ on a transposed copy (rows of
+                // length n − e, so the solve runs along contiguous rows).
+                let r = n - e
+                let t = UnsafeMutablePointer<Double>.allocate(capacity: jb * r)
+                defer { t.deallocate() }
+                for i in 0..<r { for j in 0..<jb { t[j * r + i] = a[(e + i) * n + j0 + j] } }
+                triangularSolve(UnsafePointer(a + j0 * n + j0), rowStride: n, colStride: 1, n: jb, upper: false, unitDiagonal: false,
+                                t, rowStride: r, colStride: 1, k: r)
+                for i in 0..<r { for j in 0..<jb { a[(e + i) * n + j0 + j] = t[j * r + i] } }
+                // A22 -= L21 · L21ᵀ, lower part only: one product per block of columns.
+                var c0 = e
+                while c0 < n {
+                    let c1 = Swift.min(n, c0 + block)
+                    subtractProduct(a, lda: n, rows: c0..<n, cols: c0..<c1, inner: j0..<e, transposedRight: true)
+                    c0 = c1
                 }
-                // A22 -= L21 · L21ᵀ (the whole block; its upper part is cleared at the end).
-                subtractProduct(a, lda: n, rows: e..<n, cols: e..<n, inner: j0..<e, transposedRight: true)
             }
             j0 = e
         }
@@ -130,22 +136,49 @@ public enum Dense {
 
     /// Solves `A X = B` in place of `b` for triangular `A` [n, n] and `B` [n, k], both read
     /// through (row, column) strides (a transposed operand costs nothing). A zero on the
-    /// diagonal gives infinities and NaNs, as LAPACK's `trsm`.
+    /// diagonal gives infinities and NaNs, as LAPACK's `trsm`. Blocks of rows are solved in
+    /// turn; each block's effect on the rows after it is one GEMM.
     public static func triangularSolve(_ a: UnsafePointer<Double>, rowStride ars: Int, colStride acs: Int, n: Int,
                                        upper: Bool, unitDiagonal: Bool,
                                        _ b: UnsafeMutablePointer<Double>, rowStride brs: Int, colStride bcs: Int, k: Int) {
-        let rows: [Int] = upper ? Array((0..<n).reversed()) : Array(0..<n)
-        for i in rows {
-            let others = upper ? (i + 1)..<n : 0..<i
-            for r in others {
-                let l = a[i * ars + r * acs]
-                if l == 0 { continue }
-                for c in 0..<k { b[i * brs + c * bcs] -= l * b[r * brs + c * bcs] }
+        if n == 0 || k == 0 { return }
+        if bcs != 1 {
+            // Rows of B made contiguous first.
+            let t = UnsafeMutablePointer<Double>.allocate(capacity: n * k)
+            defer { t.deallocate() }
+            for i in 0..<n { for c in 0..<k { t[i * k + c] = b[i * brs + c * bcs] } }
+            triangularSolve(a, rowStride: ars, colStride: acs, n: n, upper: upper, unitDiagonal: unitDiagonal, t, rowStride: k, colStride: 1, k: k)
+            for i in 0..<n { for c in 0..<k { b[i * brs + c * bcs] = t[i * k + c] } }
+            return
+        }
+        let blocks = stride(from: 0, to: n, by: block).map { $0..<Swift.min(n, $0 + block) }
+        let negated = UnsafeMutablePointer<Double>.allocate(capacity: n * block)
+        defer { negated.deallocate() }
+        for rows in (upper ? blocks.reversed() : blocks) {
+            // Within the block: substitution row by row, each row an axpy over k columns.
+            let order: [Int] = upper ? Array(rows.reversed()) : Array(rows)
+            for i in order {
+                let bi = b + i * brs
+                let others = upper ? (i + 1)..<rows.upperBound : rows.lowerBound..<i
+                for r in others {
+                    let l = a[i * ars + r * acs]
+                    if l == 0 { continue }
+                    let br = b + r * brs
+                    for c in 0..<k { bi[c] -= l * br[c] }
+                }
+                if !unitDiagonal {
+                    let d = 1 / a[i * ars + i * acs]
+                    for c in 0..<k { bi[c] *= d }
+                }
             }
-            if !unitDiagonal {
-                let d = a[i * ars + i * acs]
-                for c in 0..<k { b[i * brs + c * bcs] /= d }
-            }
+            // The rows still to solve: B[rest] -= A[rest, rows] · X[rows].
+            let rest = upper ? 0..<rows.lowerBound : rows.upperBound..<n
+            if rest.isEmpty { continue }
+            let w = rows.count
+            for (q, i) in rest.enumerated() { for (j, r) in rows.enumerated() { negated[q * w + j] = -a[i * ars + r * acs] } }
+            GEMM.dgemm(m: rest.count, n: k, k: w, a: negated, rowStrideA: w, colStrideA: 1,
+                       b: b + rows.lowerBound * brs, rowStrideB: brs, colStrideB: 1,
+                       c: b + rest.lowerBound * brs, ldc: brs, accumulate: true)
         }
     }
 
@@ -259,33 +292,38 @@ public enum Dense {
         for i in 0..<k { rot[i * k + i] = 1 }
         wRows.withUnsafeMutableBufferPointer { W in
             rot.withUnsafeMutableBufferPointer { R in
-                for _ in 0..<80 {
-                    var rotated = false
-                    for p in 0..<k {
-                        for q in (p + 1)..<Swift.max(k, p + 1) {
-                            var alpha = 0.0, beta = 0.0, gamma = 0.0
-                            for i in 0..<L {
-                                let x = W[p * L + i], y = W[q * L + i]
-                                alpha += x * x; beta += y * y; gamma += x * y
-                            }
-                            if gamma == 0 || Swift.abs(gamma) <= Double.ulpOfOne * (alpha * beta).squareRoot() { continue }
-                            rotated = true
-                            let zeta = (beta - alpha) / (2 * gamma)
-                            let t = Double(signOf: zeta, magnitudeOf: 1) / (Swift.abs(zeta) + (1 + zeta * zeta).squareRoot())
-                            let c = 1 / (1 + t * t).squareRoot(), sn = c * t
-                            for i in 0..<L {
-                                let x = W[p * L + i], y = W[q * L + i]
-                                W[p * L + i] = c * x - sn * y
-                                W[q * L + i] = sn * x + c * y
-                            }
-                            for i in 0..<k {
-                                let x = R[p * k + i], y = R[q * k + i]
-                                R[p * k + i] = c * x - sn * y
-                                R[q * k + i] = sn * x + c * y
+                let w = W.baseAddress!, r = R.baseAddress!
+                // Sweeps of rotations in round-robin order: each round pairs every row with
+                // another once, so the pairs of a round are independent and run in parallel.
+                let players = k + (k & 1)
+                var order = Array(0..<players)
+                let pairsPerRound = players / 2
+                let chunks = Swift.max(1, Swift.min(CPUThreads.count, pairsPerRound / 4))
+                for _ in 0..<(k < 2 ? 0 : 80) {
+                    var rotatedAny = false
+                    for _ in 0..<Swift.max(1, players - 1) {
+                        let snapshot = order
+                        var flags = [Bool](repeating: false, count: chunks)
+                        flags.withUnsafeMutableBufferPointer { fl in
+                            let f = fl.baseAddress!
+                            parallelTasks(chunks) { ch in
+                                var any = false
+                                var i = ch
+                                while i < pairsPerRound {
+                                    let p0 = snapshot[i], q0 = snapshot[players - 1 - i]
+                                    i += chunks
+                                    if p0 >= k || q0 >= k { continue }
+                                    let (p, q) = p0 < q0 ? (p0, q0) : (q0, p0)
+                                    if jacobiRotate(w + p * L, w + q * L, L, r + p * k, r + q * k, k) { any = true }
+                                }
+                                f[ch] = any
                             }
                         }
+                        if flags.contains(true) { rotatedAny = true }
+                        // Circle method: keep the first player, rotate the others by one.
+                        if players > 2 { order.insert(order.removeLast(), at: 1) }
                     }
-                    if !rotated { break }
+                    if !rotatedAny { break }
                 }
             }
         }
@@ -313,6 +351,47 @@ public enum Dense {
             for i in 0..<m { for c in 0..<ucols { u[i * ucols + c] = short[c * k + i] } }
             for r in 0..<vrows { for c in 0..<n { vh[r * n + c] = long[r * L + c] } }
         }
+    }
+
+    /// One Hestenes rotation of rows `x`, `y` (length `n`) that makes them orthogonal, applied
+    /// to the accumulated rotations `u`, `v` (length `k`) too; false when they already are.
+    @inline(__always)
+    static func jacobiRotate(_ x: UnsafeMutablePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ n: Int,
+                             _ u: UnsafeMutablePointer<Double>, _ v: UnsafeMutablePointer<Double>, _ k: Int) -> Bool {
+        var a4 = SIMD4<Double>(), b4 = SIMD4<Double>(), g4 = SIMD4<Double>()
+        var i = 0
+        while i + 4 <= n {
+            let p = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Double>.self)
+            let q = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD4<Double>.self)
+            a4 += p * p; b4 += q * q; g4 += p * q
+            i += 4
+        }
+        var alpha = a4.sum(), beta = b4.sum(), gamma = g4.sum()
+        while i < n { alpha += x[i] * x[i]; beta += y[i] * y[i]; gamma += x[i] * y[i]; i += 1 }
+        if gamma == 0 || Swift.abs(gamma) <= Double.ulpOfOne * (alpha * beta).squareRoot() { return false }
+        let zeta = (beta - alpha) / (2 * gamma)
+        let t = Double(signOf: zeta, magnitudeOf: 1) / (Swift.abs(zeta) + (1 + zeta * zeta).squareRoot())
+        let c = 1 / (1 + t * t).squareRoot(), s = c * t
+        func apply(_ x: UnsafeMutablePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ n: Int) {
+            let c4 = SIMD4<Double>(repeating: c), s4 = SIMD4<Double>(repeating: s)
+            var i = 0
+            while i + 4 <= n {
+                let p = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Double>.self)
+                let q = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD4<Double>.self)
+                UnsafeMutableRawPointer(x + i).storeBytes(of: c4 * p - s4 * q, as: SIMD4<Double>.self)
+                UnsafeMutableRawPointer(y + i).storeBytes(of: s4 * p + c4 * q, as: SIMD4<Double>.self)
+                i += 4
+            }
+            while i < n {
+                let p = x[i], q = y[i]
+                x[i] = c * p - s * q
+                y[i] = s * p + c * q
+                i += 1
+            }
+        }
+        apply(x, y, n)
+        apply(u, v, k)
+        return true
     }
 
     /// Makes the first `count` rows of `basis` [·, length] orthonormal: rows marked valid are

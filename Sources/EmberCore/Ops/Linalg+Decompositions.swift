@@ -189,23 +189,40 @@ extension Linalg {
             try require(pivots.shape == Array(LU.shape.dropLast()), "\(op): Expected pivots of shape \(fmt(Array(LU.shape.dropLast()))), got \(fmt(pivots.shape))")
         }
         let n = LU.shape[LU.rank - 1]
-        let P = permutationMatrix(pivots, rows: n, like: LU)
         let (lu, b) = broadcastBatch(LU, B, op)
-        let Pb = P.expand(Array(lu.shape.dropLast(2)) + [n, n])
+        // The row swaps as gathers (no n × n permutation product): Pᵀ M takes row perm[i] of M
+        // into row i, P M row inv[j] into row j; M Pᵀ and M P do the same with columns.
+        let perms = permutation(pivots, rows: n)
+        let lead = Array(pivots.shape.dropLast()), batchShape = Array(lu.shape.dropLast(2))
+        func indices(_ inverse: Bool) -> Tensor {
+            var v = [Int64](repeating: 0, count: perms.count * n)
+            for (bi, perm) in perms.enumerated() {
+                for i in 0..<n { if inverse { v[bi * n + perm[i]] = Int64(i) } else { v[bi * n + i] = Int64(perm[i]) } }
+            }
+            return Tensor(v, shape: lead + [n], dtype: .int64, device: LU.device)
+        }
+        func rows(_ m: Tensor, _ inverse: Bool) -> Tensor {
+            let idx = indices(inverse).unsqueeze(-1).expand(batchShape + [n, m.shape[m.rank - 1]])
+            return m.gather(m.rank - 2, idx)
+        }
+        func cols(_ m: Tensor, _ inverse: Bool) -> Tensor {
+            let idx = indices(inverse).unsqueeze(-2).expand(batchShape + [m.shape[m.rank - 2], n])
+            return m.gather(m.rank - 1, idx)
+        }
         // A = P L U. Left: X = U⁻¹ L⁻¹ Pᵀ B; adjoint: X = P L⁻ᵀ U⁻ᵀ B. Right: X = B U⁻¹ L⁻¹ Pᵀ;
         // right adjoint: X = B P L⁻ᵀ U⁻ᵀ.
         switch (left, adjoint) {
         case (true, false):
-            let y = solveTriangular(lu, Pb.mT.matmul(b), upper: false, unitriangular: true)
+            let y = solveTriangular(lu, rows(b, false), upper: false, unitriangular: true)
             return solveTriangular(lu, y, upper: true)
         case (true, true):
             let y = solveTriangular(lu.mT, b, upper: false)
-            return Pb.matmul(solveTriangular(lu.mT, y, upper: true, unitriangular: true))
+            return rows(solveTriangular(lu.mT, y, upper: true, unitriangular: true), true)
         case (false, false):
             let y = solveTriangular(lu, b, upper: true, left: false)
-            return solveTriangular(lu, y, upper: false, left: false, unitriangular: true).matmul(Pb.mT)
+            return cols(solveTriangular(lu, y, upper: false, left: false, unitriangular: true), true)
         case (false, true):
-            let y = solveTriangular(lu.mT, b.matmul(Pb), upper: true, left: false, unitriangular: true)
+            let y = solveTriangular(lu.mT, cols(b, false), upper: true, left: false, unitriangular: true)
             return solveTriangular(lu.mT, y, upper: false, left: false)
         }
     }
