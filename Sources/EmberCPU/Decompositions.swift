@@ -50,13 +50,8 @@ public enum Dense {
             let e = j0 + jb
             if e < n {
                 // U12 = L11⁻¹ A12 (unit lower), then A22 -= L21 · U12.
-                for i in (j0 + 1)..<Swift.max(e, j0 + 1) {
-                    for r in j0..<i {
-                        let l = a[i * n + r]
-                        if l == 0 { continue }
-                        for c in e..<n { a[i * n + c] -= l * a[r * n + c] }
-                    }
-                }
+                triangularSolve(UnsafePointer(a + j0 * n + j0), rowStride: n, colStride: 1, n: jb, upper: false, unitDiagonal: true,
+                                a + j0 * n + e, rowStride: n, colStride: 1, k: n - e)
                 if e < m { subtractProduct(a, lda: n, rows: e..<m, cols: e..<n, inner: j0..<e) }
             }
             j0 = e
