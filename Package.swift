@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "Ember", dependencies: ["EmberCore", "EmberNN", "EmberOptim", "EmberData", "EmberDistributed"]),
         // The PyTorch op fixtures as a library: cases, the op table, tolerances, a runner per
         // device (the tests and ember-gpu-check share it).
-        .target(name: "EmberReference", dependencies: ["EmberCore"]),
+        .target(name: "EmberReference", dependencies: ["EmberCore", "EmberNN"]),
         // The command-line tool.
         .executableTarget(
             name: "ember",

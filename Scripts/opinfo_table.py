@@ -449,3 +449,28 @@ TABLE.update({
     "nn.functional.upsample_bilinear": ("upsampleBilinear(x, size:scaleFactor:)", {}),
     "nn.functional.upsample_nearest": ("upsampleNearest(x, size:scaleFactor:)", {}),
 })
+
+# nn.functional norms, statistics, combinatorics, windows.
+TABLE.update({
+    "nn.functional.layer_norm": ("layerNorm(x, normalizedShape, weight, bias, eps:)", {}),
+    "nn.functional.group_norm": ("groupNorm(x, numGroups:weight:bias:eps:)", {}),
+    "nn.functional.batch_norm": ("batchNorm(x, runningMean:runningVar:weight:bias:training:momentum:eps:)", {}),
+    "nn.functional.instance_norm": ("instanceNorm(x, runningMean:runningVar:weight:bias:useInputStats:momentum:eps:)", {}),
+    "nn.functional.bilinear": ("bilinear(x1, x2, weight, bias)", {}),
+    "cov": ("Tensor.cov(x, correction:fweights:aweights:)", {}),
+    "corrcoef": ("Tensor.corrcoef(x)", {}),
+    "cartesian_prod": ("Tensor.cartesianProd(tensors)", {}),
+    "combinations": ("x.combinations(r:withReplacement:)", {}),
+    "renorm": ("x.renorm(p:dim:maxnorm:)", {}),
+    "norm": ("Linalg.vectorNorm / Linalg.matrixNorm (torch.norm's p)", {}),
+    "signal.windows.hann": ("SignalWindows.hann(M, sym:dtype:)", {}),
+    "signal.windows.hamming": ("SignalWindows.hamming(M, sym:dtype:)", {}),
+    "signal.windows.blackman": ("SignalWindows.blackman(M, sym:dtype:)", {}),
+    "signal.windows.nuttall": ("SignalWindows.nuttall(M, sym:dtype:)", {}),
+    "signal.windows.bartlett": ("SignalWindows.bartlett(M, sym:dtype:)", {}),
+    "signal.windows.cosine": ("SignalWindows.cosine(M, sym:dtype:)", {}),
+    "signal.windows.general_cosine": ("SignalWindows.generalCosine(M, a:sym:dtype:)", {}),
+    "signal.windows.general_hamming": ("SignalWindows.generalHamming(M, alpha:sym:dtype:)", {}),
+    "signal.windows.exponential": ("SignalWindows.exponential(M, center:tau:sym:dtype:)", {}),
+    "signal.windows.gaussian": ("SignalWindows.gaussian(M, std:sym:dtype:)", {}),
+})

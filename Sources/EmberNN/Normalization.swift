@@ -123,3 +123,87 @@ public final class GroupNorm: Module {
         return y
     }
 }
+
+// MARK: functional forms (`torch.nn.functional.*_norm`)
+
+/// `torch.nn.functional.batch_norm` over `x [N, C, …]`: batch statistics with `training` (the
+/// given running statistics updated in place: `(1 − momentum)·running + momentum·batch`, the
+/// variance unbiased), else the running statistics.
+public func batchNorm(_ x: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor? = nil, bias: Tensor? = nil,
+                      training: Bool = false, momentum: Double = 0.1, eps: Double = 1e-5) -> Tensor {
+    let c = x.rank >= 2 ? x.shape[1] : (x.rank == 1 ? x.shape[0] : 1)
+    Ember.check(x.rank >= 1, "batch_norm: expected an input with a channel dimension, got shape \(x.shape)")
+    for (name, t) in [("running_mean", runningMean), ("running_var", runningVar), ("weight", weight), ("bias", bias)] {
+        if let t { Ember.check(t.count == c, "batch_norm: \(name) should contain \(c) elements not \(t.count) (input shape \(x.shape))") }
+    }
+    Ember.check(training || (runningMean != nil && runningVar != nil), "batch_norm: running_mean and running_var must be defined in evaluation mode")
+    if x.count == 0 { return x.clone() }
+    var bshape = [Int](repeating: 1, count: x.rank)
+    if x.rank >= 2 { bshape[1] = c }
+    let dims = x.rank >= 2 ? [0] + Array(2..<x.rank) : [0]
+    var y: Tensor
+    if training {
+        let mean = x.mean(dims: dims, keepdim: true)
+        let v = x.variance(dims: dims, correction: 0, keepdim: true)
+        y = (x - mean) / (v + eps).sqrt()
+        let n = dims.reduce(1) { $0 * x.shape[$1] }
+        withNoGrad {
+            if let rm = runningMean { rm.mul_(1 - momentum).add_(mean.reshape([c]).to(rm.dtype) * momentum) }
+            if let rv = runningVar { rv.mul_(1 - momentum).add_(v.reshape([c]).to(rv.dtype) * (momentum * Double(n) / Double(Swift.max(n - 1, 1)))) }
+        }
+    } else {
+        y = (x - runningMean!.reshape(bshape)) / (runningVar!.reshape(bshape) + eps).sqrt()
+    }
+    if let weight { y = y * weight.reshape(bshape) }
+    if let bias { y = y + bias.reshape(bshape) }
+    return y
+}
+
+/// `torch.nn.functional.instance_norm`: every (sample, channel) of `x [N, C, …]` normalised over
+/// its own positions (`useInputStats`), the running statistics (when given) updated in place
+/// with the batch mean of those statistics; without `useInputStats`, the running statistics.
+public func instanceNorm(_ x: Tensor, runningMean: Tensor? = nil, runningVar: Tensor? = nil, weight: Tensor? = nil,
+                         bias: Tensor? = nil, useInputStats: Bool = true, momentum: Double = 0.1, eps: Double = 1e-5) -> Tensor {
+    Ember.check(x.rank >= 3, "instance_norm: expected an input [N, C, …] with at least one spatial dimension, got shape \(x.shape)")
+    let c = x.shape[1]
+    var bshape = [Int](repeating: 1, count: x.rank)
+    bshape[1] = c
+    var y: Tensor
+    if useInputStats {
+        let dims = Array(2..<x.rank)
+        let mean = x.mean(dims: dims, keepdim: true)
+        let v = x.variance(dims: dims, correction: 0, keepdim: true)
+        y = (x - mean) / (v + eps).sqrt()
+        let n = dims.reduce(1) { $0 * x.shape[$1] }
+        withNoGrad {
+            if let rm = runningMean { rm.mul_(1 - momentum).add_(mean.mean(dim: 0).reshape([c]).to(rm.dtype) * momentum) }
+            if let rv = runningVar {
+                rv.mul_(1 - momentum).add_(v.mean(dim: 0).reshape([c]).to(rv.dtype) * (momentum * Double(n) / Double(Swift.max(n - 1, 1))))
+            }
+        }
+    } else {
+        Ember.check(runningMean != nil && runningVar != nil, "instance_norm: Expected running_mean and running_var to be defined when use_input_stats is false")
+        y = (x - runningMean!.reshape(bshape)) / (runningVar!.reshape(bshape) + eps).sqrt()
+    }
+    if let weight { y = y * weight.reshape(bshape) }
+    if let bias { y = y + bias.reshape(bshape) }
+    return y
+}
+
+/// `torch.nn.functional.group_norm`: the channels of `x [N, C, …]` in `numGroups` groups,
+/// each normalised over its channels and positions, then a per-channel affine map.
+public func groupNorm(_ x: Tensor, numGroups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Double = 1e-5) -> Tensor {
+    Ember.check(x.rank >= 2 && numGroups > 0 && x.shape[1] % numGroups == 0,
+                "group_norm: Expected number of channels in input to be divisible by num_groups, but got input of shape \(x.shape) and num_groups=\(numGroups)")
+    let n = x.shape[0], c = x.shape[1]
+    if x.count == 0 { return x.clone() }
+    let g = x.reshape([n, numGroups, -1])
+    let mean = g.mean(dim: 2, keepdim: true)
+    let v = g.variance(dims: [2], correction: 0, keepdim: true)
+    var y = ((g - mean) / (v + eps).sqrt()).reshape(x.shape)
+    var bshape = [Int](repeating: 1, count: x.rank)
+    bshape[1] = c
+    if let weight { y = y * weight.reshape(bshape) }
+    if let bias { y = y + bias.reshape(bshape) }
+    return y
+}

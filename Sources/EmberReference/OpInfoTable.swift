@@ -301,6 +301,6 @@ let opInfoElementwiseAndShapes: [String: (OpCall) -> [Tensor]] = [
 
 /// Every OpInfo name Ember covers, with its adapter (the parts are split by family; a name
 /// in two parts stops here).
-public let opInfoTable: [String: (OpCall) -> [Tensor]] = [opInfoIndexingAndNN, opInfoLinalg].reduce(opInfoElementwiseAndShapes) {
+public let opInfoTable: [String: (OpCall) -> [Tensor]] = [opInfoIndexingAndNN, opInfoLinalg, opInfoMore].reduce(opInfoElementwiseAndShapes) {
     $0.merging($1) { _, _ in fatalError("an OpInfo name has two adapters") }
 }

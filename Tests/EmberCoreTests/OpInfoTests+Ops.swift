@@ -11,65 +11,68 @@ extension OpInfoTests {
         "any", "arange", "argmax", "argmin", "argsort", "argwhere",
         "asin", "asinh", "atan", "atan2", "atanh", "atleast_1d",
         "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "block_diag", "bmm",
-        "bool", "broadcast_tensors", "broadcast_to", "bucketize", "byte", "cat",
-        "cdist", "ceil", "cholesky_inverse", "cholesky_solve", "chunk", "clamp",
-        "clamp_max", "clamp_min", "clone", "column_stack", "conj", "conj_physical",
-        "constant_pad_nd", "contiguous", "copysign", "cos", "cosh", "count_nonzero",
-        "cross", "cummax", "cummin", "cumprod", "cumsum", "cumulative_trapezoid",
-        "deg2rad", "diag", "diag_embed", "diagflat", "diagonal", "diagonal_copy",
-        "diagonal_scatter", "diff", "dist", "div", "dot", "double",
-        "dsplit", "dstack", "einsum", "eq", "equal", "erf",
-        "erfc", "exp", "exp2", "expand", "expand_as", "expand_copy",
-        "expm1", "eye", "fill", "flatten", "flip", "fliplr",
-        "flipud", "float", "float_power", "floor", "floor_divide", "fmax",
-        "fmin", "fmod", "frac", "full", "full_like", "gather",
-        "ge", "geqrf", "gt", "half", "heaviside", "hsplit",
-        "hstack", "hypot", "index_add", "index_copy", "index_fill", "index_select",
-        "inner", "int", "isclose", "isfinite", "isin", "isinf",
-        "isnan", "isneginf", "isposinf", "isreal", "item", "kron",
-        "kthvalue", "le", "lerp", "linalg.cholesky", "linalg.cholesky_ex", "linalg.cond",
-        "linalg.cross", "linalg.det", "linalg.diagonal", "linalg.eigh", "linalg.eigvalsh", "linalg.householder_product",
-        "linalg.inv", "linalg.inv_ex", "linalg.lstsq", "linalg.lu", "linalg.lu_factor", "linalg.lu_factor_ex",
-        "linalg.lu_solve", "linalg.matrix_norm", "linalg.matrix_power", "linalg.matrix_rank", "linalg.multi_dot", "linalg.norm",
-        "linalg.pinv", "linalg.qr", "linalg.slogdet", "linalg.solve", "linalg.solve_ex", "linalg.solve_triangular",
-        "linalg.svd", "linalg.svdvals", "linalg.tensorinv", "linalg.tensorsolve", "linalg.vander", "linalg.vecdot",
-        "linalg.vector_norm", "linspace", "log", "log10", "log1p", "log2",
-        "log_softmax", "logaddexp", "logaddexp2", "logcumsumexp", "logdet", "logical_and",
-        "logical_not", "logical_or", "logical_xor", "logit", "logspace", "logsumexp",
-        "long", "lt", "lu", "lu_solve", "lu_unpack", "mH",
-        "mT", "masked_fill", "masked_scatter", "masked_select", "matmul", "matrix_exp",
-        "max", "maximum", "mean", "median", "meshgrid", "min",
-        "minimum", "mm", "movedim", "msort", "mul", "mv",
-        "nan_to_num", "nanmean", "nanmedian", "nansum", "narrow", "narrow_copy",
-        "ne", "neg", "new_full", "new_ones", "new_zeros", "nn.functional.adaptive_avg_pool2d",
+        "bool", "broadcast_tensors", "broadcast_to", "bucketize", "byte", "cartesian_prod",
+        "cat", "cdist", "ceil", "cholesky_inverse", "cholesky_solve", "chunk",
+        "clamp", "clamp_max", "clamp_min", "clone", "column_stack", "combinations",
+        "conj", "conj_physical", "constant_pad_nd", "contiguous", "copysign", "corrcoef",
+        "cos", "cosh", "count_nonzero", "cov", "cross", "cummax",
+        "cummin", "cumprod", "cumsum", "cumulative_trapezoid", "deg2rad", "diag",
+        "diag_embed", "diagflat", "diagonal", "diagonal_copy", "diagonal_scatter", "diff",
+        "dist", "div", "dot", "double", "dsplit", "dstack",
+        "einsum", "eq", "equal", "erf", "erfc", "exp",
+        "exp2", "expand", "expand_as", "expand_copy", "expm1", "eye",
+        "fill", "flatten", "flip", "fliplr", "flipud", "float",
+        "float_power", "floor", "floor_divide", "fmax", "fmin", "fmod",
+        "frac", "full", "full_like", "gather", "ge", "geqrf",
+        "gt", "half", "heaviside", "hsplit", "hstack", "hypot",
+        "index_add", "index_copy", "index_fill", "index_select", "inner", "int",
+        "isclose", "isfinite", "isin", "isinf", "isnan", "isneginf",
+        "isposinf", "isreal", "item", "kron", "kthvalue", "le",
+        "lerp", "linalg.cholesky", "linalg.cholesky_ex", "linalg.cond", "linalg.cross", "linalg.det",
+        "linalg.diagonal", "linalg.eigh", "linalg.eigvalsh", "linalg.householder_product", "linalg.inv", "linalg.inv_ex",
+        "linalg.lstsq", "linalg.lu", "linalg.lu_factor", "linalg.lu_factor_ex", "linalg.lu_solve", "linalg.matrix_norm",
+        "linalg.matrix_power", "linalg.matrix_rank", "linalg.multi_dot", "linalg.norm", "linalg.pinv", "linalg.qr",
+        "linalg.slogdet", "linalg.solve", "linalg.solve_ex", "linalg.solve_triangular", "linalg.svd", "linalg.svdvals",
+        "linalg.tensorinv", "linalg.tensorsolve", "linalg.vander", "linalg.vecdot", "linalg.vector_norm", "linspace",
+        "log", "log10", "log1p", "log2", "log_softmax", "logaddexp",
+        "logaddexp2", "logcumsumexp", "logdet", "logical_and", "logical_not", "logical_or",
+        "logical_xor", "logit", "logspace", "logsumexp", "long", "lt",
+        "lu", "lu_solve", "lu_unpack", "mH", "mT", "masked_fill",
+        "masked_scatter", "masked_select", "matmul", "matrix_exp", "max", "maximum",
+        "mean", "median", "meshgrid", "min", "minimum", "mm",
+        "movedim", "msort", "mul", "mv", "nan_to_num", "nanmean",
+        "nanmedian", "nansum", "narrow", "narrow_copy", "ne", "neg",
+        "new_full", "new_ones", "new_zeros", "nn.functional.adaptive_avg_pool2d", "nn.functional.batch_norm", "nn.functional.bilinear",
         "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle", "nn.functional.conv1d", "nn.functional.conv2d",
         "nn.functional.conv_transpose2d", "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding",
-        "nn.functional.gaussian_nll_loss", "nn.functional.gelu", "nn.functional.glu", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish",
-        "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.interpolate", "nn.functional.kl_div", "nn.functional.l1_loss",
-        "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish",
-        "nn.functional.mse_loss", "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad",
-        "nn.functional.pairwise_distance", "nn.functional.pdist", "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu",
-        "nn.functional.relu", "nn.functional.relu6", "nn.functional.rms_norm", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss",
-        "nn.functional.soft_margin_loss", "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink",
-        "nn.functional.threshold", "nn.functional.triplet_margin_loss", "nn.functional.unfold", "nn.functional.upsample_bilinear", "nn.functional.upsample_nearest", "nonzero",
-        "ones", "ones_like", "ormqr", "outer", "permute", "permute_copy",
-        "pinverse", "positive", "pow", "prod", "rad2deg", "ravel",
-        "real", "reciprocal", "remainder", "repeat", "repeat_interleave", "reshape",
-        "reshape_as", "resolve_conj", "resolve_neg", "roll", "rot90", "round",
-        "rsqrt", "rsub", "scalar_tensor", "scatter", "scatter_add", "searchsorted",
-        "select", "select_scatter", "sgn", "sigmoid", "sign", "signbit",
-        "sin", "sinc", "sinh", "slice_scatter", "softmax", "sort",
-        "special.entr", "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes",
-        "split_with_sizes_copy", "sqrt", "square", "squeeze", "squeeze_copy", "stack",
-        "std", "std_mean", "sub", "sum", "sum_to_size", "svd",
-        "t", "t_copy", "take", "take_along_dim", "tan", "tanh",
-        "tensor_split", "tensordot", "tile", "to", "topk", "trace",
-        "transpose", "transpose_copy", "trapezoid", "trapz", "triangular_solve", "tril",
-        "triu", "true_divide", "trunc", "unbind", "unbind_copy", "unflatten",
-        "unique", "unique_consecutive", "unsafe_chunk", "unsafe_split", "unsqueeze", "unsqueeze_copy",
-        "var", "var_mean", "vdot", "view", "view_as", "view_copy",
-        "vsplit", "vstack", "where", "xlogy", "zero_", "zeros",
-        "zeros_like",
+        "nn.functional.gaussian_nll_loss", "nn.functional.gelu", "nn.functional.glu", "nn.functional.group_norm", "nn.functional.hardshrink", "nn.functional.hardsigmoid",
+        "nn.functional.hardswish", "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.instance_norm", "nn.functional.interpolate",
+        "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.layer_norm", "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.local_response_norm",
+        "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish", "nn.functional.mse_loss", "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss",
+        "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance", "nn.functional.pdist", "nn.functional.pixel_shuffle",
+        "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu", "nn.functional.relu6", "nn.functional.rms_norm",
+        "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss", "nn.functional.softmin", "nn.functional.softplus",
+        "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold", "nn.functional.triplet_margin_loss", "nn.functional.unfold",
+        "nn.functional.upsample_bilinear", "nn.functional.upsample_nearest", "nonzero", "norm", "ones", "ones_like",
+        "ormqr", "outer", "permute", "permute_copy", "pinverse", "positive",
+        "pow", "prod", "rad2deg", "ravel", "real", "reciprocal",
+        "remainder", "renorm", "repeat", "repeat_interleave", "reshape", "reshape_as",
+        "resolve_conj", "resolve_neg", "roll", "rot90", "round", "rsqrt",
+        "rsub", "scalar_tensor", "scatter", "scatter_add", "searchsorted", "select",
+        "select_scatter", "sgn", "sigmoid", "sign", "signal.windows.bartlett", "signal.windows.blackman",
+        "signal.windows.cosine", "signal.windows.exponential", "signal.windows.gaussian", "signal.windows.general_cosine", "signal.windows.general_hamming", "signal.windows.hamming",
+        "signal.windows.hann", "signal.windows.nuttall", "signbit", "sin", "sinc", "sinh",
+        "slice_scatter", "softmax", "sort", "special.entr", "special.log_ndtr", "special.ndtr",
+        "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy", "sqrt", "square",
+        "squeeze", "squeeze_copy", "stack", "std", "std_mean", "sub",
+        "sum", "sum_to_size", "svd", "t", "t_copy", "take",
+        "take_along_dim", "tan", "tanh", "tensor_split", "tensordot", "tile",
+        "to", "topk", "trace", "transpose", "transpose_copy", "trapezoid",
+        "trapz", "triangular_solve", "tril", "triu", "true_divide", "trunc",
+        "unbind", "unbind_copy", "unflatten", "unique", "unique_consecutive", "unsafe_chunk",
+        "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot",
+        "view", "view_as", "view_copy", "vsplit", "vstack", "where",
+        "xlogy", "zero_", "zeros", "zeros_like",
     ]
 
     func test_H() { check("H") }  // 4 cases
@@ -113,6 +116,7 @@ extension OpInfoTests {
     func test_broadcast_to() { check("broadcast_to") }  // 14 cases
     func test_bucketize() { check("bucketize") }  // 48 cases
     func test_byte() { check("byte") }  // 10 cases
+    func test_cartesian_prod() { check("cartesian_prod") }  // 6 cases
     func test_cat() { check("cat") }  // 18 cases
     func test_cdist() { check("cdist") }  // 384 cases
     func test_ceil() { check("ceil") }  // 2 cases
@@ -124,14 +128,17 @@ extension OpInfoTests {
     func test_clamp_min() { check("clamp_min") }  // 18 cases
     func test_clone() { check("clone") }  // 4 cases
     func test_column_stack() { check("column_stack") }  // 6 cases
+    func test_combinations() { check("combinations") }  // 36 cases
     func test_conj() { check("conj") }  // 6 cases
     func test_conj_physical() { check("conj_physical") }  // 2 cases
     func test_constant_pad_nd() { check("constant_pad_nd") }  // 102 cases
     func test_contiguous() { check("contiguous") }  // 4 cases
     func test_copysign() { check("copysign") }  // 20 cases
+    func test_corrcoef() { check("corrcoef") }  // 8 cases
     func test_cos() { check("cos") }  // 6 cases
     func test_cosh() { check("cosh") }  // 6 cases
     func test_count_nonzero() { check("count_nonzero") }  // 40 cases
+    func test_cov() { check("cov") }  // 80 cases
     func test_cross() { check("cross") }  // 6 cases
     func test_cummax() { check("cummax") }  // 6 cases
     func test_cummin() { check("cummin") }  // 6 cases
@@ -294,6 +301,8 @@ extension OpInfoTests {
     func test_new_ones() { check("new_ones") }  // 14 cases
     func test_new_zeros() { check("new_zeros") }  // 14 cases
     func test_nn_functional_adaptive_avg_pool2d() { check("nn.functional.adaptive_avg_pool2d") }  // 20 cases
+    func test_nn_functional_batch_norm() { check("nn.functional.batch_norm") }  // 24 cases
+    func test_nn_functional_bilinear() { check("nn.functional.bilinear") }  // 32 cases
     func test_nn_functional_binary_cross_entropy() { check("nn.functional.binary_cross_entropy") }  // 22 cases
     func test_nn_functional_binary_cross_entropy_with_logits() { check("nn.functional.binary_cross_entropy_with_logits") }  // 52 cases
     func test_nn_functional_celu() { check("nn.functional.celu") }  // 6 cases
@@ -309,15 +318,18 @@ extension OpInfoTests {
     func test_nn_functional_gaussian_nll_loss() { check("nn.functional.gaussian_nll_loss") }  // 648 cases
     func test_nn_functional_gelu() { check("nn.functional.gelu") }  // 16 cases
     func test_nn_functional_glu() { check("nn.functional.glu") }  // 92 cases
+    func test_nn_functional_group_norm() { check("nn.functional.group_norm") }  // 50 cases
     func test_nn_functional_hardshrink() { check("nn.functional.hardshrink") }  // 12 cases
     func test_nn_functional_hardsigmoid() { check("nn.functional.hardsigmoid") }  // 6 cases
     func test_nn_functional_hardswish() { check("nn.functional.hardswish") }  // 8 cases
     func test_nn_functional_hardtanh() { check("nn.functional.hardtanh") }  // 10 cases
     func test_nn_functional_hinge_embedding_loss() { check("nn.functional.hinge_embedding_loss") }  // 20 cases
     func test_nn_functional_huber_loss() { check("nn.functional.huber_loss") }  // 18 cases
+    func test_nn_functional_instance_norm() { check("nn.functional.instance_norm") }  // 18 cases
     func test_nn_functional_interpolate() { check("nn.functional.interpolate") }  // 316 cases
     func test_nn_functional_kl_div() { check("nn.functional.kl_div") }  // 32 cases
     func test_nn_functional_l1_loss() { check("nn.functional.l1_loss") }  // 12 cases
+    func test_nn_functional_layer_norm() { check("nn.functional.layer_norm") }  // 12 cases
     func test_nn_functional_leaky_relu() { check("nn.functional.leaky_relu") }  // 18 cases
     func test_nn_functional_linear() { check("nn.functional.linear") }  // 50 cases
     func test_nn_functional_local_response_norm() { check("nn.functional.local_response_norm") }  // 22 cases
@@ -354,6 +366,7 @@ extension OpInfoTests {
     func test_nn_functional_upsample_bilinear() { check("nn.functional.upsample_bilinear") }  // 8 cases
     func test_nn_functional_upsample_nearest() { check("nn.functional.upsample_nearest") }  // 24 cases
     func test_nonzero() { check("nonzero") }  // 48 cases
+    func test_norm() { check("norm") }  // 102 cases
     func test_ones() { check("ones") }  // 4 cases
     func test_ones_like() { check("ones_like") }  // 14 cases
     func test_ormqr() { check("ormqr") }  // 288 cases
@@ -369,6 +382,7 @@ extension OpInfoTests {
     func test_real() { check("real") }  // 6 cases
     func test_reciprocal() { check("reciprocal") }  // 6 cases
     func test_remainder() { check("remainder") }  // 18 cases
+    func test_renorm() { check("renorm") }  // 8 cases
     func test_repeat() { check("repeat") }  // 48 cases
     func test_repeat_interleave() { check("repeat_interleave") }  // 10 cases
     func test_reshape() { check("reshape") }  // 14 cases
@@ -389,6 +403,16 @@ extension OpInfoTests {
     func test_sgn() { check("sgn") }  // 2 cases
     func test_sigmoid() { check("sigmoid") }  // 6 cases
     func test_sign() { check("sign") }  // 2 cases
+    func test_signal_windows_bartlett() { check("signal.windows.bartlett") }  // 24 cases
+    func test_signal_windows_blackman() { check("signal.windows.blackman") }  // 24 cases
+    func test_signal_windows_cosine() { check("signal.windows.cosine") }  // 24 cases
+    func test_signal_windows_exponential() { check("signal.windows.exponential") }  // 24 cases
+    func test_signal_windows_gaussian() { check("signal.windows.gaussian") }  // 24 cases
+    func test_signal_windows_general_cosine() { check("signal.windows.general_cosine") }  // 24 cases
+    func test_signal_windows_general_hamming() { check("signal.windows.general_hamming") }  // 24 cases
+    func test_signal_windows_hamming() { check("signal.windows.hamming") }  // 24 cases
+    func test_signal_windows_hann() { check("signal.windows.hann") }  // 24 cases
+    func test_signal_windows_nuttall() { check("signal.windows.nuttall") }  // 24 cases
     func test_signbit() { check("signbit") }  // 2 cases
     func test_sin() { check("sin") }  // 2 cases
     func test_sinc() { check("sinc") }  // 6 cases

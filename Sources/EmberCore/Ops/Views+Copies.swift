@@ -295,3 +295,55 @@ public func channelShuffle(_ x: Tensor, groups g: Int) -> Tensor {
     let rest = Array(x.shape.dropFirst(2))
     return x.reshape([x.shape[0], g, x.shape[1] / g] + rest).transpose(1, 2).reshape(x.shape)
 }
+
+extension Tensor {
+    /// The Cartesian product of 1-D tensors as rows `[Πnᵢ, k]` (`torch.cartesian_prod`; one
+    /// tensor is returned as it is).
+    public static func cartesianProd(_ tensors: [Tensor]) -> Tensor {
+        checked {
+            try require(!tensors.isEmpty && tensors.allSatisfy { $0.rank == 1 },
+                        "cartesian_prod: expects 1-D tensors, got shapes \(tensors.map { fmt($0.shape) })")
+        }
+        if tensors.count == 1 { return tensors[0] }
+        return Tensor.stack(Tensor.meshgrid(tensors, indexing: "ij").map { $0.reshape([-1]) }, dim: 1)
+    }
+
+    /// The length-`r` combinations of the elements of a 1-D tensor, in lexicographic order of
+    /// positions, as rows `[count, r]` (`torch.combinations`); with `withReplacement`, an
+    /// element may repeat.
+    public func combinations(r: Int = 2, withReplacement: Bool = false) -> Tensor {
+        checked {
+            try require(rank == 1, "combinations: Expect a 1D vector, but got shape \(fmt(shape))")
+            try require(r >= 0, "combinations: Expect a non-negative number, but got \(r)")
+        }
+        let n = shape[0]
+        var picks: [Int64] = [], count = 0
+        var current = [Int]()
+        func extend(_ from: Int) {
+            if current.count == r { picks += current.map(Int64.init); count += 1; return }
+            if from >= n { return }
+            for i in from..<n {
+                current.append(i)
+                extend(withReplacement ? i : i + 1)
+                current.removeLast()
+            }
+        }
+        if r > 0 { extend(0) }
+        let index = Tensor(picks, shape: [picks.count], dtype: .int64, device: device)
+        return indexSelect(0, index).reshape([count, r])
+    }
+
+    /// Each slice along `dim` whose p-norm exceeds `maxnorm` scaled down to norm `maxnorm`
+    /// (`torch.renorm`; the scale is `maxnorm / (norm + 1e-7)`, as PyTorch's).
+    public func renorm(p: Double, dim: Int, maxnorm: Double) -> Tensor {
+        checked {
+            try require(p > 0, "renorm: non-positive-norm not supported (p = \(p))")
+            try require(rank > 1, "renorm: input needs at least 2 dimensions, got \(rank) dimensions")
+        }
+        let d = dim < 0 ? dim + rank : dim
+        let others = (0..<rank).filter { $0 != d }
+        let norms = Linalg.vectorNorm(self, ord: p, dim: others, keepdim: true)
+        let factor = Tensor.where(norms.gt(maxnorm), maxnorm / (norms + 1e-7), Tensor.onesLike(norms))
+        return self * factor
+    }
+}
