@@ -7,7 +7,7 @@ For every op of Scripts/opinfo_table.py and every OpInfo entry of that name (its
 too), in float32 and float64 where PyTorch's CPU has them: each `sample_inputs(...)` sample,
 called as PyTorch's test suite calls it (`op(sample.input, *sample.args, **sample.kwargs)`);
 its outputs; and, where the op supports autograd, the gradient of every floating input under
-a seeded random upstream gradient, and in float64 the second-order gradient where OpInfo says
+a fixed upstream pattern (`pattern`, recomputed by the Swift side), and in float64 the second-order gradient where OpInfo says
 the op supports gradgrad.
 
 Written: Tests/EmberTestSupport/Fixtures/opinfo.json (the cases: op, arguments with tensors
@@ -45,9 +45,10 @@ def main():
     by_name = {}
     for o in op_db:
         by_name.setdefault(o.name, []).append(o)
-    tensors = {}
+    tensors = Packer()
     cases = []
     skipped = {}
+    repeats = {}
     for name, (spelling, opts) in TABLE.items():
         if only and name not in only:
             continue
@@ -62,7 +63,16 @@ def main():
                 full = name + (("." + info.variant_test_name) if info.variant_test_name else "")
                 torch.manual_seed(zlib.crc32(f"{full}@{dn}".encode()))
                 grad = info.supports_autograd and dt.is_floating_point
+                seen = set()
                 for k, s in enumerate(info.sample_inputs("cpu", dt, requires_grad=grad)):
+                    if opts.get("dedupe"):
+                        # The same call as an earlier sample (up to spelling 3 as (3, 3), on
+                        # other random values): left out as a repeat, not a skip.
+                        key = repr(canonical((s.input, s.args, s.kwargs)))
+                        if key in seen:
+                            repeats[name] = repeats.get(name, 0) + 1
+                            continue
+                        seen.add(key)
                     reason = opts.get("skip", lambda s: None)(s)
                     if reason is None:
                         try:
@@ -73,17 +83,60 @@ def main():
                     skipped.setdefault(name, []).append(f"{full}@{dn}#{k}: {reason}")
     os.makedirs(OUT, exist_ok=True)
     tmp = os.path.join(OUT, "opinfo.safetensors.tmp")
-    save_file(tensors, tmp)
+    save_file(tensors.blobs(), tmp)
     os.replace(tmp, os.path.join(OUT, "opinfo.safetensors"))
-    manifest = {"torch": torch.__version__, "cases": cases, "skipped": skipped}
+    manifest = {"torch": torch.__version__, "cases": cases, "skipped": skipped, "repeats": repeats}
     tmp = os.path.join(OUT, "opinfo.json.tmp")
     with open(tmp, "w") as f:
         json.dump(manifest, f, separators=(",", ":"), allow_nan=False)
     os.replace(tmp, os.path.join(OUT, "opinfo.json"))
     size = os.path.getsize(os.path.join(OUT, "opinfo.safetensors")) + os.path.getsize(os.path.join(OUT, "opinfo.json"))
     print(f"wrote {len(cases)} cases of {len({c['op'] for c in cases})} ops ({size / 1e6:.1f} MB); "
-          f"{sum(len(v) for v in skipped.values())} samples skipped")
+          f"{sum(len(v) for v in skipped.values())} samples skipped, {sum(repeats.values())} repeats left out")
     subprocess.run([sys.executable, os.path.join(ROOT, "Scripts", "make_fixture_tests.py")], check=True)
+
+
+def pattern(shape, dtype, salt):
+    """The upstream gradients and second-order directions: a fixed pattern in [-1, 1) that
+    the Swift side computes the same way (exact integer arithmetic, one rounded division),
+    so the fixtures need not store them. `salt` is the number the case records."""
+    i = torch.arange(math.prod(shape), dtype=torch.int64)
+    v = ((i * 7919 + salt * 104729) % 2003).double() / 1001.5 - 1.0
+    return v.to(dtype).reshape(shape)
+
+
+class Packer:
+    """Every tensor of the fixtures in one flat blob per dtype (a safetensors header entry per
+    tensor would outweigh the small tensors themselves); a case refers to a tensor as
+    [dtype, offset, shape]."""
+
+    def __init__(self):
+        self.parts = {}
+        self.sizes = {}
+
+    def put(self, t):
+        name = NAME[t.dtype]
+        self.parts.setdefault(name, []).append(t.contiguous().reshape(-1).clone())
+        offset = self.sizes.get(name, 0)
+        self.sizes[name] = offset + t.numel()
+        return [name, offset, list(t.shape)]
+
+    def blobs(self):
+        return {name: torch.cat(parts) for name, parts in self.parts.items()}
+
+
+def canonical(v):
+    """A sample's call without its random values: tensors by shape and dtype, and a tuple of
+    equal ints as the int (pooling's kernel_size=3 is kernel_size=(3, 3))."""
+    if isinstance(v, torch.Tensor):
+        return ("tensor", tuple(v.shape), str(v.dtype))
+    if isinstance(v, dict):
+        return tuple(sorted((k, canonical(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        if v and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and len(set(v)) == 1:
+            return v[0]
+        return tuple(canonical(x) for x in v)
+    return v
 
 
 def record(case_name, op_name, info, s, dt, grad, tensors, opts):
@@ -153,9 +206,7 @@ def record(case_name, op_name, info, s, dt, grad, tensors, opts):
             t = t.float()
         if getattr(t, "_is_zerotensor", lambda: False)():
             t = torch.zeros(t.shape, dtype=t.dtype)
-        name = f"{key}.{tag}"
-        tensors[name] = t.contiguous().clone()
-        return name
+        return tensors.put(t)
 
     c = {"name": case_name, "op": op_name, "args": args, "kwargs": kwargs,
          "inputs": [put(f"in{i}", t) for i, t in enumerate(inputs)],
@@ -168,8 +219,8 @@ def record(case_name, op_name, info, s, dt, grad, tensors, opts):
     leaves = [t for t in inputs if t.requires_grad and t.is_leaf]
     diff = [o for o in outs if o.requires_grad and o.dtype.is_floating_point]
     if grad and leaves and diff:
-        ups = [torch.randn(o.shape, dtype=o.dtype) if o.requires_grad and o.dtype.is_floating_point else None
-               for o in outs]
+        ups = [pattern(o.shape, o.dtype, i + 1) if o.requires_grad and o.dtype.is_floating_point else None
+               for i, o in enumerate(outs)]
         loss = sum((o * u).sum() for o, u in zip(outs, ups) if u is not None)
         second = dt == torch.float64 and info.supports_gradgrad and not upcast
         try:
@@ -179,13 +230,13 @@ def record(case_name, op_name, info, s, dt, grad, tensors, opts):
             # the forward is compared, the backward is not.
             c["backward_error"] = str(e).splitlines()[0]
             return c
-        c["upstream"] = [put(f"up{i}", u) if u is not None else None for i, u in enumerate(ups)]
+        c["upstream"] = [i + 1 if u is not None else None for i, u in enumerate(ups)]
         c["grads"] = [put(f"g{i}", g if g is not None else torch.zeros_like(l)) for i, (g, l) in enumerate(zip(gs, leaves))]
         if second and any(g is not None and g.requires_grad for g in gs):
-            vs = [torch.randn(l.shape, dtype=l.dtype) for l in leaves]
+            vs = [pattern(l.shape, l.dtype, 100 + i) for i, l in enumerate(leaves)]
             s2 = sum((g * v).sum() for g, v in zip(gs, vs) if g is not None and g.requires_grad)
             ggs = torch.autograd.grad(s2, leaves, allow_unused=True)
-            c["double_v"] = [put(f"v{i}", v) for i, v in enumerate(vs)]
+            c["double_v"] = [100 + i for i in range(len(vs))]
             c["double_grads"] = [put(f"gg{i}", g if g is not None else torch.zeros_like(l))
                                  for i, (g, l) in enumerate(zip(ggs, leaves))]
     return c

@@ -207,10 +207,22 @@ public struct OpInfoFixtures {
               let raw = root["cases"] as? [[String: Any]] else {
             throw EmberError.io("\(manifest.path) is not an OpInfo fixture manifest")
         }
+        // The tensors are packed in one flat blob per dtype; a case names one as
+        // [dtype, offset, shape].
         let (store, _) = try SafeTensors.load(tensors.path)
-        func values(_ name: Any?) throws -> (data: [Double], shape: [Int], dtype: DType) {
-            guard let n = name as? String, let t = store[n] else { throw EmberError.io("opinfo.safetensors has no tensor \(name ?? "nil")") }
-            return (t.toArray(Double.self), t.shape, t.dtype)
+        var blobs: [String: (values: [Double], dtype: DType)] = [:]
+        func values(_ ref: Any?) throws -> (data: [Double], shape: [Int], dtype: DType) {
+            guard let r = ref as? [Any], r.count == 3, let key = r[0] as? String, let shape = r[2] as? [Any] else {
+                throw EmberError.io("opinfo.json: \(ref ?? "nil") is not a tensor reference [dtype, offset, shape]")
+            }
+            if blobs[key] == nil {
+                guard let t = store[key] else { throw EmberError.io("opinfo.safetensors has no \(key) blob") }
+                blobs[key] = (t.toArray(Double.self), t.dtype)
+            }
+            let blob = blobs[key]!, dims = shape.map { Int(number($0)) }
+            let offset = Int(number(r[1])), count = dims.reduce(1, *)
+            guard offset >= 0, offset + count <= blob.values.count else { throw EmberError.io("opinfo.json: \(r) lies outside the \(key) blob") }
+            return (Array(blob.values[offset..<(offset + count)]), dims, blob.dtype)
         }
         var cases: [OpCase] = []
         for c in raw {
@@ -233,15 +245,29 @@ public struct OpInfoFixtures {
                 grads = inputs.map { $0.raw ? nil : it.next()! }
             }
             let double = try optionalList("double_grads")
+            // Upstream gradients and second-order directions are the generator's `pattern`,
+            // recorded by salt.
+            func patterns(_ key: String, shapes: [[Int]]) -> [[Double]?]? {
+                guard let l = c[key] as? [Any] else { return nil }
+                return zip(l, shapes).map { s, shape in s is NSNull ? nil : OpInfoFixtures.pattern(count: shape.reduce(1, *), salt: Int(number(s))) }
+            }
+            let upstream = patterns("upstream", shapes: outputs.map(\.shape))
+            let doubleV = patterns("double_v", shapes: inputs.filter { !$0.raw }.map(\.baseShape))
             cases.append(OpCase(name: c["name"] as! String, op: c["op"] as! String, table: .opInfo,
                                 params: Params(d: ["args": c["args"] as Any, "kwargs": c["kwargs"] as Any,
                                                    "variant": c["variant"] as Any, "process": c["process"] as Any]),
-                                inputs: inputs, outputs: outputs, upstream: try optionalList("upstream"), grads: grads,
-                                doubleV: try optionalList("double_v"), doubleGrads: double?.map { $0! }))
+                                inputs: inputs, outputs: outputs, upstream: upstream, grads: grads,
+                                doubleV: doubleV, doubleGrads: double?.map { $0! }))
         }
         self.cases = cases
         skipped = root["skipped"] as? [String: [String]] ?? [:]
         torchVersion = root["torch"] as? String ?? "?"
+    }
+
+    /// `Scripts/make_opinfo_fixtures.py`'s `pattern`: `((i·7919 + salt·104729) mod 2003) / 1001.5 − 1`
+    /// (exact up to the one rounded division, so both sides get the same numbers).
+    public static func pattern(count: Int, salt: Int) -> [Double] {
+        (0..<count).map { i in Double((i * 7919 + salt * 104729) % 2003) / 1001.5 - 1.0 }
     }
 
     /// The fixtures beside `ops.json` (the directory of `opsPath`).

@@ -13,7 +13,65 @@ func window(_ f: @escaping (OpCall, Int, Bool, DType) -> Tensor) -> (OpCall) -> 
     }
 }
 
+/// An int-or-tuple pooling argument (a missing one is nil; `stride=[]` means the kernel).
+func poolInts(_ c: OpCall, _ i: Int?, _ name: String) -> [Int]? { c.ints(i, name) }
+
+func maxPoolAdapter(_ spatial: Int) -> (OpCall) -> [Tensor] {
+    { c in
+        let r = maxPool(c.input, spatial: spatial, kernel: poolInts(c, 1, "kernel_size")!, stride: poolInts(c, 2, "stride"),
+                        padding: poolInts(c, 3, "padding") ?? [0], dilation: poolInts(c, 4, "dilation") ?? [1],
+                        ceilMode: c.bool(5, "ceil_mode") ?? false)
+        return (c.bool(6, "return_indices") ?? false) ? [r.values, r.indices] : [r.values]
+    }
+}
+func avgPoolAdapter(_ spatial: Int) -> (OpCall) -> [Tensor] {
+    { c in
+        [avgPool(c.input, spatial: spatial, kernel: poolInts(c, 1, "kernel_size")!, stride: poolInts(c, 2, "stride"),
+                 padding: poolInts(c, 3, "padding") ?? [0], ceilMode: c.bool(4, "ceil_mode") ?? false,
+                 countIncludePad: c.bool(5, "count_include_pad") ?? true, divisorOverride: spatial == 1 ? nil : c.int(6, "divisor_override"))]
+    }
+}
+/// An adaptive output size: an int, or a list whose None entries keep the input's size.
+func adaptiveSize(_ c: OpCall, _ spatial: Int) -> [Int] {
+    let inSizes = Array(c.input.shape.suffix(spatial))
+    switch c.arg(1, "output_size") {
+    case .int(let v)?: return Array(repeating: v, count: spatial)
+    case .list(let l)?:
+        return l.enumerated().map { i, a in if case .int(let v) = a { v } else { inSizes[i] } }
+    default: fatalError("output_size \(String(describing: c.arg(1, "output_size")))")
+    }
+}
+func unpoolAdapter(_ spatial: Int) -> (OpCall) -> [Tensor] {
+    { c in
+        [maxUnpool(c.input, indices: c.tensor(1, "indices")!, spatial: spatial, kernel: poolInts(c, 2, "kernel_size")!,
+                   stride: poolInts(c, 3, "stride"), padding: poolInts(c, 4, "padding") ?? [0], outputSize: poolInts(c, 5, "output_size"))]
+    }
+}
+
 let opInfoMore: [String: (OpCall) -> [Tensor]] = [
+    "nn.functional.max_pool1d": maxPoolAdapter(1),
+    "nn.functional.max_pool2d": maxPoolAdapter(2),
+    "nn.functional.max_pool3d": maxPoolAdapter(3),
+    "nn.functional.avg_pool1d": avgPoolAdapter(1),
+    "nn.functional.avg_pool2d": avgPoolAdapter(2),
+    "nn.functional.avg_pool3d": avgPoolAdapter(3),
+    "nn.functional.adaptive_avg_pool1d": { c in [adaptiveAvgPool(c.input, outputSize: adaptiveSize(c, 1))] },
+    "nn.functional.adaptive_avg_pool3d": { c in [adaptiveAvgPool(c.input, outputSize: adaptiveSize(c, 3))] },
+    "nn.functional.adaptive_max_pool1d": { c in
+        let r = adaptiveMaxPool(c.input, outputSize: adaptiveSize(c, 1))
+        return (c.bool(2, "return_indices") ?? false) ? [r.values, r.indices] : [r.values]
+    },
+    "nn.functional.adaptive_max_pool2d": { c in
+        let r = adaptiveMaxPool(c.input, outputSize: adaptiveSize(c, 2))
+        return (c.bool(2, "return_indices") ?? false) ? [r.values, r.indices] : [r.values]
+    },
+    "nn.functional.adaptive_max_pool3d": { c in
+        let r = adaptiveMaxPool(c.input, outputSize: adaptiveSize(c, 3))
+        return (c.bool(2, "return_indices") ?? false) ? [r.values, r.indices] : [r.values]
+    },
+    "nn.functional.max_unpool1d": unpoolAdapter(1),
+    "nn.functional.max_unpool2d": unpoolAdapter(2),
+    "nn.functional.max_unpool3d": unpoolAdapter(3),
     "nn.functional.layer_norm": { c in
         [layerNorm(c.input, c.ints(1, "normalized_shape")!, c.tensor(2, "weight"), c.tensor(3, "bias"), eps: c.double(4, "eps") ?? 1e-5)]
     },

@@ -42,37 +42,39 @@ extension OpInfoTests {
         "mean", "median", "meshgrid", "min", "minimum", "mm",
         "movedim", "msort", "mul", "mv", "nan_to_num", "nanmean",
         "nanmedian", "nansum", "narrow", "narrow_copy", "ne", "neg",
-        "new_full", "new_ones", "new_zeros", "nn.functional.adaptive_avg_pool2d", "nn.functional.batch_norm", "nn.functional.bilinear",
-        "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle", "nn.functional.conv1d", "nn.functional.conv2d",
-        "nn.functional.conv_transpose2d", "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding",
-        "nn.functional.gaussian_nll_loss", "nn.functional.gelu", "nn.functional.glu", "nn.functional.group_norm", "nn.functional.hardshrink", "nn.functional.hardsigmoid",
-        "nn.functional.hardswish", "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.instance_norm", "nn.functional.interpolate",
-        "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.layer_norm", "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.local_response_norm",
-        "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.mish", "nn.functional.mse_loss", "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss",
-        "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance", "nn.functional.pdist", "nn.functional.pixel_shuffle",
-        "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu", "nn.functional.relu6", "nn.functional.rms_norm",
-        "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss", "nn.functional.softmin", "nn.functional.softplus",
-        "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold", "nn.functional.triplet_margin_loss", "nn.functional.unfold",
-        "nn.functional.upsample_bilinear", "nn.functional.upsample_nearest", "nonzero", "norm", "ones", "ones_like",
-        "ormqr", "outer", "permute", "permute_copy", "pinverse", "positive",
-        "pow", "prod", "rad2deg", "ravel", "real", "reciprocal",
-        "remainder", "renorm", "repeat", "repeat_interleave", "reshape", "reshape_as",
-        "resolve_conj", "resolve_neg", "roll", "rot90", "round", "rsqrt",
-        "rsub", "scalar_tensor", "scatter", "scatter_add", "searchsorted", "select",
-        "select_scatter", "sgn", "sigmoid", "sign", "signal.windows.bartlett", "signal.windows.blackman",
-        "signal.windows.cosine", "signal.windows.exponential", "signal.windows.gaussian", "signal.windows.general_cosine", "signal.windows.general_hamming", "signal.windows.hamming",
-        "signal.windows.hann", "signal.windows.nuttall", "signbit", "sin", "sinc", "sinh",
-        "slice_scatter", "softmax", "sort", "special.entr", "special.log_ndtr", "special.ndtr",
-        "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy", "sqrt", "square",
-        "squeeze", "squeeze_copy", "stack", "std", "std_mean", "sub",
-        "sum", "sum_to_size", "svd", "t", "t_copy", "take",
-        "take_along_dim", "tan", "tanh", "tensor_split", "tensordot", "tile",
-        "to", "topk", "trace", "transpose", "transpose_copy", "trapezoid",
-        "trapz", "triangular_solve", "tril", "triu", "true_divide", "trunc",
-        "unbind", "unbind_copy", "unflatten", "unique", "unique_consecutive", "unsafe_chunk",
-        "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot",
-        "view", "view_as", "view_copy", "vsplit", "vstack", "where",
-        "xlogy", "zero_", "zeros", "zeros_like",
+        "new_full", "new_ones", "new_zeros", "nn.functional.adaptive_avg_pool1d", "nn.functional.adaptive_avg_pool2d", "nn.functional.adaptive_avg_pool3d",
+        "nn.functional.adaptive_max_pool1d", "nn.functional.adaptive_max_pool2d", "nn.functional.adaptive_max_pool3d", "nn.functional.avg_pool1d", "nn.functional.avg_pool2d", "nn.functional.avg_pool3d",
+        "nn.functional.batch_norm", "nn.functional.bilinear", "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle",
+        "nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d", "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy",
+        "nn.functional.elu", "nn.functional.embedding", "nn.functional.gaussian_nll_loss", "nn.functional.gelu", "nn.functional.glu", "nn.functional.group_norm",
+        "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss",
+        "nn.functional.instance_norm", "nn.functional.interpolate", "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.layer_norm", "nn.functional.leaky_relu",
+        "nn.functional.linear", "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.max_pool1d", "nn.functional.max_pool2d",
+        "nn.functional.max_pool3d", "nn.functional.max_unpool1d", "nn.functional.max_unpool2d", "nn.functional.max_unpool3d", "nn.functional.mish", "nn.functional.mse_loss",
+        "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance",
+        "nn.functional.pdist", "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu",
+        "nn.functional.relu6", "nn.functional.rms_norm", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss",
+        "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold",
+        "nn.functional.triplet_margin_loss", "nn.functional.unfold", "nn.functional.upsample_bilinear", "nn.functional.upsample_nearest", "nonzero", "norm",
+        "ones", "ones_like", "ormqr", "outer", "permute", "permute_copy",
+        "pinverse", "positive", "pow", "prod", "rad2deg", "ravel",
+        "real", "reciprocal", "remainder", "renorm", "repeat", "repeat_interleave",
+        "reshape", "reshape_as", "resolve_conj", "resolve_neg", "roll", "rot90",
+        "round", "rsqrt", "rsub", "scalar_tensor", "scatter", "scatter_add",
+        "searchsorted", "select", "select_scatter", "sgn", "sigmoid", "sign",
+        "signal.windows.bartlett", "signal.windows.blackman", "signal.windows.cosine", "signal.windows.exponential", "signal.windows.gaussian", "signal.windows.general_cosine",
+        "signal.windows.general_hamming", "signal.windows.hamming", "signal.windows.hann", "signal.windows.nuttall", "signbit", "sin",
+        "sinc", "sinh", "slice_scatter", "softmax", "sort", "special.entr",
+        "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy",
+        "sqrt", "square", "squeeze", "squeeze_copy", "stack", "std",
+        "std_mean", "sub", "sum", "sum_to_size", "svd", "t",
+        "t_copy", "take", "take_along_dim", "tan", "tanh", "tensor_split",
+        "tensordot", "tile", "to", "topk", "trace", "transpose",
+        "transpose_copy", "trapezoid", "trapz", "triangular_solve", "tril", "triu",
+        "true_divide", "trunc", "unbind", "unbind_copy", "unflatten", "unique",
+        "unique_consecutive", "unsafe_chunk", "unsafe_split", "unsqueeze", "unsqueeze_copy", "var",
+        "var_mean", "vdot", "view", "view_as", "view_copy", "vsplit",
+        "vstack", "where", "xlogy", "zero_", "zeros", "zeros_like",
     ]
 
     func test_H() { check("H") }  // 4 cases
@@ -300,7 +302,15 @@ extension OpInfoTests {
     func test_new_full() { check("new_full") }  // 14 cases
     func test_new_ones() { check("new_ones") }  // 14 cases
     func test_new_zeros() { check("new_zeros") }  // 14 cases
+    func test_nn_functional_adaptive_avg_pool1d() { check("nn.functional.adaptive_avg_pool1d") }  // 12 cases
     func test_nn_functional_adaptive_avg_pool2d() { check("nn.functional.adaptive_avg_pool2d") }  // 20 cases
+    func test_nn_functional_adaptive_avg_pool3d() { check("nn.functional.adaptive_avg_pool3d") }  // 24 cases
+    func test_nn_functional_adaptive_max_pool1d() { check("nn.functional.adaptive_max_pool1d") }  // 24 cases
+    func test_nn_functional_adaptive_max_pool2d() { check("nn.functional.adaptive_max_pool2d") }  // 68 cases
+    func test_nn_functional_adaptive_max_pool3d() { check("nn.functional.adaptive_max_pool3d") }  // 40 cases
+    func test_nn_functional_avg_pool1d() { check("nn.functional.avg_pool1d") }  // 18 cases
+    func test_nn_functional_avg_pool2d() { check("nn.functional.avg_pool2d") }  // 14 cases
+    func test_nn_functional_avg_pool3d() { check("nn.functional.avg_pool3d") }  // 16 cases
     func test_nn_functional_batch_norm() { check("nn.functional.batch_norm") }  // 24 cases
     func test_nn_functional_bilinear() { check("nn.functional.bilinear") }  // 32 cases
     func test_nn_functional_binary_cross_entropy() { check("nn.functional.binary_cross_entropy") }  // 22 cases
@@ -329,12 +339,18 @@ extension OpInfoTests {
     func test_nn_functional_interpolate() { check("nn.functional.interpolate") }  // 316 cases
     func test_nn_functional_kl_div() { check("nn.functional.kl_div") }  // 32 cases
     func test_nn_functional_l1_loss() { check("nn.functional.l1_loss") }  // 12 cases
-    func test_nn_functional_layer_norm() { check("nn.functional.layer_norm") }  // 12 cases
+    func test_nn_functional_layer_norm() { check("nn.functional.layer_norm") }  // 10 cases
     func test_nn_functional_leaky_relu() { check("nn.functional.leaky_relu") }  // 18 cases
     func test_nn_functional_linear() { check("nn.functional.linear") }  // 50 cases
     func test_nn_functional_local_response_norm() { check("nn.functional.local_response_norm") }  // 22 cases
     func test_nn_functional_logsigmoid() { check("nn.functional.logsigmoid") }  // 6 cases
     func test_nn_functional_margin_ranking_loss() { check("nn.functional.margin_ranking_loss") }  // 48 cases
+    func test_nn_functional_max_pool1d() { check("nn.functional.max_pool1d") }  // 192 cases
+    func test_nn_functional_max_pool2d() { check("nn.functional.max_pool2d") }  // 1152 cases
+    func test_nn_functional_max_pool3d() { check("nn.functional.max_pool3d") }  // 576 cases
+    func test_nn_functional_max_unpool1d() { check("nn.functional.max_unpool1d") }  // 57 cases
+    func test_nn_functional_max_unpool2d() { check("nn.functional.max_unpool2d") }  // 175 cases
+    func test_nn_functional_max_unpool3d() { check("nn.functional.max_unpool3d") }  // 189 cases
     func test_nn_functional_mish() { check("nn.functional.mish") }  // 6 cases
     func test_nn_functional_mse_loss() { check("nn.functional.mse_loss") }  // 12 cases
     func test_nn_functional_multilabel_soft_margin_loss() { check("nn.functional.multilabel_soft_margin_loss") }  // 8 cases
