@@ -4,7 +4,8 @@ import EmberReference
 import EmberTestSupport
 
 /// Float64 central finite differences against Ember's analytic gradients on PyTorch's OpInfo
-/// samples: every differentiable OpInfo op, up to 12 elements per input per sample.
+/// samples: every differentiable OpInfo op, up to 48 samples per op and 12 elements per input
+/// per sample.
 final class OpInfoGradCheckTests: XCTestCase {
     /// Ops a float64 difference cannot check: casts to a narrower dtype (the rounding is the
     /// function), and sorts of PyTorch's 8000-element sample, whose closest values are nearer
@@ -31,10 +32,18 @@ final class OpInfoGradCheckTests: XCTestCase {
             // first), so its gradient there is a formula's value, checked by the fixtures.
             c.grads != nil && c.name.contains("@float64") && !OpInfoGradCheckTests.excluded.contains(c.op)
                 && !c.name.hasPrefix("linalg.norm.subgradients_at_zero") && !c.name.hasPrefix("linalg.pinv.hermitian")
+                // max_unpool's plain samples repeat indices (a later value overwrites an earlier
+                // one, whose gradient PyTorch still defines as the gathered one); its "grad"
+                // variants have distinct indices.
+                && !(c.op.hasPrefix("nn.functional.max_unpool") && !c.name.contains(".grad@"))
         }
         var checkedOps = Set<String>()
         var failedOps: [String: String] = [:]
+        // Up to 48 samples per op (the pooling ops have hundreds of one formula's samples).
+        var perOp: [String: Int] = [:]
         for c in cases where failedOps[c.op] == nil {
+            perOp[c.op, default: 0] += 1
+            if perOp[c.op]! > 48 { continue }
             let fn = opInfoTable[c.op]!
             func loss(_ datas: [[Double]]) -> (Tensor?, [Tensor]) {
                 let built = c.inputs.enumerated().map { $0.element.build(datas[$0.offset]) }
@@ -54,6 +63,8 @@ final class OpInfoGradCheckTests: XCTestCase {
             var leafIndex = 0
             inputs: for (k, input) in c.inputs.enumerated() where input.dtype.isFloatingPoint && !input.raw {
                 defer { leafIndex += 1 }
+                // A float32 leaf of a float64 case (cov's aweights) cannot take a 1e-5 step.
+                if input.dtype != .float64 { continue }
                 let a = analytic[leafIndex]?.toArray(Double.self) ?? [Double](repeating: 0, count: input.data.count)
                 let stride = Swift.max(1, input.data.count / 12)
                 let structure = OpInfoGradCheckTests.structure(c, input: k)
