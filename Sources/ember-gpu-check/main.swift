@@ -430,19 +430,26 @@ if let core = try? Fixtures(url: URL(fileURLWithPath: fixturesPath)).cases, let 
         }
         return reported
     }
+    // The batches run side by side, one child per core (each child is one process reading
+    // the fixtures once); counts and reports are taken under a lock.
     let batch = 24
-    for start in stride(from: 0, to: ops.count, by: batch) {
-        let keys = Array(ops[start..<min(start + batch, ops.count)])
+    let batches = stride(from: 0, to: ops.count, by: batch).map { Array(ops[$0..<min($0 + batch, ops.count)]) }
+    let lock = NSLock()
+    DispatchQueue.concurrentPerform(iterations: batches.count) { b in
+        let keys = batches[b]
         let r = child(["--section", "fixtures", "--op", keys.joined(separator: ",")], timeout: 1200)
         if r.status == 0 || r.status == 1 {
+            lock.lock(); defer { lock.unlock() }
             _ = count(r.output)
             if r.status != 0 { report("fixtures of \(keys.first!)…\(keys.last!)", r) }
-            continue
+            return
         }
         for key in keys {
             let one = child(["--section", "fixtures", "--op", key], timeout: 600)
+            lock.lock()
             if !count(one.output).contains(key) { total += 1 }
             if one.status != 0 { report("fixtures of \(key)", one) }
+            lock.unlock()
         }
     }
     print("op fixtures: \(passed) of \(total) cases pass on \(gpu)")
