@@ -504,3 +504,11 @@ TABLE.update({
     "nn.functional.max_unpool2d": ("maxUnpool(x, indices:spatial: 2, ...)", {"dedupe": True}),
     "nn.functional.max_unpool3d": ("maxUnpool(x, indices:spatial: 3, ...)", {"dedupe": True}),
 })
+
+# Quantiles and histograms.
+TABLE.update({
+    "quantile": ("x.quantile(q, dim:keepdim:interpolation:)", {}),
+    "nanquantile": ("x.nanquantile(q, dim:keepdim:interpolation:)", {}),
+    "histc": ("x.histc(bins:min:max:)", {}),
+    "bincount": ("x.bincount(weights:minlength:)", {"dtypes": ["int64"]}),
+})

@@ -48,7 +48,23 @@ func unpoolAdapter(_ spatial: Int) -> (OpCall) -> [Tensor] {
     }
 }
 
+func quantileAdapter(nan: Bool) -> (OpCall) -> [Tensor] {
+    { c in
+        let x = c.input
+        let q: Tensor
+        if case .tensor = c.arg(1, "q") { q = c.tensor(1, "q")! } else { q = Tensor.full([], c.double(1, "q")!, dtype: x.dtype, device: x.device) }
+        let mode = QuantileInterpolation(rawValue: c.string(nil, "interpolation") ?? "linear")!
+        let dim = c.int(2, "dim"), keepdim = c.bool(3, "keepdim") ?? false
+        return [nan ? x.nanquantile(q, dim: dim, keepdim: keepdim, interpolation: mode)
+                    : x.quantile(q, dim: dim, keepdim: keepdim, interpolation: mode)]
+    }
+}
+
 let opInfoMore: [String: (OpCall) -> [Tensor]] = [
+    "quantile": quantileAdapter(nan: false),
+    "nanquantile": quantileAdapter(nan: true),
+    "histc": { c in [c.input.histc(bins: c.int(1, "bins") ?? 100, min: c.double(2, "min") ?? 0, max: c.double(3, "max") ?? 0)] },
+    "bincount": { c in [c.input.bincount(weights: c.tensor(1, "weights"), minlength: c.int(2, "minlength") ?? 0)] },
     "nn.functional.max_pool1d": maxPoolAdapter(1),
     "nn.functional.max_pool2d": maxPoolAdapter(2),
     "nn.functional.max_pool3d": maxPoolAdapter(3),

@@ -10,71 +10,72 @@ extension OpInfoTests {
         "alias_copy", "all", "allclose", "amax", "amin", "aminmax",
         "any", "arange", "argmax", "argmin", "argsort", "argwhere",
         "asin", "asinh", "atan", "atan2", "atanh", "atleast_1d",
-        "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "block_diag", "bmm",
-        "bool", "broadcast_tensors", "broadcast_to", "bucketize", "byte", "cartesian_prod",
-        "cat", "cdist", "ceil", "cholesky_inverse", "cholesky_solve", "chunk",
-        "clamp", "clamp_max", "clamp_min", "clone", "column_stack", "combinations",
-        "conj", "conj_physical", "constant_pad_nd", "contiguous", "copysign", "corrcoef",
-        "cos", "cosh", "count_nonzero", "cov", "cross", "cummax",
-        "cummin", "cumprod", "cumsum", "cumulative_trapezoid", "deg2rad", "diag",
-        "diag_embed", "diagflat", "diagonal", "diagonal_copy", "diagonal_scatter", "diff",
-        "dist", "div", "dot", "double", "dsplit", "dstack",
-        "einsum", "eq", "equal", "erf", "erfc", "exp",
-        "exp2", "expand", "expand_as", "expand_copy", "expm1", "eye",
-        "fill", "flatten", "flip", "fliplr", "flipud", "float",
-        "float_power", "floor", "floor_divide", "fmax", "fmin", "fmod",
-        "frac", "full", "full_like", "gather", "ge", "geqrf",
-        "gt", "half", "heaviside", "hsplit", "hstack", "hypot",
-        "index_add", "index_copy", "index_fill", "index_select", "inner", "int",
-        "isclose", "isfinite", "isin", "isinf", "isnan", "isneginf",
-        "isposinf", "isreal", "item", "kron", "kthvalue", "le",
-        "lerp", "linalg.cholesky", "linalg.cholesky_ex", "linalg.cond", "linalg.cross", "linalg.det",
-        "linalg.diagonal", "linalg.eigh", "linalg.eigvalsh", "linalg.householder_product", "linalg.inv", "linalg.inv_ex",
-        "linalg.lstsq", "linalg.lu", "linalg.lu_factor", "linalg.lu_factor_ex", "linalg.lu_solve", "linalg.matrix_norm",
-        "linalg.matrix_power", "linalg.matrix_rank", "linalg.multi_dot", "linalg.norm", "linalg.pinv", "linalg.qr",
-        "linalg.slogdet", "linalg.solve", "linalg.solve_ex", "linalg.solve_triangular", "linalg.svd", "linalg.svdvals",
-        "linalg.tensorinv", "linalg.tensorsolve", "linalg.vander", "linalg.vecdot", "linalg.vector_norm", "linspace",
-        "log", "log10", "log1p", "log2", "log_softmax", "logaddexp",
-        "logaddexp2", "logcumsumexp", "logdet", "logical_and", "logical_not", "logical_or",
-        "logical_xor", "logit", "logspace", "logsumexp", "long", "lt",
-        "lu", "lu_solve", "lu_unpack", "mH", "mT", "masked_fill",
-        "masked_scatter", "masked_select", "matmul", "matrix_exp", "max", "maximum",
-        "mean", "median", "meshgrid", "min", "minimum", "mm",
-        "movedim", "msort", "mul", "mv", "nan_to_num", "nanmean",
-        "nanmedian", "nansum", "narrow", "narrow_copy", "ne", "neg",
-        "new_full", "new_ones", "new_zeros", "nn.functional.adaptive_avg_pool1d", "nn.functional.adaptive_avg_pool2d", "nn.functional.adaptive_avg_pool3d",
-        "nn.functional.adaptive_max_pool1d", "nn.functional.adaptive_max_pool2d", "nn.functional.adaptive_max_pool3d", "nn.functional.avg_pool1d", "nn.functional.avg_pool2d", "nn.functional.avg_pool3d",
-        "nn.functional.batch_norm", "nn.functional.bilinear", "nn.functional.binary_cross_entropy", "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle",
-        "nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d", "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy",
-        "nn.functional.elu", "nn.functional.embedding", "nn.functional.gaussian_nll_loss", "nn.functional.gelu", "nn.functional.glu", "nn.functional.group_norm",
-        "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish", "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss",
-        "nn.functional.instance_norm", "nn.functional.interpolate", "nn.functional.kl_div", "nn.functional.l1_loss", "nn.functional.layer_norm", "nn.functional.leaky_relu",
-        "nn.functional.linear", "nn.functional.local_response_norm", "nn.functional.logsigmoid", "nn.functional.margin_ranking_loss", "nn.functional.max_pool1d", "nn.functional.max_pool2d",
-        "nn.functional.max_pool3d", "nn.functional.max_unpool1d", "nn.functional.max_unpool2d", "nn.functional.max_unpool3d", "nn.functional.mish", "nn.functional.mse_loss",
-        "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss", "nn.functional.normalize", "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance",
-        "nn.functional.pdist", "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle", "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu",
-        "nn.functional.relu6", "nn.functional.rms_norm", "nn.functional.selu", "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss",
-        "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink", "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold",
-        "nn.functional.triplet_margin_loss", "nn.functional.unfold", "nn.functional.upsample_bilinear", "nn.functional.upsample_nearest", "nonzero", "norm",
-        "ones", "ones_like", "ormqr", "outer", "permute", "permute_copy",
-        "pinverse", "positive", "pow", "prod", "rad2deg", "ravel",
-        "real", "reciprocal", "remainder", "renorm", "repeat", "repeat_interleave",
-        "reshape", "reshape_as", "resolve_conj", "resolve_neg", "roll", "rot90",
-        "round", "rsqrt", "rsub", "scalar_tensor", "scatter", "scatter_add",
-        "searchsorted", "select", "select_scatter", "sgn", "sigmoid", "sign",
-        "signal.windows.bartlett", "signal.windows.blackman", "signal.windows.cosine", "signal.windows.exponential", "signal.windows.gaussian", "signal.windows.general_cosine",
-        "signal.windows.general_hamming", "signal.windows.hamming", "signal.windows.hann", "signal.windows.nuttall", "signbit", "sin",
-        "sinc", "sinh", "slice_scatter", "softmax", "sort", "special.entr",
-        "special.log_ndtr", "special.ndtr", "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy",
-        "sqrt", "square", "squeeze", "squeeze_copy", "stack", "std",
-        "std_mean", "sub", "sum", "sum_to_size", "svd", "t",
-        "t_copy", "take", "take_along_dim", "tan", "tanh", "tensor_split",
-        "tensordot", "tile", "to", "topk", "trace", "transpose",
-        "transpose_copy", "trapezoid", "trapz", "triangular_solve", "tril", "triu",
-        "true_divide", "trunc", "unbind", "unbind_copy", "unflatten", "unique",
-        "unique_consecutive", "unsafe_chunk", "unsafe_split", "unsqueeze", "unsqueeze_copy", "var",
-        "var_mean", "vdot", "view", "view_as", "view_copy", "vsplit",
-        "vstack", "where", "xlogy", "zero_", "zeros", "zeros_like",
+        "atleast_2d", "atleast_3d", "baddbmm", "bfloat16", "bincount", "block_diag",
+        "bmm", "bool", "broadcast_tensors", "broadcast_to", "bucketize", "byte",
+        "cartesian_prod", "cat", "cdist", "ceil", "cholesky_inverse", "cholesky_solve",
+        "chunk", "clamp", "clamp_max", "clamp_min", "clone", "column_stack",
+        "combinations", "conj", "conj_physical", "constant_pad_nd", "contiguous", "copysign",
+        "corrcoef", "cos", "cosh", "count_nonzero", "cov", "cross",
+        "cummax", "cummin", "cumprod", "cumsum", "cumulative_trapezoid", "deg2rad",
+        "diag", "diag_embed", "diagflat", "diagonal", "diagonal_copy", "diagonal_scatter",
+        "diff", "dist", "div", "dot", "double", "dsplit",
+        "dstack", "einsum", "eq", "equal", "erf", "erfc",
+        "exp", "exp2", "expand", "expand_as", "expand_copy", "expm1",
+        "eye", "fill", "flatten", "flip", "fliplr", "flipud",
+        "float", "float_power", "floor", "floor_divide", "fmax", "fmin",
+        "fmod", "frac", "full", "full_like", "gather", "ge",
+        "geqrf", "gt", "half", "heaviside", "histc", "hsplit",
+        "hstack", "hypot", "index_add", "index_copy", "index_fill", "index_select",
+        "inner", "int", "isclose", "isfinite", "isin", "isinf",
+        "isnan", "isneginf", "isposinf", "isreal", "item", "kron",
+        "kthvalue", "le", "lerp", "linalg.cholesky", "linalg.cholesky_ex", "linalg.cond",
+        "linalg.cross", "linalg.det", "linalg.diagonal", "linalg.eigh", "linalg.eigvalsh", "linalg.householder_product",
+        "linalg.inv", "linalg.inv_ex", "linalg.lstsq", "linalg.lu", "linalg.lu_factor", "linalg.lu_factor_ex",
+        "linalg.lu_solve", "linalg.matrix_norm", "linalg.matrix_power", "linalg.matrix_rank", "linalg.multi_dot", "linalg.norm",
+        "linalg.pinv", "linalg.qr", "linalg.slogdet", "linalg.solve", "linalg.solve_ex", "linalg.solve_triangular",
+        "linalg.svd", "linalg.svdvals", "linalg.tensorinv", "linalg.tensorsolve", "linalg.vander", "linalg.vecdot",
+        "linalg.vector_norm", "linspace", "log", "log10", "log1p", "log2",
+        "log_softmax", "logaddexp", "logaddexp2", "logcumsumexp", "logdet", "logical_and",
+        "logical_not", "logical_or", "logical_xor", "logit", "logspace", "logsumexp",
+        "long", "lt", "lu", "lu_solve", "lu_unpack", "mH",
+        "mT", "masked_fill", "masked_scatter", "masked_select", "matmul", "matrix_exp",
+        "max", "maximum", "mean", "median", "meshgrid", "min",
+        "minimum", "mm", "movedim", "msort", "mul", "mv",
+        "nan_to_num", "nanmean", "nanmedian", "nanquantile", "nansum", "narrow",
+        "narrow_copy", "ne", "neg", "new_full", "new_ones", "new_zeros",
+        "nn.functional.adaptive_avg_pool1d", "nn.functional.adaptive_avg_pool2d", "nn.functional.adaptive_avg_pool3d", "nn.functional.adaptive_max_pool1d", "nn.functional.adaptive_max_pool2d", "nn.functional.adaptive_max_pool3d",
+        "nn.functional.avg_pool1d", "nn.functional.avg_pool2d", "nn.functional.avg_pool3d", "nn.functional.batch_norm", "nn.functional.bilinear", "nn.functional.binary_cross_entropy",
+        "nn.functional.binary_cross_entropy_with_logits", "nn.functional.celu", "nn.functional.channel_shuffle", "nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
+        "nn.functional.cosine_embedding_loss", "nn.functional.cosine_similarity", "nn.functional.cross_entropy", "nn.functional.elu", "nn.functional.embedding", "nn.functional.gaussian_nll_loss",
+        "nn.functional.gelu", "nn.functional.glu", "nn.functional.group_norm", "nn.functional.hardshrink", "nn.functional.hardsigmoid", "nn.functional.hardswish",
+        "nn.functional.hardtanh", "nn.functional.hinge_embedding_loss", "nn.functional.huber_loss", "nn.functional.instance_norm", "nn.functional.interpolate", "nn.functional.kl_div",
+        "nn.functional.l1_loss", "nn.functional.layer_norm", "nn.functional.leaky_relu", "nn.functional.linear", "nn.functional.local_response_norm", "nn.functional.logsigmoid",
+        "nn.functional.margin_ranking_loss", "nn.functional.max_pool1d", "nn.functional.max_pool2d", "nn.functional.max_pool3d", "nn.functional.max_unpool1d", "nn.functional.max_unpool2d",
+        "nn.functional.max_unpool3d", "nn.functional.mish", "nn.functional.mse_loss", "nn.functional.multilabel_soft_margin_loss", "nn.functional.nll_loss", "nn.functional.normalize",
+        "nn.functional.one_hot", "nn.functional.pad", "nn.functional.pairwise_distance", "nn.functional.pdist", "nn.functional.pixel_shuffle", "nn.functional.pixel_unshuffle",
+        "nn.functional.poisson_nll_loss", "nn.functional.prelu", "nn.functional.relu", "nn.functional.relu6", "nn.functional.rms_norm", "nn.functional.selu",
+        "nn.functional.silu", "nn.functional.smooth_l1_loss", "nn.functional.soft_margin_loss", "nn.functional.softmin", "nn.functional.softplus", "nn.functional.softshrink",
+        "nn.functional.softsign", "nn.functional.tanhshrink", "nn.functional.threshold", "nn.functional.triplet_margin_loss", "nn.functional.unfold", "nn.functional.upsample_bilinear",
+        "nn.functional.upsample_nearest", "nonzero", "norm", "ones", "ones_like", "ormqr",
+        "outer", "permute", "permute_copy", "pinverse", "positive", "pow",
+        "prod", "quantile", "rad2deg", "ravel", "real", "reciprocal",
+        "remainder", "renorm", "repeat", "repeat_interleave", "reshape", "reshape_as",
+        "resolve_conj", "resolve_neg", "roll", "rot90", "round", "rsqrt",
+        "rsub", "scalar_tensor", "scatter", "scatter_add", "searchsorted", "select",
+        "select_scatter", "sgn", "sigmoid", "sign", "signal.windows.bartlett", "signal.windows.blackman",
+        "signal.windows.cosine", "signal.windows.exponential", "signal.windows.gaussian", "signal.windows.general_cosine", "signal.windows.general_hamming", "signal.windows.hamming",
+        "signal.windows.hann", "signal.windows.nuttall", "signbit", "sin", "sinc", "sinh",
+        "slice_scatter", "softmax", "sort", "special.entr", "special.log_ndtr", "special.ndtr",
+        "special.xlog1py", "split", "split_with_sizes", "split_with_sizes_copy", "sqrt", "square",
+        "squeeze", "squeeze_copy", "stack", "std", "std_mean", "sub",
+        "sum", "sum_to_size", "svd", "t", "t_copy", "take",
+        "take_along_dim", "tan", "tanh", "tensor_split", "tensordot", "tile",
+        "to", "topk", "trace", "transpose", "transpose_copy", "trapezoid",
+        "trapz", "triangular_solve", "tril", "triu", "true_divide", "trunc",
+        "unbind", "unbind_copy", "unflatten", "unique", "unique_consecutive", "unsafe_chunk",
+        "unsafe_split", "unsqueeze", "unsqueeze_copy", "var", "var_mean", "vdot",
+        "view", "view_as", "view_copy", "vsplit", "vstack", "where",
+        "xlogy", "zero_", "zeros", "zeros_like",
     ]
 
     func test_H() { check("H") }  // 4 cases
@@ -111,6 +112,7 @@ extension OpInfoTests {
     func test_atleast_3d() { check("atleast_3d") }  // 12 cases
     func test_baddbmm() { check("baddbmm") }  // 16 cases
     func test_bfloat16() { check("bfloat16") }  // 10 cases
+    func test_bincount() { check("bincount") }  // 16 cases
     func test_block_diag() { check("block_diag") }  // 8 cases
     func test_bmm() { check("bmm") }  // 20 cases
     func test_bool() { check("bool") }  // 10 cases
@@ -194,6 +196,7 @@ extension OpInfoTests {
     func test_gt() { check("gt") }  // 18 cases
     func test_half() { check("half") }  // 10 cases
     func test_heaviside() { check("heaviside") }  // 18 cases
+    func test_histc() { check("histc") }  // 196 cases
     func test_hsplit() { check("hsplit") }  // 4 cases
     func test_hstack() { check("hstack") }  // 4 cases
     func test_hypot() { check("hypot") }  // 18 cases
@@ -294,6 +297,7 @@ extension OpInfoTests {
     func test_nan_to_num() { check("nan_to_num") }  // 6 cases
     func test_nanmean() { check("nanmean") }  // 70 cases
     func test_nanmedian() { check("nanmedian") }  // 26 cases
+    func test_nanquantile() { check("nanquantile") }  // 120 cases
     func test_nansum() { check("nansum") }  // 70 cases
     func test_narrow() { check("narrow") }  // 20 cases
     func test_narrow_copy() { check("narrow_copy") }  // 10 cases
@@ -393,6 +397,7 @@ extension OpInfoTests {
     func test_positive() { check("positive") }  // 2 cases
     func test_pow() { check("pow") }  // 18 cases
     func test_prod() { check("prod") }  // 78 cases
+    func test_quantile() { check("quantile") }  // 120 cases
     func test_rad2deg() { check("rad2deg") }  // 2 cases
     func test_ravel() { check("ravel") }  // 6 cases
     func test_real() { check("real") }  // 6 cases

@@ -56,3 +56,129 @@ extension Tensor {
         return (c / s.unsqueeze(1) / s.unsqueeze(0)).clamp(min: -1, max: 1)
     }
 }
+
+/// How `quantile` picks a value between two sorted neighbours (numpy's and PyTorch's names).
+public enum QuantileInterpolation: String, Sendable, CaseIterable {
+    case linear, lower, higher, midpoint, nearest
+}
+
+extension Tensor {
+    /// The q-th quantiles along `dim` (all elements when nil) (`torch.quantile`): `q` a number
+    /// (no new dimension) or a 1-D tensor of values in [0, 1] (a leading dimension of its
+    /// size). A row holding NaN gives NaN. Differentiable through the sort.
+    public func quantile(_ q: Tensor, dim: Int? = nil, keepdim: Bool = false, interpolation: QuantileInterpolation = .linear) -> Tensor {
+        quantiles(q, dim: dim, keepdim: keepdim, interpolation: interpolation, ignoreNaN: false)
+    }
+    public func quantile(_ q: Double, dim: Int? = nil, keepdim: Bool = false, interpolation: QuantileInterpolation = .linear) -> Tensor {
+        quantile(Tensor.full([], q, dtype: dtype, device: device), dim: dim, keepdim: keepdim, interpolation: interpolation)
+    }
+    /// `quantile` ignoring NaN (`torch.nanquantile`): a row of NaN only gives NaN.
+    public func nanquantile(_ q: Tensor, dim: Int? = nil, keepdim: Bool = false, interpolation: QuantileInterpolation = .linear) -> Tensor {
+        quantiles(q, dim: dim, keepdim: keepdim, interpolation: interpolation, ignoreNaN: true)
+    }
+    public func nanquantile(_ q: Double, dim: Int? = nil, keepdim: Bool = false, interpolation: QuantileInterpolation = .linear) -> Tensor {
+        nanquantile(Tensor.full([], q, dtype: dtype, device: device), dim: dim, keepdim: keepdim, interpolation: interpolation)
+    }
+
+    /// PyTorch's `quantile_compute`: ranks `q·(n − 1)` into the sorted rows (n counting only
+    /// non-NaN values when `ignoreNaN`), then the neighbours gathered and interpolated.
+    private func quantiles(_ q: Tensor, dim: Int?, keepdim: Bool, interpolation: QuantileInterpolation, ignoreNaN: Bool) -> Tensor {
+        let op = ignoreNaN ? "nanquantile" : "quantile"
+        checked {
+            try require(dtype == .float32 || dtype == .float64, "\(op)() input tensor must be either float or double dtype, got \(dtype)")
+            try require(q.rank <= 1, "\(op)() q must be a scalar or 1D tensor, got shape \(fmt(q.shape))")
+            try require(q.dtype == dtype, "\(op)() q tensor must be same dtype as the input tensor (\(q.dtype) and \(dtype))")
+            try require(count > 0, "\(op)() input tensor must be non-empty")
+            let v = q.toArray(Double.self)
+            try require(v.allSatisfy { $0 >= 0 && $0 <= 1 }, "\(op)() q values must be in the range [0, 1]")
+            if let dim { try require(dim >= -Swift.max(rank, 1) && dim < Swift.max(rank, 1), "\(op)(): dim \(dim) out of range for a \(rank)-D input") }
+        }
+        // Rows along the last dimension: [lead..., n].
+        var outShape: [Int]
+        let rows: Tensor
+        if let dim {
+            let d = rank == 0 ? 0 : (dim < 0 ? dim + rank : dim)
+            let x = rank == 0 ? reshape([1]) : self
+            rows = x.movedim(d, x.rank - 1)
+            outShape = x.shape
+            if keepdim { outShape[d] = 1 } else { outShape.remove(at: d) }
+            if rank == 0 { outShape = [] }
+        } else {
+            rows = reshape([count])
+            outShape = keepdim ? [Int](repeating: 1, count: rank) : []
+        }
+        let sorted = rows.sort(dim: -1).values
+        let n = sorted.shape[sorted.rank - 1]
+        let q1 = q.reshape([q.count])
+        let lead = Array(sorted.shape.dropLast())
+        let qRow = q1.reshape([Int](repeating: 1, count: lead.count) + [q1.count])  // [1…, Q]
+        // Differentiable in q (PyTorch differentiates a quantile in q too).
+        var ranks: Tensor
+        if ignoreNaN {
+            let valid = withNoGrad { sorted.isnan().logicalNot().to(dtype).sum(dim: -1, keepdim: true) }
+            let r = qRow * (valid - 1)
+            ranks = Tensor.where(r.lt(0), Tensor.zerosLike(r), r)
+        } else {
+            let r = (qRow * Double(n - 1)).expand(lead + [q1.count])
+            let hasNaN = withNoGrad { sorted.isnan().any(dim: -1, keepdim: true).expand(lead + [q1.count]) }
+            ranks = Tensor.where(hasNaN, Tensor.fullLike(r, Double(n - 1)), r)
+        }
+        switch interpolation {
+        case .lower: ranks = ranks.floor()
+        case .higher: ranks = ranks.ceil()
+        case .nearest: ranks = ranks.round()
+        default: break
+        }
+        let below = withNoGrad { ranks.floor() }.detach().to(.int64)
+        var values = sorted.gather(sorted.rank - 1, below)
+        if interpolation == .linear || interpolation == .midpoint {
+            let weights = interpolation == .midpoint ? Tensor.fullLike(ranks, 0.5) : ranks - below.to(dtype)
+            let above = sorted.gather(sorted.rank - 1, withNoGrad { ranks.ceil() }.detach().to(.int64))
+            // at::lerp: from the nearer end.
+            let diff = above - values
+            values = Tensor.where(weights.lt(0.5), values + weights * diff, above - diff * (1 - weights))
+        }
+        // [lead..., Q] → [Q, out...] (no Q dimension for a number q).
+        let moved = values.movedim(values.rank - 1, 0)
+        return q.rank == 0 ? moved.reshape(outShape) : moved.reshape([q1.count] + outShape)
+    }
+
+    /// Counts of the values in `bins` equal-width bins over [min, max] (`torch.histc`; the data's
+    /// own range when min = max; values outside, and NaN, are not counted).
+    public func histc(bins: Int = 100, min: Double = 0, max: Double = 0) -> Tensor {
+        checked {
+            try require(bins > 0, "histc: bins must be > 0, but got \(bins) for dimension 0")
+            try require(dtype.isFloatingPoint, "histc: \"histogram_cpu\" not implemented for '\(dtype)'")
+            try require(!(min > max), "histc: max must be larger than min (min \(min), max \(max))")
+        }
+        // PyTorch's binning, in the input's precision: (x − lo)·bins / (hi − lo), truncated.
+        var counts = [Double](repeating: 0, count: bins)
+        func run<T: BinaryFloatingPoint>(_ v: [T]) {
+            var lo = T(min), hi = T(max)
+            if lo == hi, !v.isEmpty { lo = v.min()!; hi = v.max()! }
+            if lo == hi { lo -= 1; hi += 1 }
+            for e in v where e >= lo && e <= hi {
+                var pos = Int(((e - lo) * T(bins) / (hi - lo)).rounded(.towardZero))
+                if pos == bins { pos -= 1 }
+                counts[pos] += 1
+            }
+        }
+        if dtype == .float64 { run(toArray(Double.self)) } else { run(toArray(Float.self)) }
+        return Tensor(counts, shape: [bins], dtype: dtype, device: device)
+    }
+
+    /// The number of times each non-negative integer occurs in a 1-D tensor, or the sum of
+    /// their `weights` (`torch.bincount`); at least `minlength` long.
+    public func bincount(weights: Tensor? = nil, minlength: Int = 0) -> Tensor {
+        checked {
+            try require(rank == 1 && !dtype.isFloatingPoint && dtype != .bool, "bincount only supports 1-d non-negative integral inputs (got \(dtype), shape \(fmt(shape)))")
+            try require(minlength >= 0, "bincount: minlength should be >= 0")
+            if let weights { try require(weights.shape == shape, "bincount: weights should be 1-d and have the same length as input (\(fmt(weights.shape)) vs \(fmt(shape)))") }
+            try require(count == 0 || min().item() >= 0, "bincount only supports 1-d non-negative integral inputs.")
+        }
+        let length = Swift.max(minlength, count == 0 ? 0 : Int(max().item()) + 1)
+        let outDType: DType = weights.map { $0.dtype.isFloatingPoint ? $0.dtype : .float64 } ?? .int64
+        let src = weights.map { $0.to(outDType) } ?? Tensor.ones([count], dtype: outDType, device: device)
+        return Tensor.zeros([length], dtype: outDType, device: device).indexAdd(0, to(.int64), src)
+    }
+}
