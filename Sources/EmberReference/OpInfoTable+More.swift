@@ -13,21 +13,18 @@ func window(_ f: @escaping (OpCall, Int, Bool, DType) -> Tensor) -> (OpCall) -> 
     }
 }
 
-/// An int-or-tuple pooling argument (a missing one is nil; `stride=[]` means the kernel).
-func poolInts(_ c: OpCall, _ i: Int?, _ name: String) -> [Int]? { c.ints(i, name) }
-
 func maxPoolAdapter(_ spatial: Int) -> (OpCall) -> [Tensor] {
     { c in
-        let r = maxPool(c.input, spatial: spatial, kernel: poolInts(c, 1, "kernel_size")!, stride: poolInts(c, 2, "stride"),
-                        padding: poolInts(c, 3, "padding") ?? [0], dilation: poolInts(c, 4, "dilation") ?? [1],
+        let r = maxPool(c.input, spatial: spatial, kernel: c.ints(1, "kernel_size")!, stride: c.ints(2, "stride"),
+                        padding: c.ints(3, "padding") ?? [0], dilation: c.ints(4, "dilation") ?? [1],
                         ceilMode: c.bool(5, "ceil_mode") ?? false)
         return (c.bool(6, "return_indices") ?? false) ? [r.values, r.indices] : [r.values]
     }
 }
 func avgPoolAdapter(_ spatial: Int) -> (OpCall) -> [Tensor] {
     { c in
-        [avgPool(c.input, spatial: spatial, kernel: poolInts(c, 1, "kernel_size")!, stride: poolInts(c, 2, "stride"),
-                 padding: poolInts(c, 3, "padding") ?? [0], ceilMode: c.bool(4, "ceil_mode") ?? false,
+        [avgPool(c.input, spatial: spatial, kernel: c.ints(1, "kernel_size")!, stride: c.ints(2, "stride"),
+                 padding: c.ints(3, "padding") ?? [0], ceilMode: c.bool(4, "ceil_mode") ?? false,
                  countIncludePad: c.bool(5, "count_include_pad") ?? true, divisorOverride: spatial == 1 ? nil : c.int(6, "divisor_override"))]
     }
 }
@@ -43,8 +40,8 @@ func adaptiveSize(_ c: OpCall, _ spatial: Int) -> [Int] {
 }
 func unpoolAdapter(_ spatial: Int) -> (OpCall) -> [Tensor] {
     { c in
-        [maxUnpool(c.input, indices: c.tensor(1, "indices")!, spatial: spatial, kernel: poolInts(c, 2, "kernel_size")!,
-                   stride: poolInts(c, 3, "stride"), padding: poolInts(c, 4, "padding") ?? [0], outputSize: poolInts(c, 5, "output_size"))]
+        [maxUnpool(c.input, indices: c.tensor(1, "indices")!, spatial: spatial, kernel: c.ints(2, "kernel_size")!,
+                   stride: c.ints(3, "stride"), padding: c.ints(4, "padding") ?? [0], outputSize: c.ints(5, "output_size"))]
     }
 }
 
